@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace troupe::conf {
+
+using duration = std::chrono::milliseconds;
+
+/// host:port as written in the cluster file (resolved later, by the transport).
+struct host_port {
+    std::string host;
+    std::uint16_t port = 0;
+
+    friend bool operator==(const host_port&, const host_port&) = default;
+};
+
+enum class queue_full_policy { block, fail };
+
+/// Tribes' option bits, kept for familiarity: async 8, ack 2, sync 6 (= ack | 4).
+namespace send_option_bits {
+inline constexpr std::uint32_t use_ack = 2;
+inline constexpr std::uint32_t synchronized_ack = 4;
+inline constexpr std::uint32_t asynchronous = 8;
+} // namespace send_option_bits
+
+struct cluster_section {
+    std::string name = "troupe";   ///< nodes of other clusters are refused at HELLO
+    std::string node;              ///< this node's name (the session-id route suffix); default: host name
+    std::string secret;            ///< shared secret; empty = no authentication
+};
+
+struct receiver_section {
+    std::string address = "127.0.0.1"; ///< loopback by default: production names its interface
+    std::uint16_t port = 4000;         ///< 0 = any free port
+    std::uint32_t auto_bind = 100;     ///< try port .. port+auto_bind-1
+    std::uint32_t threads = 1;         ///< I/O threads running the node's io_context
+};
+
+struct membership_section {
+    std::vector<host_port> static_members; ///< key `membership.static`; may list this node too
+    duration drop_time{3000};              ///< a member unreachable this long is gone
+};
+
+struct sender_section {
+    duration connect_timeout{1000};  ///< TCP connect + HELLO
+    duration ack_timeout{3000};      ///< ack/sync sends fail after this
+    std::uint64_t queue_limit = 64ull << 20; ///< queued bytes per member
+    queue_full_policy on_queue_full = queue_full_policy::block;
+    duration block_timeout{1000};    ///< with `block`: how long a send waits for room
+    duration keepalive{1000};        ///< PING an idle connection this often
+    duration reconnect_backoff_max{1000}; ///< reconnect delay doubles up to this
+};
+
+struct channel_section {
+    std::uint32_t send_options = send_option_bits::asynchronous; ///< default options of managers
+    std::uint64_t max_message = 16ull << 20; ///< largest payload accepted or sent
+    duration stop_timeout{5000};             ///< stop() flushes queued messages this long
+};
+
+struct admin_section {
+    bool enabled = true;
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 0; ///< 0 = any free port (reported in the "ready" line)
+};
+
+struct logging_section {
+    std::string level = "info"; ///< trace, debug, info, warn, error, critical, off
+    std::string file;           ///< empty = stderr
+};
+
+/// The whole cluster file. Plain aggregates: a config built in code goes through
+/// the same validate() as one read from a file.
+struct cluster_config {
+    cluster_section cluster;
+    receiver_section receiver;
+    membership_section membership;
+    sender_section sender;
+    channel_section channel;
+    admin_section admin;
+    logging_section logging;
+};
+
+} // namespace troupe::conf

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: Apache-2.0
+// troupe-node: a member with no HTTP front (replica holder, admin endpoint).
+//
+//   troupe-node --config FILE [--set key=value]...
+//   troupe-node --check-config FILE [--set key=value]...
+//
+// Prints one JSON "ready" line on stdout once it serves, then logs to stderr (or
+// logging.file). SIGTERM/SIGINT stop it gracefully: BYE to peers, queues flushed.
+#include <troupe/engine/admin_server.hpp>
+#include <troupe/troupe.hpp>
+
+#include "node_setup.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <pthread.h>
+
+namespace {
+
+void usage(std::FILE* to) {
+    std::fprintf(to, "usage: troupe-node --config FILE [--set key=value]...\n"
+                     "       troupe-node --check-config FILE [--set key=value]...\n");
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    using namespace troupe;
+    std::string config_path;
+    bool check_only = false;
+    std::vector<std::string> overrides;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "troupe-node: %s needs a value\n", arg.c_str());
+                usage(stderr);
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (arg == "--config") {
+            config_path = value();
+        } else if (arg == "--check-config") {
+            config_path = value();
+            check_only = true;
+        } else if (arg == "--set") {
+            overrides.push_back(value());
+        } else if (arg == "-h" || arg == "--help") {
+            usage(stdout);
+            return 0;
+        } else {
+            std::fprintf(stderr, "troupe-node: unknown argument '%s'\n", arg.c_str());
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (config_path.empty()) {
+        usage(stderr);
+        return 2;
+    }
+
+    conf::cluster_config config;
+    try {
+        config = conf::load_file(config_path, overrides);
+    } catch (const conf::config_error& e) {
+        for (const auto& d : e.diagnostics()) {
+            std::fprintf(stderr, "%s\n", d.str().c_str());
+        }
+        return 2;
+    }
+    if (check_only) {
+        std::cout << conf::to_yaml(config);
+        return 0;
+    }
+
+    // Block the stop signals in every thread; main waits for them with sigwait.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    tools::setup_logging(config);
+    try {
+        engine::channel channel(config);
+        channel.start();
+        std::unique_ptr<engine::admin_server> admin;
+        if (config.admin.enabled) {
+            admin = std::make_unique<engine::admin_server>(channel.io_context(), config.admin.address,
+                                                           config.admin.port);
+            tools::add_channel_routes(*admin, channel);
+            admin->start();
+        }
+        tools::print_ready(channel, admin ? admin->port() : 0);
+
+        int sig = 0;
+        sigwait(&signals, &sig);
+        spdlog::info("signal {}: stopping", sig);
+        if (admin) {
+            admin->stop();
+        }
+        channel.stop();
+    } catch (const std::exception& e) {
+        spdlog::critical("troupe-node: {}", e.what());
+        std::fprintf(stderr, "troupe-node: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "node_setup.hpp"
+
+#include <spdlog/cfg/env.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <unistd.h>
+
+namespace troupe::tools {
+
+void setup_logging(const conf::cluster_config& config) {
+    std::shared_ptr<spdlog::logger> logger;
+    if (config.logging.file.empty()) {
+        logger = spdlog::stderr_color_mt("troupe");
+    } else {
+        logger = spdlog::basic_logger_mt("troupe", config.logging.file);
+    }
+    spdlog::set_default_logger(logger);
+    spdlog::set_level(spdlog::level::from_str(config.logging.level));
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
+    spdlog::flush_on(spdlog::level::warn);
+    spdlog::cfg::load_env_levels();
+}
+
+void add_channel_routes(engine::admin_server& admin, engine::channel& channel) {
+    admin.add_route("/members", [&channel] { return engine::http_reply{200, "application/json", channel.members_json()}; });
+    admin.add_route("/stats", [&channel] { return engine::http_reply{200, "application/json", channel.stats_json()}; });
+    admin.add_route("/metrics", [&channel] {
+        return engine::http_reply{200, "text/plain; version=0.0.4", channel.metrics_text()};
+    });
+    admin.add_route("/healthz", [] { return engine::http_reply{200, "application/json", "{\"ok\":true}"}; });
+}
+
+void print_ready(const engine::channel& channel, std::uint16_t admin_port) {
+    std::printf("{\"ready\":true,\"node\":\"%s\",\"id\":\"%s\",\"port\":%u,\"admin_port\":%u,\"pid\":%d}\n",
+                channel.self().name.c_str(), channel.self().id.str().c_str(),
+                static_cast<unsigned>(channel.port()), static_cast<unsigned>(admin_port),
+                static_cast<int>(::getpid()));
+    std::fflush(stdout);
+}
+
+} // namespace troupe::tools

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <troupe/conf/cluster_config.hpp>
+#include <troupe/engine/admin_server.hpp>
+#include <troupe/engine/channel.hpp>
+
+#include <cstdint>
+
+namespace troupe::tools {
+
+/// Default logger to stderr (or logging.file) at logging.level; SPDLOG_LEVEL
+/// (e.g. `troupe.transport=debug`) overrides per logger.
+void setup_logging(const conf::cluster_config& config);
+
+/// GET /members, /stats, /metrics and /healthz from the channel.
+void add_channel_routes(engine::admin_server& admin, engine::channel& channel);
+
+/// The one JSON line tests and scripts wait for, instead of sleeping:
+/// {"ready":true,"node":...,"id":...,"port":P,"admin_port":A,"pid":N}
+void print_ready(const engine::channel& channel, std::uint16_t admin_port);
+
+} // namespace troupe::tools

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <troupe/transport/error.hpp>
+
+#include <boost/system/error_code.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace troupe::transport {
+
+/// Wire format v1. Every integer is big-endian.
+///
+///     header (12 bytes): magic "TRUP" | version u8 | type u8 | flags u16 | body_len u32
+///     DATA  body: message id u64 | options u32 | context_len u8 | context | payload
+///     ACK/NACK body: message id u64 | status u8 | reason_len u16 | reason
+///     PING/PONG body: token u64
+///     BYE body: reason_len u16 | reason
+///     HELLO/AUTH: see hello.hpp
+inline constexpr std::uint32_t frame_magic = 0x54525550; // "TRUP"
+inline constexpr std::uint8_t frame_version = 1;
+inline constexpr std::size_t header_size = 12;
+/// Largest body accepted before the handshake completes: an unauthenticated
+/// peer can never make us allocate more than this.
+inline constexpr std::uint32_t max_handshake_body = 1024;
+/// DATA overhead beyond the payload: id, options, context length, context (≤ 255).
+inline constexpr std::uint32_t data_overhead = 8 + 4 + 1 + 255;
+
+enum class frame_type : std::uint8_t {
+    hello = 1,
+    auth = 2,
+    data = 3,
+    ack = 4,
+    nack = 5,
+    ping = 6,
+    pong = 7,
+    bye = 8,
+};
+
+std::string_view to_string(frame_type type) noexcept;
+
+/// NACK statuses.
+enum class ack_status : std::uint8_t {
+    ok = 0,
+    listener_failed = 1,
+    no_listener = 2,
+};
+
+using buffer = std::vector<std::uint8_t>;
+using frame_ptr = std::shared_ptr<const buffer>;
+
+/// A complete frame inside a receive buffer; `body` points into that buffer.
+struct frame_view {
+    frame_type type{};
+    std::uint16_t flags = 0;
+    std::span<const std::uint8_t> body;
+};
+
+/// Result of looking at the front of a receive buffer.
+struct decode_result {
+    enum class kind { frame, need_more, bad } what = kind::need_more;
+    std::size_t consumed = 0;         ///< bytes of the frame (kind::frame)
+    std::size_t needed = 0;           ///< total bytes the next frame needs (kind::need_more, once known)
+    boost::system::error_code ec;     ///< kind::bad
+};
+
+/// Looks for one frame at the front of `data`. The header's length is checked
+/// against `max_body` before anyone allocates for it.
+decode_result decode_frame(std::span<const std::uint8_t> data, std::uint32_t max_body,
+                           frame_view& out) noexcept;
+
+struct data_view {
+    std::uint64_t id = 0;
+    std::uint32_t options = 0;
+    std::string_view context;
+    std::span<const std::uint8_t> payload;
+};
+
+struct ack_view {
+    std::uint64_t id = 0;
+    ack_status status = ack_status::ok;
+    std::string_view reason;
+};
+
+boost::system::error_code parse_data(std::span<const std::uint8_t> body, data_view& out) noexcept;
+boost::system::error_code parse_ack(std::span<const std::uint8_t> body, ack_view& out) noexcept;
+boost::system::error_code parse_token(std::span<const std::uint8_t> body, std::uint64_t& out) noexcept;
+boost::system::error_code parse_bye(std::span<const std::uint8_t> body, std::string_view& reason) noexcept;
+
+/// Encoders append one whole frame to `out`.
+void append_data(buffer& out, std::uint64_t id, std::uint32_t options, std::string_view context,
+                 std::span<const std::uint8_t> payload);
+void append_ack(buffer& out, frame_type type, std::uint64_t id, ack_status status,
+                std::string_view reason);
+void append_token(buffer& out, frame_type type, std::uint64_t token);
+void append_bye(buffer& out, std::string_view reason);
+/// Header for a frame whose body the caller appends next.
+void append_header(buffer& out, frame_type type, std::uint16_t flags, std::uint32_t body_len);
+
+namespace detail {
+
+/// Bounds-checked big-endian reader: every get fails (and stays failed) instead of
+/// reading past the end.
+class reader {
+public:
+    explicit reader(std::span<const std::uint8_t> data) noexcept : data_(data) {}
+    bool u8(std::uint8_t& v) noexcept;
+    bool u16(std::uint16_t& v) noexcept;
+    bool u32(std::uint32_t& v) noexcept;
+    bool u64(std::uint64_t& v) noexcept;
+    bool bytes(std::size_t n, std::span<const std::uint8_t>& v) noexcept;
+    bool str(std::size_t n, std::string_view& v) noexcept;
+    std::span<const std::uint8_t> rest() const noexcept { return data_.subspan(pos_); }
+    std::size_t remaining() const noexcept { return data_.size() - pos_; }
+
+private:
+    std::span<const std::uint8_t> data_;
+    std::size_t pos_ = 0;
+};
+
+void put_u8(buffer& out, std::uint8_t v);
+void put_u16(buffer& out, std::uint16_t v);
+void put_u32(buffer& out, std::uint32_t v);
+void put_u64(buffer& out, std::uint64_t v);
+void put_bytes(buffer& out, std::span<const std::uint8_t> v);
+void put_str(buffer& out, std::string_view v);
+
+} // namespace detail
+} // namespace troupe::transport

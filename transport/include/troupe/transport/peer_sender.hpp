@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <troupe/conf/cluster_config.hpp>
+#include <troupe/membership/member.hpp>
+#include <troupe/transport/frame.hpp>
+#include <troupe/transport/hello.hpp>
+#include <troupe/transport/peer_stats.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace troupe::transport {
+
+/// Who this node is, as told in HELLO.
+struct local_identity {
+    membership::member_id id;
+    std::uint64_t incarnation = 0;
+    std::string cluster;
+    std::string node;
+    std::string host; ///< receiver address
+    std::uint16_t port = 0;
+    std::string secret;
+};
+
+/// Who the peer said it is, after a successful handshake.
+struct peer_info {
+    membership::member_id id;
+    std::uint64_t incarnation = 0;
+    std::string node;
+    std::string host;
+    std::uint16_t port = 0;
+};
+
+/// Completion of one ack/sync frame to this peer: success, NACK (remote_failure,
+/// no_listener; `detail` carries the remote text), ack_timeout, connection_lost,
+/// member_gone or stopped. Runs on an I/O thread or, for failures found at
+/// enqueue time, is not called at all (enqueue returns the error instead).
+using ack_handler = std::function<void(const boost::system::error_code&, std::string_view detail)>;
+
+/// The ordered outbound stream to one member: one TCP connection, one write in
+/// flight, queued frames coalesced into gathered writes, many acks outstanding
+/// (they carry the message id). Frames are written in enqueue order, also across
+/// reconnects: a frame not yet written when the connection breaks is sent on the
+/// next one. ack/sync frames written before a break fail with connection_lost.
+///
+/// Owns its socket and timers; runs on a strand of the given io_context. stop()
+/// (or a flushed close()) ends it; it never outlives pending handlers because
+/// every handler holds shared_from_this().
+///
+/// @par Thread safety
+/// enqueue() may be called from any thread (it blocks only under the `block`
+/// policy and never on an I/O thread). Other members are safe from any thread.
+class peer_sender : public std::enable_shared_from_this<peer_sender> {
+public:
+    struct callbacks {
+        std::function<void(const peer_info&)> up;  ///< handshake completed
+        /// A connection ended or an attempt failed. `was_up`: a handshake had completed.
+        std::function<void(const boost::system::error_code&, const std::string& reason, bool was_up)>
+            down;
+        std::function<void()> self; ///< the endpoint is this very node: stop using it
+        /// The peer said BYE with `reason` ("leaving" on a clean stop).
+        std::function<void(const std::string& reason)> bye;
+    };
+
+    peer_sender(boost::asio::io_context& io, const conf::sender_section& settings,
+                std::uint64_t max_message, local_identity self, std::string host,
+                std::uint16_t port, callbacks cb);
+    ~peer_sender();
+
+    void start();
+
+    /// Queues a whole frame. `on_ack` null = async (no ack awaited).
+    /// @return queue_full (after `block_timeout` under `block`), stopped, or success.
+    boost::system::error_code enqueue(frame_ptr frame, std::uint64_t id, ack_handler on_ack);
+
+    /// Flushes what is queued (up to `timeout`), sends BYE(reason) and closes.
+    /// Blocks the caller (not an I/O thread) until done or timed out.
+    void close_gracefully(const std::string& reason, std::chrono::milliseconds timeout);
+
+    /// Closes at once; queued and awaited frames fail with `why`, and are counted as dropped.
+    void stop(boost::system::error_code why);
+
+    /// Fails every frame still queued (not yet written) with `why`, counted as
+    /// dropped and logged, and keeps the stream (the member may come back).
+    void drop_queued(boost::system::error_code why);
+
+    std::string endpoint() const { return host_ + ":" + std::to_string(port_); }
+    const std::string& host() const noexcept { return host_; }
+    std::uint16_t port() const noexcept { return port_; }
+    bool connected() const;
+    const peer_stats& stats() const noexcept { return stats_; }
+    std::size_t queued_bytes() const;
+
+private:
+    using clock = std::chrono::steady_clock;
+    struct entry {
+        frame_ptr frame;
+        std::uint64_t id = 0;
+        ack_handler on_ack;
+        clock::time_point queued_at;
+    };
+
+    void do_connect();
+    void on_resolved(const boost::system::error_code& ec,
+                     boost::asio::ip::tcp::resolver::results_type results);
+    void on_connected(const boost::system::error_code& ec);
+    void do_read();
+    void on_read(const boost::system::error_code& ec, std::size_t n);
+    bool handle_frame(const frame_view& f);
+    bool handle_hello(const frame_view& f);
+    void do_write();
+    void on_write(const boost::system::error_code& ec, std::size_t n);
+    void fail_connection(const boost::system::error_code& ec, const std::string& reason);
+    void schedule_reconnect();
+    void arm_tick();
+    void on_tick();
+    void kick_writer_locked();
+    void complete(entry& e, const boost::system::error_code& ec, std::string_view detail);
+    void drop_all_locked(std::vector<entry>& out);
+
+    boost::asio::io_context& io_;
+    boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+    conf::sender_section settings_;
+    std::uint64_t max_message_;
+    local_identity self_;
+    std::string host_;
+    std::uint16_t port_;
+    callbacks cb_;
+    peer_stats stats_;
+
+    // Guarded by mutex_: shared with sending threads.
+    mutable std::mutex mutex_;
+    std::condition_variable space_cv_;
+    std::condition_variable drained_cv_;
+    std::deque<entry> queue_;
+    std::deque<entry> awaiting_; ///< written (or being written), ack not yet in
+    std::size_t queued_bytes_ = 0;
+    bool writing_ = false;
+    bool connected_ = false;
+    bool closing_ = false; ///< graceful close: no new frames, BYE after the queue drains
+    bool stopped_ = false;
+    bool bye_written_ = false;
+
+    // Strand-only.
+    boost::asio::ip::tcp::resolver resolver_;
+    boost::asio::ip::tcp::socket socket_;
+    boost::asio::steady_timer connect_timer_;
+    boost::asio::steady_timer tick_timer_;
+    boost::asio::steady_timer reconnect_timer_;
+    bool tick_armed_ = false;
+    std::vector<std::uint8_t> rbuf_;
+    std::size_t rlen_ = 0;
+    std::vector<frame_ptr> writing_frames_;
+    std::vector<boost::asio::const_buffer> write_bufs_;
+    std::size_t writing_bytes_ = 0;
+    std::size_t writing_async_ = 0; ///< frames in this write that await no ack
+    hello my_hello_;
+    bool handshaken_ = false;
+    bool was_up_ = false;
+    std::chrono::milliseconds backoff_{20};
+    clock::time_point last_write_{};
+    clock::time_point last_read_{};
+    clock::time_point ping_sent_{};
+    bool ping_outstanding_ = false;
+    std::uint64_t generation_ = 0; ///< bumps per connection so stale handlers do nothing
+};
+
+} // namespace troupe::transport

@@ -1,0 +1,367 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "inbound_connection.hpp"
+
+#include "log.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include <cstring>
+
+namespace troupe::transport {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+constexpr std::size_t max_pending_acks = 4 << 20;
+
+// A peer gets this long to complete HELLO (and AUTH): enough for a slow network,
+// short enough that idle half-open sockets do not pile up.
+constexpr auto handshake_deadline = std::chrono::seconds(10);
+
+} // namespace
+
+inbound_connection::inbound_connection(std::shared_ptr<receiver> owner, asio::ip::tcp::socket socket)
+    : owner_(std::move(owner)), socket_(std::move(socket)), handshake_timer_(socket_.get_executor()) {
+    error_code ec;
+    const auto ep = socket_.remote_endpoint(ec);
+    remote_ = ec ? "unknown peer" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    rbuf_.resize(64 * 1024);
+}
+
+void inbound_connection::start() {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+        self->owner_->stats_.open.fetch_add(1, std::memory_order_relaxed);
+        error_code ignored;
+        self->socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+        self->handshake_timer_.expires_after(handshake_deadline);
+        self->handshake_timer_.async_wait([self](const error_code& ec) {
+            if (!ec && self->phase_ != phase::ready && !self->closed_) {
+                self->owner_->stats_.handshake_timeouts.fetch_add(1, std::memory_order_relaxed);
+                log()->warn("inbound {}: no handshake within {}s; closing", self->remote_,
+                            handshake_deadline.count());
+                self->close();
+            }
+        });
+        self->do_read();
+    });
+}
+
+void inbound_connection::close() {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+        if (self->closed_) {
+            return;
+        }
+        self->closed_ = true;
+        self->owner_->stats_.open.fetch_sub(1, std::memory_order_relaxed);
+        error_code ignored;
+        self->handshake_timer_.cancel();
+        self->socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        self->socket_.close(ignored);
+    });
+}
+
+std::string inbound_connection::who() const {
+    if (phase_ == phase::hello) {
+        return remote_;
+    }
+    return peer_.node + " (" + remote_ + ")";
+}
+
+void inbound_connection::do_read() {
+    if (closed_) {
+        return;
+    }
+    if (rlen_ == rbuf_.size()) {
+        rbuf_.resize(rbuf_.size() * 2);
+    }
+    socket_.async_read_some(asio::buffer(rbuf_.data() + rlen_, rbuf_.size() - rlen_),
+                            [self = shared_from_this()](const error_code& ec, std::size_t n) {
+                                self->on_read(ec, n);
+                            });
+}
+
+void inbound_connection::on_read(const error_code& ec, std::size_t n) {
+    if (closed_) {
+        return;
+    }
+    if (ec) {
+        if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
+            ec != asio::error::connection_reset) {
+            log()->debug("inbound {}: read: {}", who(), ec.message());
+        }
+        close();
+        return;
+    }
+    auto& stats = owner_->stats_;
+    stats.bytes_in.fetch_add(n, std::memory_order_relaxed);
+    rlen_ += n;
+    // Until the peer proves who it is, it may not make us buffer more than a HELLO.
+    const std::uint32_t max_body =
+        phase_ == phase::ready
+            ? static_cast<std::uint32_t>(owner_->config_.channel.max_message + data_overhead)
+            : max_handshake_body;
+    std::size_t pos = 0;
+    std::size_t need = 0;
+    while (pos < rlen_) {
+        frame_view f;
+        const auto r = decode_frame({rbuf_.data() + pos, rlen_ - pos}, max_body, f);
+        if (r.what == decode_result::kind::need_more) {
+            need = r.needed;
+            break;
+        }
+        if (r.what == decode_result::kind::bad) {
+            bad_frame(r.ec.message());
+            return;
+        }
+        stats.frames_in.fetch_add(1, std::memory_order_relaxed);
+        if (!handle_frame(f) || closed_) {
+            return;
+        }
+        pos += r.consumed;
+    }
+    if (pos > 0) {
+        std::memmove(rbuf_.data(), rbuf_.data() + pos, rlen_ - pos);
+        rlen_ -= pos;
+    }
+    // `need` was checked against max_body by the decoder before we grow for it.
+    if (need > rbuf_.size()) {
+        rbuf_.resize(need);
+    }
+    flush();
+    if (out_.size() + writing_.size() > max_pending_acks && write_in_flight_) {
+        read_paused_ = true; // resumed by on_write
+        return;
+    }
+    do_read();
+}
+
+bool inbound_connection::handle_frame(const frame_view& f) {
+    switch (phase_) {
+    case phase::hello:
+        if (f.type != frame_type::hello) {
+            bad_frame(std::string("expected HELLO, got ") + std::string(to_string(f.type)));
+            return false;
+        }
+        return handle_hello(f);
+    case phase::auth:
+        if (f.type == frame_type::auth) {
+            return handle_auth(f);
+        }
+        refuse(owner_->stats_.auth_failures,
+               std::string("authentication required: got ") + std::string(to_string(f.type)) +
+                   " before AUTH (does the peer have the cluster secret?)");
+        return false;
+    case phase::ready:
+        break;
+    }
+    switch (f.type) {
+    case frame_type::data:
+        return handle_data(f);
+    case frame_type::ping: {
+        std::uint64_t token = 0;
+        if (const auto ec = parse_token(f.body, token)) {
+            bad_frame("PING: " + ec.message());
+            return false;
+        }
+        append_token(out_, frame_type::pong, token);
+        return true;
+    }
+    case frame_type::bye: {
+        std::string_view reason;
+        if (parse_bye(f.body, reason)) {
+            reason = "(unreadable reason)";
+        }
+        log()->debug("inbound {}: BYE: {}", who(), reason);
+        if (owner_->cb_.bye) {
+            owner_->cb_.bye(peer_, std::string(reason));
+        }
+        close();
+        return false;
+    }
+    default:
+        bad_frame(std::string("unexpected ") + std::string(to_string(f.type)) + " frame");
+        return false;
+    }
+}
+
+bool inbound_connection::handle_hello(const frame_view& f) {
+    const auto& self = owner_->self_;
+    const auto& stats = owner_->stats_;
+    (void)stats;
+    if (const auto ec = parse_hello(f.body, peer_hello_)) {
+        bad_frame("malformed HELLO: " + ec.message());
+        return false;
+    }
+    peer_ = peer_info{peer_hello_.id, peer_hello_.incarnation, peer_hello_.node, peer_hello_.host,
+                      peer_hello_.port};
+    if (peer_hello_.role != 0) {
+        refuse(owner_->stats_.handshake_refused, "HELLO from a peer claiming to be the acceptor");
+        return false;
+    }
+    if (peer_hello_.id == self.id) {
+        // Static lists are shared by all nodes, so every node dials itself once.
+        refuse(owner_->stats_.handshake_refused, "self");
+        return false;
+    }
+    if (peer_hello_.cluster != self.cluster) {
+        refuse(owner_->stats_.handshake_refused, "wrong cluster: this node is in '" + self.cluster +
+                                                     "', peer is in '" + peer_hello_.cluster + "'");
+        return false;
+    }
+    if (peer_hello_.proto_max < protocol_min || peer_hello_.proto_min > protocol_max) {
+        refuse(owner_->stats_.handshake_refused,
+               "no common protocol version: this node speaks " + std::to_string(protocol_min) + ".." +
+                   std::to_string(protocol_max) + ", peer " + std::to_string(peer_hello_.proto_min) +
+                   ".." + std::to_string(peer_hello_.proto_max));
+        return false;
+    }
+    my_hello_ = hello{};
+    my_hello_.role = 1;
+    my_hello_.id = self.id;
+    my_hello_.incarnation = self.incarnation;
+    my_hello_.port = self.port;
+    my_hello_.cluster = self.cluster;
+    my_hello_.node = self.node;
+    my_hello_.host = self.host;
+    my_hello_.challenge = random_nonce();
+    if (!self.secret.empty()) {
+        my_hello_.has_mac = true;
+        my_hello_.proof = handshake_mac(self.secret, true, peer_hello_, my_hello_);
+    }
+    append_hello(out_, my_hello_);
+    if (self.secret.empty()) {
+        phase_ = phase::ready;
+        handshake_timer_.cancel();
+        on_authenticated();
+    } else {
+        phase_ = phase::auth;
+    }
+    return true;
+}
+
+bool inbound_connection::handle_auth(const frame_view& f) {
+    mac proof{};
+    if (const auto ec = parse_auth(f.body, proof)) {
+        bad_frame("malformed AUTH: " + ec.message());
+        return false;
+    }
+    const auto expected = handshake_mac(owner_->self_.secret, false, peer_hello_, my_hello_);
+    if (!mac_equal(proof, expected)) {
+        refuse(owner_->stats_.auth_failures,
+               "authentication failed: peer does not know the cluster secret");
+        return false;
+    }
+    phase_ = phase::ready;
+    handshake_timer_.cancel();
+    on_authenticated();
+    return true;
+}
+
+bool inbound_connection::handle_data(const frame_view& f) {
+    data_view d;
+    if (const auto ec = parse_data(f.body, d)) {
+        bad_frame("DATA: " + ec.message());
+        return false;
+    }
+    if (d.payload.size() > owner_->config_.channel.max_message) {
+        bad_frame("DATA payload of " + std::to_string(d.payload.size()) +
+                  " bytes exceeds channel.max_message");
+        return false;
+    }
+    auto& stats = owner_->stats_;
+    stats.data_in.fetch_add(1, std::memory_order_relaxed);
+    const bool ack = (d.options & 2u) != 0;
+    const bool processed = (d.options & 4u) != 0;
+    if (ack && !processed) {
+        // `ack` promises "received and validated": that is true now, before delivery.
+        append_ack(out_, frame_type::ack, d.id, ack_status::ok, {});
+        stats.acks_out.fetch_add(1, std::memory_order_relaxed);
+    }
+    delivery_result result;
+    if (owner_->cb_.deliver) {
+        result = owner_->cb_.deliver(*member_, d);
+    }
+    if (processed) {
+        if (result.status == ack_status::ok) {
+            append_ack(out_, frame_type::ack, d.id, ack_status::ok, {});
+            stats.acks_out.fetch_add(1, std::memory_order_relaxed);
+        } else {
+            append_ack(out_, frame_type::nack, d.id, result.status, result.reason);
+            stats.nacks_out.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+    return true;
+}
+
+void inbound_connection::on_authenticated() {
+    if (owner_->cb_.hello) {
+        member_ = owner_->cb_.hello(peer_);
+    }
+    if (!member_) {
+        auto m = std::make_shared<membership::member>();
+        m->id = peer_.id;
+        m->incarnation = peer_.incarnation;
+        m->name = peer_.node;
+        m->host = peer_.host;
+        m->port = peer_.port;
+        member_ = std::move(m);
+    }
+}
+
+void inbound_connection::refuse(std::atomic<std::uint64_t>& counter, const std::string& reason) {
+    counter.fetch_add(1, std::memory_order_relaxed);
+    if (reason != "self") {
+        log()->warn("inbound {}: handshake refused: {}", who(), reason);
+    }
+    // Whatever was batched is dropped: the peer is refused, it gets only the reason.
+    buffer bye;
+    append_bye(bye, reason);
+    error_code ignored;
+    asio::write(socket_, asio::buffer(bye), ignored);
+    close();
+}
+
+void inbound_connection::bad_frame(const std::string& reason) {
+    owner_->stats_.bad_frames.fetch_add(1, std::memory_order_relaxed);
+    log()->warn("inbound {}: bad frame: {}; closing this connection", who(), reason);
+    buffer bye;
+    append_bye(bye, "bad frame: " + reason);
+    error_code ignored;
+    asio::write(socket_, asio::buffer(bye), ignored);
+    close();
+}
+
+void inbound_connection::flush() {
+    if (write_in_flight_ || out_.empty() || closed_) {
+        return;
+    }
+    writing_.swap(out_);
+    out_.clear();
+    write_in_flight_ = true;
+    asio::async_write(socket_, asio::buffer(writing_),
+                      [self = shared_from_this()](const error_code& ec, std::size_t) {
+                          self->on_write(ec);
+                      });
+}
+
+void inbound_connection::on_write(const error_code& ec) {
+    write_in_flight_ = false;
+    writing_.clear();
+    if (ec || closed_) {
+        close();
+        return;
+    }
+    flush();
+    if (read_paused_ && !write_in_flight_) {
+        read_paused_ = false;
+        do_read();
+    } else if (read_paused_ && out_.size() + writing_.size() <= max_pending_acks) {
+        read_paused_ = false;
+        do_read();
+    }
+}
+
+} // namespace troupe::transport

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <troupe/transport/receiver.hpp>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace troupe::transport {
+
+/// One accepted connection: answers HELLO (and checks AUTH), then reads DATA,
+/// PING and BYE frames and writes ACK/NACK/PONG back, batched per read. Reading
+/// pauses while more than 4 MiB of acks wait for a peer that does not read them.
+///
+/// Owned by its own handlers (shared_from_this); the receiver keeps a weak_ptr to
+/// close it on stop.
+class inbound_connection : public std::enable_shared_from_this<inbound_connection> {
+public:
+    inbound_connection(std::shared_ptr<receiver> owner, boost::asio::ip::tcp::socket socket);
+    void start();
+    void close();
+
+private:
+    void do_read();
+    void on_read(const boost::system::error_code& ec, std::size_t n);
+    bool handle_frame(const frame_view& f);
+    bool handle_hello(const frame_view& f);
+    bool handle_auth(const frame_view& f);
+    bool handle_data(const frame_view& f);
+    void on_authenticated();
+    void refuse(std::atomic<std::uint64_t>& counter, const std::string& reason);
+    void bad_frame(const std::string& reason);
+    void flush();
+    void on_write(const boost::system::error_code& ec);
+    std::string who() const;
+
+    std::shared_ptr<receiver> owner_;
+    boost::asio::ip::tcp::socket socket_;
+    boost::asio::steady_timer handshake_timer_;
+    std::string remote_;
+    std::vector<std::uint8_t> rbuf_;
+    std::size_t rlen_ = 0;
+    buffer out_;     ///< acks/pongs waiting for the current write to finish
+    buffer writing_; ///< the write in flight
+    bool write_in_flight_ = false;
+    bool read_paused_ = false;
+    bool closed_ = false;
+    enum class phase { hello, auth, ready } phase_ = phase::hello;
+    hello peer_hello_;
+    hello my_hello_;
+    peer_info peer_;
+    std::shared_ptr<const membership::member> member_;
+};
+
+} // namespace troupe::transport

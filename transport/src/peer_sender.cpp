@@ -1,0 +1,670 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <troupe/transport/io_thread.hpp>
+#include <troupe/transport/peer_sender.hpp>
+
+#include "log.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+
+namespace troupe::transport {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+thread_local bool io_thread_flag = false;
+
+// One gathered write: enough frames to amortise the syscall, few enough that
+// one slow write does not hold back acks for long.
+constexpr std::size_t max_frames_per_write = 64;
+constexpr std::size_t max_bytes_per_write = 1 << 20;
+constexpr auto tick_period = std::chrono::milliseconds(100);
+
+} // namespace
+
+void mark_io_thread() noexcept { io_thread_flag = true; }
+
+bool on_io_thread() noexcept { return io_thread_flag; }
+
+peer_sender::peer_sender(asio::io_context& io, const conf::sender_section& settings,
+                         std::uint64_t max_message, local_identity self, std::string host,
+                         std::uint16_t port, callbacks cb)
+    : io_(io)
+    , strand_(asio::make_strand(io))
+    , settings_(settings)
+    , max_message_(max_message)
+    , self_(std::move(self))
+    , host_(std::move(host))
+    , port_(port)
+    , cb_(std::move(cb))
+    , resolver_(strand_)
+    , socket_(strand_)
+    , connect_timer_(strand_)
+    , tick_timer_(strand_)
+    , reconnect_timer_(strand_) {
+    rbuf_.resize(64 * 1024);
+}
+
+peer_sender::~peer_sender() = default;
+
+void peer_sender::start() {
+    asio::dispatch(strand_, [self = shared_from_this()] { self->do_connect(); });
+}
+
+bool peer_sender::connected() const {
+    std::lock_guard lock(mutex_);
+    return connected_;
+}
+
+std::size_t peer_sender::queued_bytes() const {
+    std::lock_guard lock(mutex_);
+    return queued_bytes_;
+}
+
+error_code peer_sender::enqueue(frame_ptr frame, std::uint64_t id, ack_handler on_ack) {
+    const std::size_t size = frame->size();
+    std::unique_lock lock(mutex_);
+    if (stopped_ || closing_) {
+        return error::stopped;
+    }
+    if (queued_bytes_ + size > settings_.queue_limit && queued_bytes_ > 0) {
+        // Blocking an I/O thread would stall the very writer that frees room.
+        if (settings_.on_queue_full == conf::queue_full_policy::fail || on_io_thread()) {
+            stats_.queue_full.fetch_add(1, std::memory_order_relaxed);
+            return error::queue_full;
+        }
+        const bool room = space_cv_.wait_for(lock, settings_.block_timeout, [&] {
+            return stopped_ || closing_ || queued_bytes_ + size <= settings_.queue_limit ||
+                   queued_bytes_ == 0;
+        });
+        if (stopped_ || closing_) {
+            return error::stopped;
+        }
+        if (!room) {
+            stats_.queue_full.fetch_add(1, std::memory_order_relaxed);
+            return error::queue_full;
+        }
+    }
+    queued_bytes_ += size;
+    queue_.push_back(entry{std::move(frame), id, std::move(on_ack), clock::now()});
+    const bool needs_tick = static_cast<bool>(queue_.back().on_ack);
+    kick_writer_locked();
+    lock.unlock();
+    if (needs_tick) {
+        asio::post(strand_, [self = shared_from_this()] { self->arm_tick(); });
+    }
+    return {};
+}
+
+void peer_sender::kick_writer_locked() {
+    if (!writing_ && connected_ && !queue_.empty()) {
+        writing_ = true;
+        asio::post(strand_, [self = shared_from_this()] { self->do_write(); });
+    }
+}
+
+void peer_sender::do_connect() {
+    {
+        std::lock_guard lock(mutex_);
+        if (stopped_) {
+            return;
+        }
+    }
+    ++generation_;
+    handshaken_ = false;
+    rlen_ = 0;
+    resolver_.async_resolve(host_, std::to_string(port_),
+                            [self = shared_from_this(), gen = generation_](
+                                const error_code& ec, asio::ip::tcp::resolver::results_type r) {
+                                if (gen == self->generation_) {
+                                    self->on_resolved(ec, std::move(r));
+                                }
+                            });
+    // One deadline covers resolve, connect and HELLO: a frozen peer whose kernel
+    // still accepts connections never answers HELLO, and is caught here.
+    connect_timer_.expires_after(settings_.connect_timeout);
+    connect_timer_.async_wait([self = shared_from_this(), gen = generation_](const error_code& ec) {
+        if (!ec && gen == self->generation_ && !self->handshaken_) {
+            self->fail_connection(error::handshake_timeout, "no connection and HELLO within " +
+                                  std::to_string(self->settings_.connect_timeout.count()) + "ms");
+        }
+    });
+}
+
+void peer_sender::on_resolved(const error_code& ec, asio::ip::tcp::resolver::results_type results) {
+    if (ec) {
+        fail_connection(ec, "cannot resolve " + host_ + ": " + ec.message());
+        return;
+    }
+    asio::async_connect(socket_, results,
+                        [self = shared_from_this(), gen = generation_](
+                            const error_code& cec, const asio::ip::tcp::endpoint&) {
+                            if (gen == self->generation_) {
+                                self->on_connected(cec);
+                            }
+                        });
+}
+
+void peer_sender::on_connected(const error_code& ec) {
+    if (ec) {
+        stats_.connect_failures.fetch_add(1, std::memory_order_relaxed);
+        fail_connection(ec, "connect: " + ec.message());
+        return;
+    }
+    error_code ignored;
+    socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+    my_hello_ = hello{};
+    my_hello_.role = 0;
+    my_hello_.id = self_.id;
+    my_hello_.incarnation = self_.incarnation;
+    my_hello_.port = self_.port;
+    my_hello_.cluster = self_.cluster;
+    my_hello_.node = self_.node;
+    my_hello_.host = self_.host;
+    my_hello_.challenge = random_nonce();
+    auto out = std::make_shared<buffer>();
+    append_hello(*out, my_hello_);
+    asio::async_write(socket_, asio::buffer(*out),
+                      [self = shared_from_this(), out, gen = generation_](const error_code& wec,
+                                                                          std::size_t) {
+                          if (gen == self->generation_ && wec) {
+                              self->fail_connection(wec, "writing HELLO: " + wec.message());
+                          }
+                      });
+    do_read();
+}
+
+void peer_sender::do_read() {
+    if (rlen_ == rbuf_.size()) {
+        rbuf_.resize(rbuf_.size() * 2);
+    }
+    socket_.async_read_some(asio::buffer(rbuf_.data() + rlen_, rbuf_.size() - rlen_),
+                            [self = shared_from_this(), gen = generation_](const error_code& ec,
+                                                                           std::size_t n) {
+                                if (gen == self->generation_) {
+                                    self->on_read(ec, n);
+                                }
+                            });
+}
+
+void peer_sender::on_read(const error_code& ec, std::size_t n) {
+    if (ec) {
+        fail_connection(ec, ec == asio::error::eof ? "peer closed the connection" : ec.message());
+        return;
+    }
+    rlen_ += n;
+    last_read_ = clock::now();
+    std::size_t pos = 0;
+    // Only acks, pongs and BYE come back on this connection: small frames.
+    const std::uint32_t limit = handshaken_ ? 64 * 1024 : max_handshake_body;
+    while (pos < rlen_) {
+        frame_view f;
+        const auto r = decode_frame({rbuf_.data() + pos, rlen_ - pos}, limit, f);
+        if (r.what == decode_result::kind::need_more) {
+            break;
+        }
+        if (r.what == decode_result::kind::bad) {
+            log()->warn("connection to {}: bad frame from peer: {}; closing it", endpoint(),
+                        r.ec.message());
+            fail_connection(r.ec, "bad frame: " + r.ec.message());
+            return;
+        }
+        const auto gen = generation_;
+        if (!handle_frame(f) || gen != generation_) {
+            return; // the connection was failed inside
+        }
+        pos += r.consumed;
+    }
+    if (pos > 0) {
+        std::memmove(rbuf_.data(), rbuf_.data() + pos, rlen_ - pos);
+        rlen_ -= pos;
+    }
+    do_read();
+}
+
+bool peer_sender::handle_frame(const frame_view& f) {
+    if (f.type == frame_type::bye) {
+        std::string_view reason;
+        if (parse_bye(f.body, reason)) {
+            reason = "(unreadable reason)";
+        }
+        std::string why(reason);
+        if (!handshaken_) {
+            log()->warn("{} refused our HELLO: {}", endpoint(), why);
+            stats_.handshake_failures.fetch_add(1, std::memory_order_relaxed);
+            if (why == "self") {
+                // We dialled our own receiver (a static list shared by every node).
+                std::lock_guard lock(mutex_);
+                stopped_ = true;
+            }
+        }
+        if (handshaken_ && cb_.bye) {
+            cb_.bye(why);
+        }
+        if (why == "self" && cb_.self) {
+            cb_.self();
+        }
+        fail_connection(error::peer_closed, "peer said BYE: " + why);
+        return false;
+    }
+    if (!handshaken_) {
+        if (f.type != frame_type::hello) {
+            fail_connection(error::handshake_failed,
+                            std::string("expected HELLO, got ") + std::string(to_string(f.type)));
+            return false;
+        }
+        return handle_hello(f);
+    }
+    switch (f.type) {
+    case frame_type::ack:
+    case frame_type::nack: {
+        ack_view a;
+        if (const auto ec = parse_ack(f.body, a)) {
+            log()->warn("connection to {}: malformed {}: {}; closing it", endpoint(),
+                        to_string(f.type), ec.message());
+            fail_connection(ec, "malformed ack");
+            return false;
+        }
+        entry done;
+        bool found = false;
+        {
+            std::lock_guard lock(mutex_);
+            // Acks come back in send order, so the match is almost always the front.
+            auto it = std::find_if(awaiting_.begin(), awaiting_.end(),
+                                   [&](const entry& e) { return e.id == a.id; });
+            if (it != awaiting_.end()) {
+                done = std::move(*it);
+                awaiting_.erase(it);
+                found = true;
+            }
+        }
+        if (!found) {
+            return true; // it timed out already: the sender was told
+        }
+        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() -
+                                                                              done.queued_at)
+                            .count();
+        stats_.record_ack_latency(static_cast<std::uint64_t>(us));
+        if (a.status == ack_status::ok) {
+            stats_.acks.fetch_add(1, std::memory_order_relaxed);
+            complete(done, {}, {});
+        } else {
+            stats_.nacks.fetch_add(1, std::memory_order_relaxed);
+            complete(done,
+                     a.status == ack_status::no_listener ? error::no_listener : error::remote_failure,
+                     a.reason);
+        }
+        return true;
+    }
+    case frame_type::pong:
+        ping_outstanding_ = false;
+        return true;
+    default:
+        log()->warn("connection to {}: unexpected {} frame; closing it", endpoint(),
+                    to_string(f.type));
+        fail_connection(error::malformed_body, "unexpected frame");
+        return false;
+    }
+}
+
+bool peer_sender::handle_hello(const frame_view& f) {
+    hello peer;
+    if (const auto ec = parse_hello(f.body, peer)) {
+        stats_.handshake_failures.fetch_add(1, std::memory_order_relaxed);
+        log()->warn("{}: malformed HELLO: {}", endpoint(), ec.message());
+        fail_connection(ec, "malformed HELLO");
+        return false;
+    }
+    auto refuse = [&](error e, const std::string& why) {
+        stats_.handshake_failures.fetch_add(1, std::memory_order_relaxed);
+        log()->warn("{} ({}): handshake refused: {}", endpoint(), peer.node, why);
+        // Written synchronously (a few bytes into an empty socket buffer) so that the
+        // peer reads the reason before the close.
+        buffer bye;
+        append_bye(bye, why);
+        error_code ignored;
+        asio::write(socket_, asio::buffer(bye), ignored);
+        fail_connection(e, why);
+        return false;
+    };
+    if (peer.role != 1) {
+        return refuse(error::handshake_failed, "peer answered HELLO as a connector");
+    }
+    if (peer.cluster != self_.cluster) {
+        return refuse(error::wrong_cluster,
+                      "wrong cluster: expected '" + self_.cluster + "', peer is in '" + peer.cluster + "'");
+    }
+    if (!self_.secret.empty()) {
+        if (!peer.has_mac) {
+            return refuse(error::auth_failed, "authentication failed: peer has no cluster secret");
+        }
+        if (!mac_equal(peer.proof, handshake_mac(self_.secret, true, my_hello_, peer))) {
+            return refuse(error::auth_failed,
+                          "authentication failed: peer does not know the cluster secret");
+        }
+        auto auth = std::make_shared<buffer>();
+        append_auth(*auth, handshake_mac(self_.secret, false, my_hello_, peer));
+        // At the head of the ordered queue, so it goes before any DATA and never
+        // races the writer.
+        std::lock_guard lock(mutex_);
+        queued_bytes_ += auth->size();
+        queue_.push_front(entry{std::move(auth), 0, nullptr, clock::now()});
+    } else if (peer.has_mac) {
+        return refuse(error::auth_failed,
+                      "authentication failed: peer requires a cluster secret and we have none");
+    }
+    handshaken_ = true;
+    was_up_ = true;
+    connect_timer_.cancel();
+    backoff_ = std::chrono::milliseconds(20);
+    ping_outstanding_ = false;
+    last_write_ = clock::now();
+    stats_.connects.fetch_add(1, std::memory_order_relaxed);
+    peer_info info{peer.id, peer.incarnation, peer.node, peer.host, peer.port};
+    if (cb_.up) {
+        cb_.up(info);
+    }
+    {
+        std::lock_guard lock(mutex_);
+        connected_ = true;
+        kick_writer_locked();
+    }
+    arm_tick();
+    return true;
+}
+
+void peer_sender::do_write() {
+    std::vector<entry> failed_now;
+    {
+        std::lock_guard lock(mutex_);
+        if (!connected_ || queue_.empty()) {
+            writing_ = false;
+            if (queue_.empty()) {
+                drained_cv_.notify_all();
+            }
+            return;
+        }
+        writing_frames_.clear();
+        write_bufs_.clear();
+        writing_bytes_ = 0;
+        writing_async_ = 0;
+        while (!queue_.empty() && writing_frames_.size() < max_frames_per_write &&
+               (writing_bytes_ == 0 || writing_bytes_ + queue_.front().frame->size() <= max_bytes_per_write)) {
+            entry e = std::move(queue_.front());
+            queue_.pop_front();
+            writing_bytes_ += e.frame->size();
+            write_bufs_.emplace_back(asio::buffer(*e.frame));
+            writing_frames_.push_back(e.frame);
+            if (e.on_ack) {
+                awaiting_.push_back(std::move(e));
+            } else {
+                ++writing_async_;
+            }
+        }
+    }
+    asio::async_write(socket_, write_bufs_,
+                      [self = shared_from_this(), gen = generation_](const error_code& ec,
+                                                                     std::size_t n) {
+                          if (gen == self->generation_) {
+                              self->on_write(ec, n);
+                          } else {
+                              std::lock_guard lock(self->mutex_);
+                              self->writing_ = false;
+                          }
+                      });
+}
+
+void peer_sender::on_write(const error_code& ec, std::size_t) {
+    if (ec) {
+        stats_.possibly_lost.fetch_add(writing_async_, std::memory_order_relaxed);
+        {
+            std::lock_guard lock(mutex_);
+            queued_bytes_ -= writing_bytes_;
+            writing_ = false;
+            space_cv_.notify_all();
+        }
+        writing_bytes_ = 0;
+        writing_frames_.clear();
+        fail_connection(ec, "write: " + ec.message());
+        return;
+    }
+    stats_.frames_out.fetch_add(writing_frames_.size(), std::memory_order_relaxed);
+    stats_.bytes_out.fetch_add(writing_bytes_, std::memory_order_relaxed);
+    stats_.writes.fetch_add(1, std::memory_order_relaxed);
+    last_write_ = clock::now();
+    writing_frames_.clear();
+    {
+        std::lock_guard lock(mutex_);
+        queued_bytes_ -= writing_bytes_;
+        writing_bytes_ = 0;
+        space_cv_.notify_all();
+        if (queue_.empty()) {
+            writing_ = false;
+            drained_cv_.notify_all();
+            return;
+        }
+    }
+    do_write();
+}
+
+void peer_sender::complete(entry& e, const error_code& ec, std::string_view detail) {
+    if (e.on_ack) {
+        auto handler = std::move(e.on_ack);
+        handler(ec, detail);
+    }
+}
+
+void peer_sender::fail_connection(const error_code& ec, const std::string& reason) {
+    ++generation_; // every handler of the old connection becomes a no-op
+    error_code ignored;
+    socket_.close(ignored);
+    connect_timer_.cancel();
+    const bool was_up = handshaken_;
+    handshaken_ = false;
+    rlen_ = 0;
+    std::deque<entry> lost;
+    bool stopped = false;
+    {
+        std::lock_guard lock(mutex_);
+        connected_ = false;
+        writing_ = false;
+        lost.swap(awaiting_);
+        stopped = stopped_;
+        drained_cv_.notify_all();
+    }
+    stats_.connection_losses.fetch_add(lost.size(), std::memory_order_relaxed);
+    for (auto& e : lost) {
+        complete(e, error::connection_lost, reason);
+    }
+    if (was_up) {
+        log()->info("connection to {} lost: {}", endpoint(), reason);
+    } else {
+        log()->debug("connection attempt to {} failed: {}", endpoint(), reason);
+    }
+    if (cb_.down) {
+        cb_.down(ec, reason, was_up);
+    }
+    if (!stopped) {
+        schedule_reconnect();
+    }
+}
+
+void peer_sender::schedule_reconnect() {
+    reconnect_timer_.expires_after(backoff_);
+    backoff_ = std::min(backoff_ * 2, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          settings_.reconnect_backoff_max));
+    reconnect_timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+        if (!ec) {
+            error_code ignored;
+            self->socket_ = asio::ip::tcp::socket(self->strand_);
+            self->do_connect();
+        }
+    });
+}
+
+void peer_sender::arm_tick() {
+    if (tick_armed_) {
+        return;
+    }
+    tick_armed_ = true;
+    tick_timer_.expires_after(tick_period);
+    tick_timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+        self->tick_armed_ = false;
+        if (!ec) {
+            self->on_tick();
+        }
+    });
+}
+
+void peer_sender::on_tick() {
+    const auto now = clock::now();
+    std::vector<entry> expired;
+    bool keep_ticking = false;
+    bool up = false;
+    {
+        std::lock_guard lock(mutex_);
+        if (stopped_) {
+            return;
+        }
+        up = connected_;
+        const auto deadline = now - settings_.ack_timeout;
+        // Written frames: their acks are overdue.
+        while (!awaiting_.empty() && awaiting_.front().queued_at <= deadline) {
+            expired.push_back(std::move(awaiting_.front()));
+            awaiting_.pop_front();
+        }
+        // Frames never written (peer unreachable): fail and unqueue them, so a
+        // sender told "failed" is not surprised by a late delivery.
+        for (auto it = queue_.begin(); it != queue_.end();) {
+            if (it->on_ack && it->queued_at <= deadline) {
+                queued_bytes_ -= it->frame->size();
+                expired.push_back(std::move(*it));
+                it = queue_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        if (!expired.empty()) {
+            space_cv_.notify_all();
+        }
+        keep_ticking = connected_ || !awaiting_.empty() ||
+                       std::any_of(queue_.begin(), queue_.end(),
+                                   [](const entry& e) { return static_cast<bool>(e.on_ack); });
+    }
+    stats_.ack_timeouts.fetch_add(expired.size(), std::memory_order_relaxed);
+    for (auto& e : expired) {
+        complete(e, error::ack_timeout,
+                 "no ack within " + std::to_string(settings_.ack_timeout.count()) + "ms");
+    }
+    if (up && handshaken_) {
+        if (ping_outstanding_ && now - ping_sent_ > settings_.ack_timeout &&
+            now - last_read_ > settings_.ack_timeout) {
+            log()->warn("connection to {}: no PONG within {}ms; reconnecting", endpoint(),
+                        settings_.ack_timeout.count());
+            fail_connection(error::ack_timeout, "keep-alive timed out");
+            return;
+        }
+        if (!ping_outstanding_ && now - last_write_ >= settings_.keepalive) {
+            auto ping = std::make_shared<buffer>();
+            append_token(*ping, frame_type::ping,
+                         static_cast<std::uint64_t>(now.time_since_epoch().count()));
+            ping_outstanding_ = true;
+            ping_sent_ = now;
+            stats_.pings.fetch_add(1, std::memory_order_relaxed);
+            std::lock_guard lock(mutex_);
+            queued_bytes_ += ping->size();
+            queue_.push_back(entry{std::move(ping), 0, nullptr, now});
+            kick_writer_locked();
+        }
+    }
+    if (keep_ticking) {
+        arm_tick();
+    }
+}
+
+void peer_sender::drop_all_locked(std::vector<entry>& out) {
+    for (auto& e : queue_) {
+        out.push_back(std::move(e));
+    }
+    for (auto& e : awaiting_) {
+        out.push_back(std::move(e));
+    }
+    queue_.clear();
+    awaiting_.clear();
+    queued_bytes_ = 0;
+}
+
+void peer_sender::close_gracefully(const std::string& reason, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    if (stopped_) {
+        return;
+    }
+    closing_ = true;
+    space_cv_.notify_all();
+    if (connected_ && !bye_written_) {
+        // BYE goes last on the ordered stream: everything queued before it is flushed.
+        bye_written_ = true;
+        auto bye = std::make_shared<buffer>();
+        append_bye(*bye, reason);
+        queued_bytes_ += bye->size();
+        queue_.push_back(entry{std::move(bye), 0, nullptr, clock::now()});
+        kick_writer_locked();
+        drained_cv_.wait_for(lock, timeout, [&] {
+            return (queue_.empty() && awaiting_.empty() && !writing_) || !connected_;
+        });
+    }
+    lock.unlock();
+    stop(error::stopped);
+}
+
+void peer_sender::drop_queued(error_code why) {
+    std::deque<entry> dropped;
+    {
+        std::lock_guard lock(mutex_);
+        dropped.swap(queue_);
+        queued_bytes_ = 0;
+        space_cv_.notify_all();
+    }
+    if (dropped.empty()) {
+        return;
+    }
+    stats_.dropped.fetch_add(dropped.size(), std::memory_order_relaxed);
+    log()->warn("{}: {} queued frame(s) dropped: {}", endpoint(), dropped.size(), why.message());
+    for (auto& e : dropped) {
+        complete(e, why, why.message());
+    }
+}
+
+void peer_sender::stop(error_code why) {
+    std::vector<entry> dropped;
+    {
+        std::lock_guard lock(mutex_);
+        stopped_ = true;
+        drop_all_locked(dropped);
+        space_cv_.notify_all();
+        drained_cv_.notify_all();
+    }
+    if (!dropped.empty()) {
+        stats_.dropped.fetch_add(dropped.size(), std::memory_order_relaxed);
+        log()->warn("{}: {} queued frame(s) dropped: {}", endpoint(), dropped.size(), why.message());
+    }
+    asio::post(strand_, [self = shared_from_this(), dropped = std::move(dropped), why]() mutable {
+        ++self->generation_;
+        error_code ignored;
+        self->socket_.close(ignored);
+        self->resolver_.cancel();
+        self->connect_timer_.cancel();
+        self->tick_timer_.cancel();
+        self->reconnect_timer_.cancel();
+        for (auto& e : dropped) {
+            self->complete(e, why, why.message());
+        }
+    });
+}
+
+} // namespace troupe::transport
