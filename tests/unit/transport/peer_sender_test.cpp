@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <troupe/transport/peer_sender.hpp>
+
+#include "transport_fixture.hpp"
+#include "wait_until.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <future>
+
+using namespace troupe;
+using namespace troupe::transport;
+using troupe::test::wait_until;
+
+namespace {
+
+std::shared_ptr<peer_sender> make_sender(boost::asio::io_context& io, const conf::cluster_config& c,
+                                         std::uint16_t port) {
+    peer_sender::callbacks cb;
+    auto s = std::make_shared<peer_sender>(io, c.sender, c.channel.max_message,
+                                           test::identity(c, 0, "tx"), "127.0.0.1", port, cb);
+    s->start();
+    return s;
+}
+
+std::uint16_t unused_port() {
+    // Bind and release: nothing listens there afterwards.
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    return a.local_endpoint().port();
+}
+
+} // namespace
+
+TEST_CASE("peer_sender delivers frames in order", "[transport]") {
+    auto c = test::loopback_config();
+    test::recording_receiver rx(c);
+    test::io_runner tx;
+    auto s = make_sender(tx.io, c, rx.port());
+    for (int i = 0; i < 2000; ++i) {
+        REQUIRE_FALSE(s->enqueue(test::data_frame(i, 8, std::to_string(i)), i, nullptr));
+    }
+    REQUIRE(wait_until([&] { return rx.count() == 2000; }));
+    const auto got = rx.snapshot();
+    for (int i = 0; i < 2000; ++i) {
+        REQUIRE(got[i] == std::to_string(i));
+    }
+    // Coalescing: fewer writes than frames.
+    CHECK(s->stats().writes.load() < s->stats().frames_out.load());
+    s->stop(error::stopped);
+}
+
+TEST_CASE("peer_sender keeps order across a reconnect", "[transport]") {
+    auto c = test::loopback_config();
+    auto rx = std::make_unique<test::recording_receiver>(c);
+    const auto port = rx->port();
+    test::io_runner tx;
+    auto s = make_sender(tx.io, c, port);
+    for (int i = 0; i < 300; ++i) {
+        REQUIRE_FALSE(s->enqueue(test::data_frame(i, 8, std::to_string(i)), i, nullptr));
+    }
+    REQUIRE(wait_until([&] { return rx->count() == 300; }));
+    rx.reset(); // the peer goes away
+    REQUIRE(wait_until([&] { return !s->connected(); }));
+    for (int i = 300; i < 600; ++i) {
+        REQUIRE_FALSE(s->enqueue(test::data_frame(i, 8, std::to_string(i)), i, nullptr));
+    }
+    auto c2 = test::loopback_config(port);
+    rx = std::make_unique<test::recording_receiver>(c2); // same port: the member restarts
+    REQUIRE(wait_until([&] { return rx->count() == 300; }));
+    const auto got = rx->snapshot();
+    for (int i = 0; i < 300; ++i) {
+        REQUIRE(got[i] == std::to_string(300 + i));
+    }
+    s->stop(error::stopped);
+}
+
+TEST_CASE("a full queue fails at once under the fail policy", "[transport]") {
+    auto c = test::loopback_config();
+    c.sender.queue_limit = 4200; // four frames of 1029 bytes
+    c.sender.on_queue_full = conf::queue_full_policy::fail;
+    test::io_runner tx;
+    auto s = make_sender(tx.io, c, unused_port());
+    const std::string kib(1000, 'x');
+    boost::system::error_code ec;
+    int accepted = 0;
+    for (int i = 0; i < 10 && !ec; ++i) {
+        ec = s->enqueue(test::data_frame(i, 8, kib), i, nullptr);
+        accepted += ec ? 0 : 1;
+    }
+    CHECK(ec == error::queue_full);
+    CHECK(accepted == 4);
+    CHECK(s->stats().queue_full.load() == 1);
+    s->stop(error::stopped);
+    CHECK(wait_until([&] { return s->stats().dropped.load() == 4; }));
+}
+
+TEST_CASE("a full queue fails after block_timeout under the block policy", "[transport]") {
+    auto c = test::loopback_config();
+    c.sender.queue_limit = 2100; // two frames of 1029 bytes
+    c.sender.on_queue_full = conf::queue_full_policy::block;
+    c.sender.block_timeout = std::chrono::milliseconds(100);
+    test::io_runner tx;
+    auto s = make_sender(tx.io, c, unused_port());
+    const std::string kib(1000, 'x');
+    REQUIRE_FALSE(s->enqueue(test::data_frame(1, 8, kib), 1, nullptr));
+    REQUIRE_FALSE(s->enqueue(test::data_frame(2, 8, kib), 2, nullptr));
+    CHECK(s->enqueue(test::data_frame(3, 8, kib), 3, nullptr) == error::queue_full);
+    s->stop(error::stopped);
+}
+
+TEST_CASE("a blocked sender proceeds once the peer drains the queue", "[transport]") {
+    auto c = test::loopback_config();
+    c.sender.queue_limit = 64 * 1024;
+    c.sender.block_timeout = std::chrono::seconds(20);
+    test::recording_receiver rx(c);
+    test::io_runner tx;
+    auto s = make_sender(tx.io, c, rx.port());
+    const std::string big(16 * 1024, 'y');
+    for (int i = 0; i < 200; ++i) { // ~3 MiB through a 64 KiB queue
+        REQUIRE_FALSE(s->enqueue(test::data_frame(i, 8, big), i, nullptr));
+    }
+    CHECK(wait_until([&] { return rx.count() == 200; }));
+    s->stop(error::stopped);
+}
+
+TEST_CASE("sync frames are acked, and a NACK carries the listener's reason", "[transport]") {
+    auto c = test::loopback_config();
+    test::recording_receiver rx(c);
+    rx.verdict = [](const std::string& p) {
+        return p == "bad" ? delivery_result{ack_status::listener_failed, "boom"} : delivery_result{};
+    };
+    test::io_runner tx;
+    auto s = make_sender(tx.io, c, rx.port());
+    std::promise<std::pair<boost::system::error_code, std::string>> good, bad;
+    REQUIRE_FALSE(s->enqueue(test::data_frame(1, 6, "good"), 1,
+                             [&](const boost::system::error_code& ec, std::string_view d) {
+                                 good.set_value({ec, std::string(d)});
+                             }));
+    REQUIRE_FALSE(s->enqueue(test::data_frame(2, 6, "bad"), 2,
+                             [&](const boost::system::error_code& ec, std::string_view d) {
+                                 bad.set_value({ec, std::string(d)});
+                             }));
+    auto g = good.get_future();
+    auto b = bad.get_future();
+    REQUIRE(g.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    REQUIRE(b.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    CHECK_FALSE(g.get().first);
+    const auto [ec, detail] = b.get();
+    CHECK(ec == error::remote_failure);
+    CHECK(detail == "boom");
+    CHECK(s->stats().acks.load() == 1);
+    CHECK(s->stats().nacks.load() == 1);
+    s->stop(error::stopped);
+}
+
+TEST_CASE("an unanswered ack fails with ack_timeout", "[transport]") {
+    auto c = test::loopback_config();
+    c.sender.ack_timeout = std::chrono::milliseconds(300);
+    std::atomic<bool> release{false};
+    test::recording_receiver rx(c);
+    rx.verdict = [&](const std::string&) {
+        test::wait_until([&] { return release.load(); }, std::chrono::seconds(5));
+        return delivery_result{};
+    };
+    test::io_runner tx;
+    auto s = make_sender(tx.io, c, rx.port());
+    std::promise<boost::system::error_code> done;
+    REQUIRE_FALSE(s->enqueue(test::data_frame(1, 6, "slow"), 1,
+                             [&](const boost::system::error_code& ec, std::string_view) { done.set_value(ec); }));
+    auto f = done.get_future();
+    REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    CHECK(f.get() == error::ack_timeout);
+    CHECK(s->stats().ack_timeouts.load() == 1);
+    release = true;
+    s->stop(error::stopped);
+}
+
+TEST_CASE("ack frames queued for an unreachable peer fail with ack_timeout", "[transport]") {
+    auto c = test::loopback_config();
+    c.sender.ack_timeout = std::chrono::milliseconds(200);
+    test::io_runner tx;
+    auto s = make_sender(tx.io, c, unused_port());
+    std::promise<boost::system::error_code> done;
+    REQUIRE_FALSE(s->enqueue(test::data_frame(1, 2, "x"), 1,
+                             [&](const boost::system::error_code& ec, std::string_view) { done.set_value(ec); }));
+    auto f = done.get_future();
+    REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    CHECK(f.get() == error::ack_timeout);
+    CHECK(s->queued_bytes() == 0);
+    s->stop(error::stopped);
+}
+
+TEST_CASE("a handshake with the wrong cluster name is refused on both sides", "[transport]") {
+    auto c = test::loopback_config();
+    test::recording_receiver rx(c);
+    auto other = c;
+    other.cluster.name = "other";
+    test::io_runner tx;
+    auto s = make_sender(tx.io, other, rx.port());
+    CHECK(wait_until([&] { return rx.rx->stats().handshake_refused.load() >= 1; }));
+    CHECK(wait_until([&] { return s->stats().handshake_failures.load() >= 1; }));
+    CHECK_FALSE(s->connected());
+    s->stop(error::stopped);
+}
+
+TEST_CASE("secrets must match: wrong, missing and unexpected secrets are refused", "[transport]") {
+    auto c = test::loopback_config();
+    c.cluster.secret = "0123456789abcdef-right";
+    test::recording_receiver rx(c);
+    test::io_runner tx;
+    SECTION("wrong secret") {
+        auto wrong = c;
+        wrong.cluster.secret = "0123456789abcdef-wrong";
+        auto s = make_sender(tx.io, wrong, rx.port());
+        CHECK(wait_until([&] { return s->stats().handshake_failures.load() >= 1; }));
+        CHECK(wait_until([&] { return rx.rx->stats().auth_failures.load() >= 1; }));
+        CHECK_FALSE(s->connected());
+        s->stop(error::stopped);
+    }
+    SECTION("no secret on the connecting side") {
+        auto none = c;
+        none.cluster.secret.clear();
+        auto s = make_sender(tx.io, none, rx.port());
+        CHECK(wait_until([&] { return s->stats().handshake_failures.load() >= 1; }));
+        CHECK_FALSE(s->connected());
+        s->stop(error::stopped);
+    }
+    SECTION("the same secret connects and delivers") {
+        auto s = make_sender(tx.io, c, rx.port());
+        REQUIRE_FALSE(s->enqueue(test::data_frame(1, 8, "hi"), 1, nullptr));
+        CHECK(wait_until([&] { return rx.count() == 1; }));
+        CHECK(s->stats().handshake_failures.load() == 0);
+        s->stop(error::stopped);
+    }
+}
+
+TEST_CASE("a peer without a secret is refused by a node that has one", "[transport]") {
+    auto c = test::loopback_config();
+    test::recording_receiver rx(c); // no secret
+    auto with = c;
+    with.cluster.secret = "0123456789abcdef-right";
+    test::io_runner tx;
+    auto s = make_sender(tx.io, with, rx.port());
+    CHECK(wait_until([&] { return s->stats().handshake_failures.load() >= 1; }));
+    CHECK_FALSE(s->connected());
+    s->stop(error::stopped);
+}
