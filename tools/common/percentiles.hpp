@@ -14,7 +14,7 @@ struct latency_summary {
 /// Nearest-rank percentiles of samples in nanoseconds, reported in µs. Sorts `ns`.
 latency_summary summarize_ns(std::vector<std::int64_t>& ns);
 
-/// Largest resident set of this process so far, KiB (getrusage ru_maxrss).
+/// Largest resident set of this process so far, KiB (VmHWM; ru_maxrss survives exec on Linux).
 long peak_rss_kib_self();
 
 } // namespace troupe::tools

@@ -358,6 +358,12 @@ bool peer_sender::handle_hello(const frame_view& f) {
         return refuse(error::auth_failed,
                       "authentication failed: peer requires a cluster secret and we have none");
     }
+    if (!last_peer_id_.is_nil() && last_peer_id_ != peer.id) {
+        // The member restarted: what was queued for the old incarnation (deltas for
+        // its sessions, say) means nothing to the new one.
+        drop_queued(error::member_gone);
+    }
+    last_peer_id_ = peer.id;
     handshaken_ = true;
     was_up_ = true;
     connect_timer_.cancel();

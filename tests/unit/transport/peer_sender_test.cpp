@@ -53,7 +53,8 @@ TEST_CASE("peer_sender delivers frames in order", "[transport]") {
 
 TEST_CASE("peer_sender keeps order across a reconnect", "[transport]") {
     auto c = test::loopback_config();
-    auto rx = std::make_unique<test::recording_receiver>(c);
+    const auto same_member = membership::member_id::random();
+    auto rx = std::make_unique<test::recording_receiver>(c, same_member);
     const auto port = rx->port();
     test::io_runner tx;
     auto s = make_sender(tx.io, c, port);
@@ -67,12 +68,35 @@ TEST_CASE("peer_sender keeps order across a reconnect", "[transport]") {
         REQUIRE_FALSE(s->enqueue(test::data_frame(i, 8, std::to_string(i)), i, nullptr));
     }
     auto c2 = test::loopback_config(port);
-    rx = std::make_unique<test::recording_receiver>(c2); // same port: the member restarts
+    // The same member back on the same port, as after a network blip.
+    rx = std::make_unique<test::recording_receiver>(c2, same_member);
     REQUIRE(wait_until([&] { return rx->count() == 300; }));
     const auto got = rx->snapshot();
     for (int i = 0; i < 300; ++i) {
         REQUIRE(got[i] == std::to_string(300 + i));
     }
+    s->stop(error::stopped);
+}
+
+TEST_CASE("frames queued for a member that restarted are dropped and counted", "[transport]") {
+    auto c = test::loopback_config();
+    auto rx = std::make_unique<test::recording_receiver>(c);
+    const auto port = rx->port();
+    test::io_runner tx;
+    auto s = make_sender(tx.io, c, port);
+    REQUIRE_FALSE(s->enqueue(test::data_frame(0, 8, "first"), 0, nullptr));
+    REQUIRE(wait_until([&] { return rx->count() == 1; }));
+    rx.reset();
+    REQUIRE(wait_until([&] { return !s->connected(); }));
+    for (int i = 1; i <= 10; ++i) {
+        REQUIRE_FALSE(s->enqueue(test::data_frame(i, 8, "old"), i, nullptr));
+    }
+    rx = std::make_unique<test::recording_receiver>(test::loopback_config(port)); // new incarnation
+    REQUIRE(wait_until([&] { return s->connected(); }));
+    REQUIRE_FALSE(s->enqueue(test::data_frame(11, 8, "new"), 11, nullptr));
+    REQUIRE(wait_until([&] { return rx->count() == 1; }));
+    CHECK(rx->snapshot().front() == "new");
+    CHECK(s->stats().dropped.load() == 10);
     s->stop(error::stopped);
 }
 

@@ -68,7 +68,8 @@ struct recording_receiver {
     std::vector<std::string> payloads;
     std::function<transport::delivery_result(const std::string&)> verdict;
 
-    explicit recording_receiver(conf::cluster_config c) {
+    explicit recording_receiver(conf::cluster_config c,
+                                membership::member_id id = membership::member_id::random()) {
         transport::receiver::callbacks cb;
         cb.deliver = [this](const membership::member&, const transport::data_view& d) {
             std::string p(d.payload.begin(), d.payload.end());
@@ -80,7 +81,9 @@ struct recording_receiver {
         };
         rx = std::make_shared<transport::receiver>(runner.io, c, std::move(cb));
         const auto port = rx->bind();
-        rx->start(identity(c, port, c.cluster.node));
+        auto self = identity(c, port, c.cluster.node);
+        self.id = id;
+        rx->start(self);
     }
     ~recording_receiver() { rx->stop(); }
 

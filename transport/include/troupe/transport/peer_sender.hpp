@@ -169,6 +169,7 @@ private:
     hello my_hello_;
     bool handshaken_ = false;
     bool was_up_ = false;
+    membership::member_id last_peer_id_; ///< who answered last time: a new id is a restart
     std::chrono::milliseconds backoff_{20};
     clock::time_point last_write_{};
     clock::time_point last_read_{};

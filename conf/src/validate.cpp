@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "detail.hpp"
+
+#include <troupe/conf/load.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <initializer_list>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace troupe::conf {
+namespace detail {
+namespace {
+
+// Names travel in every HELLO and heartbeat, and the node name ends every
+// session id: keep them short and free of anything that needs escaping.
+constexpr std::size_t max_name_bytes = 64;
+// HMAC keys shorter than this are guessable; 16 bytes is the usual floor.
+constexpr std::size_t min_secret_bytes = 16;
+constexpr std::uint32_t max_threads = 64;
+constexpr std::uint64_t min_message = std::uint64_t{1} << 10;
+constexpr std::uint64_t max_message = std::uint64_t{1} << 30;
+constexpr std::uint32_t max_port = 65535;
+
+bool is_name_char(char c, bool allow_dot) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || (allow_dot && c == '.');
+}
+
+bool is_name(std::string_view text, bool allow_dot) {
+    return std::all_of(text.begin(), text.end(),
+                       [allow_dot](char c) { return is_name_char(c, allow_dot); });
+}
+
+bool is_any_address(std::string_view address) {
+    return address == "0.0.0.0" || address == "::" || address == "[::]";
+}
+
+std::string static_path(std::size_t index) {
+    return "membership.static[" + std::to_string(index) + "]";
+}
+
+class checker {
+public:
+    explicit checker(const std::set<std::string, std::less<>>& unreliable)
+        : unreliable_(unreliable) {}
+
+    /// False when a rule would judge a value the file did not manage to set.
+    bool trusted(std::initializer_list<std::string_view> paths) const {
+        return std::none_of(paths.begin(), paths.end(), [this](std::string_view path) {
+            return unreliable_.find(path) != unreliable_.end();
+        });
+    }
+
+    void fail(std::string path, std::string message, std::string related = {}) {
+        finding f;
+        f.diag.path = std::move(path);
+        f.diag.message = std::move(message);
+        f.related = std::move(related);
+        findings_.push_back(std::move(f));
+    }
+
+    void positive(std::string_view path, duration value) {
+        if (trusted({path}) && value.count() <= 0) {
+            fail(std::string(path), "must be greater than 0 (got " + format_duration(value) + ")");
+        }
+    }
+
+    void not_empty(std::string_view path, std::string_view value) {
+        if (trusted({path}) && value.empty()) {
+            fail(std::string(path), "must not be empty");
+        }
+    }
+
+    std::vector<finding> take() { return std::move(findings_); }
+
+private:
+    const std::set<std::string, std::less<>>& unreliable_;
+    std::vector<finding> findings_;
+};
+
+void check_cluster(const cluster_section& cluster, checker& c) {
+    if (c.trusted({"cluster.name"})) {
+        if (cluster.name.empty()) {
+            c.fail("cluster.name", "must not be empty");
+        } else if (cluster.name.size() > max_name_bytes) {
+            c.fail("cluster.name",
+                   "must be at most 64 bytes (got " + std::to_string(cluster.name.size()) + ")");
+        } else if (!is_name(cluster.name, true)) {
+            c.fail("cluster.name", "may contain only letters, digits, '.', '_' and '-' (got " +
+                                       quote(cluster.name) + ")");
+        }
+    }
+    // Empty is allowed here: it means "the host name", which load_file fills in.
+    if (c.trusted({"cluster.node"})) {
+        if (cluster.node.size() > max_name_bytes) {
+            c.fail("cluster.node",
+                   "must be at most 64 bytes (got " + std::to_string(cluster.node.size()) + ")");
+        } else if (!is_name(cluster.node, false)) {
+            c.fail("cluster.node",
+                   "may contain only letters, digits, '_' and '-', no '.' since it ends "
+                   "session ids (got " +
+                       quote(cluster.node) + ")");
+        }
+    }
+    // The secret itself is never echoed: diagnostics end up in logs.
+    if (c.trusted({"cluster.secret"}) && !cluster.secret.empty() &&
+        cluster.secret.size() < min_secret_bytes) {
+        c.fail("cluster.secret", "must be at least 16 bytes when set (got " +
+                                     std::to_string(cluster.secret.size()) + ")");
+    }
+}
+
+void check_receiver(const receiver_section& receiver, checker& c) {
+    c.not_empty("receiver.address", receiver.address);
+    if (c.trusted({"receiver.auto_bind"})) {
+        if (receiver.auto_bind < 1) {
+            c.fail("receiver.auto_bind", "must be at least 1 (got 0)");
+        } else if (c.trusted({"receiver.port"}) && receiver.port != 0 &&
+                   std::uint64_t{receiver.port} + receiver.auto_bind - 1 > max_port) {
+            c.fail("receiver.auto_bind",
+                   "must keep receiver.port + auto_bind - 1 within 65535 (got " +
+                       std::to_string(receiver.port) + " + " + std::to_string(receiver.auto_bind) +
+                       " - 1 = " +
+                       std::to_string(std::uint64_t{receiver.port} + receiver.auto_bind - 1) + ")",
+                   "receiver.port");
+        }
+    }
+    if (c.trusted({"receiver.threads"}) &&
+        (receiver.threads < 1 || receiver.threads > max_threads)) {
+        c.fail("receiver.threads",
+               "must be from 1 to 64 (got " + std::to_string(receiver.threads) + ")");
+    }
+}
+
+void check_membership(const cluster_config& config, checker& c) {
+    const auto& members = config.membership.static_members;
+    if (c.trusted({"membership.static"})) {
+        for (std::size_t i = 0; i < members.size(); ++i) {
+            const auto path = static_path(i);
+            if (!c.trusted({path})) {
+                continue;
+            }
+            const auto text = host_port_text(members[i]);
+            if (members[i].host.empty()) {
+                c.fail(path, "host must not be empty (got " + quote(text) + ")");
+                continue;
+            }
+            if (members[i].port == 0) {
+                c.fail(path, "port must be from 1 to 65535 (got " + quote(text) + ")");
+                continue;
+            }
+            for (std::size_t j = 0; j < i; ++j) {
+                if (members[j] == members[i] && c.trusted({static_path(j)})) {
+                    c.fail(path, text + " is listed twice (first as " + static_path(j) + ")");
+                    break;
+                }
+            }
+        }
+    }
+    if (c.trusted({"membership.drop_time", "sender.keepalive"}) &&
+        config.membership.drop_time <= config.sender.keepalive) {
+        c.fail("membership.drop_time",
+               "must be greater than sender.keepalive (got " +
+                   format_duration(config.membership.drop_time) +
+                   " <= " + format_duration(config.sender.keepalive) + ")",
+               "sender.keepalive");
+    }
+}
+
+void check_sender(const cluster_config& config, checker& c) {
+    const auto& sender = config.sender;
+    c.positive("sender.connect_timeout", sender.connect_timeout);
+    c.positive("sender.ack_timeout", sender.ack_timeout);
+    // A message is queued whole, so a queue smaller than the largest message
+    // would refuse that message forever instead of applying back-pressure.
+    if (c.trusted({"sender.queue_limit", "channel.max_message"}) &&
+        sender.queue_limit < config.channel.max_message) {
+        c.fail("sender.queue_limit",
+               "must be at least channel.max_message (got " + format_size(sender.queue_limit) +
+                   " < " + format_size(config.channel.max_message) + ")",
+               "channel.max_message");
+    }
+    c.positive("sender.block_timeout", sender.block_timeout);
+    c.positive("sender.keepalive", sender.keepalive);
+    c.positive("sender.reconnect_backoff_max", sender.reconnect_backoff_max);
+}
+
+void check_channel(const channel_section& channel, checker& c) {
+    std::uint32_t parsed = 0;
+    const auto options = std::to_string(channel.send_options);
+    if (c.trusted({"channel.send_options"}) && !read_send_options(options, parsed).empty()) {
+        c.fail("channel.send_options", send_options_message(options));
+    }
+    if (c.trusted({"channel.max_message"}) &&
+        (channel.max_message < min_message || channel.max_message > max_message)) {
+        c.fail("channel.max_message",
+               "must be from 1KiB to 1GiB (got " + format_size(channel.max_message) + ")");
+    }
+    if (c.trusted({"channel.stop_timeout"}) && channel.stop_timeout.count() < 0) {
+        c.fail("channel.stop_timeout",
+               "must not be negative (got " + format_duration(channel.stop_timeout) + ")");
+    }
+}
+
+void check_admin(const cluster_config& config, checker& c) {
+    const auto& admin = config.admin;
+    const auto& receiver = config.receiver;
+    c.not_empty("admin.address", admin.address);
+    // Both listeners would fight over the port; only flagged when they can
+    // actually meet, i.e. on the same address or when one listens on all.
+    const bool same_address = admin.address == receiver.address || is_any_address(admin.address) ||
+                              is_any_address(receiver.address);
+    if (c.trusted({"admin.enabled", "admin.port", "admin.address", "receiver.port",
+                   "receiver.auto_bind", "receiver.address"}) &&
+        admin.enabled && admin.port != 0 && receiver.port != 0 && same_address) {
+        const std::uint64_t first = receiver.port;
+        const std::uint64_t last = std::min<std::uint64_t>(
+            max_port, first + std::max<std::uint32_t>(receiver.auto_bind, 1) - 1);
+        if (admin.port >= first && admin.port <= last) {
+            c.fail("admin.port",
+                   "must be outside the receiver's ports " + std::to_string(first) + ".." +
+                       std::to_string(last) + " (got " + std::to_string(admin.port) + ")",
+                   "receiver.port");
+        }
+    }
+}
+
+void check_logging(const logging_section& logging, checker& c) {
+    if (!c.trusted({"logging.level"})) {
+        return;
+    }
+    const auto* end = std::end(log_levels);
+    if (std::find(std::begin(log_levels), end, logging.level) == end) {
+        std::string list;
+        for (const auto level : log_levels) {
+            list += list.empty() ? "" : ", ";
+            list += level;
+        }
+        c.fail("logging.level", "expected one of " + list + " (got " + quote(logging.level) + ")");
+    }
+}
+
+} // namespace
+
+std::vector<finding> check(const cluster_config& config,
+                           const std::set<std::string, std::less<>>& unreliable) {
+    checker c(unreliable);
+    check_cluster(config.cluster, c);
+    check_receiver(config.receiver, c);
+    check_membership(config, c);
+    check_sender(config, c);
+    check_channel(config.channel, c);
+    check_admin(config, c);
+    check_logging(config.logging, c);
+    return c.take();
+}
+
+} // namespace detail
+
+std::vector<diagnostic> validate(const cluster_config& config) {
+    std::vector<diagnostic> diagnostics;
+    for (auto& f : detail::check(config, {})) {
+        diagnostics.push_back(std::move(f.diag));
+    }
+    return diagnostics;
+}
+
+} // namespace troupe::conf

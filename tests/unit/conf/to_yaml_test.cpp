@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <troupe/conf/load.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <string>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// Field by field, so that a key to_yaml() forgets cannot hide behind an
+// equally forgetful comparison of two to_yaml() outputs.
+void check_same(const troupe::conf::cluster_config& a, const troupe::conf::cluster_config& b) {
+    CHECK(a.cluster.name == b.cluster.name);
+    CHECK(a.cluster.node == b.cluster.node);
+    CHECK(a.cluster.secret == b.cluster.secret);
+    CHECK(a.receiver.address == b.receiver.address);
+    CHECK(a.receiver.port == b.receiver.port);
+    CHECK(a.receiver.auto_bind == b.receiver.auto_bind);
+    CHECK(a.receiver.threads == b.receiver.threads);
+    CHECK(a.membership.static_members == b.membership.static_members);
+    CHECK(a.membership.drop_time == b.membership.drop_time);
+    CHECK(a.sender.connect_timeout == b.sender.connect_timeout);
+    CHECK(a.sender.ack_timeout == b.sender.ack_timeout);
+    CHECK(a.sender.queue_limit == b.sender.queue_limit);
+    CHECK(a.sender.on_queue_full == b.sender.on_queue_full);
+    CHECK(a.sender.block_timeout == b.sender.block_timeout);
+    CHECK(a.sender.keepalive == b.sender.keepalive);
+    CHECK(a.sender.reconnect_backoff_max == b.sender.reconnect_backoff_max);
+    CHECK(a.channel.send_options == b.channel.send_options);
+    CHECK(a.channel.max_message == b.channel.max_message);
+    CHECK(a.channel.stop_timeout == b.channel.stop_timeout);
+    CHECK(a.admin.enabled == b.admin.enabled);
+    CHECK(a.admin.address == b.admin.address);
+    CHECK(a.admin.port == b.admin.port);
+    CHECK(a.logging.level == b.logging.level);
+    CHECK(a.logging.file == b.logging.file);
+}
+
+} // namespace
+
+TEST_CASE("to_yaml prints every key of the defaults", "[conf]") {
+    troupe::conf::cluster_config config;
+    config.cluster.node = "n1";
+    CHECK(troupe::conf::to_yaml(config) == R"(cluster:
+  name: troupe
+  node: n1
+  secret: ""
+receiver:
+  address: 127.0.0.1
+  port: 4000
+  auto_bind: 100
+  threads: 1
+membership:
+  static: []
+  drop_time: 3s
+sender:
+  connect_timeout: 1s
+  ack_timeout: 3s
+  queue_limit: 64MiB
+  on_queue_full: block
+  block_timeout: 1s
+  keepalive: 1s
+  reconnect_backoff_max: 1s
+channel:
+  send_options: async
+  max_message: 16MiB
+  stop_timeout: 5s
+admin:
+  enabled: true
+  address: 127.0.0.1
+  port: 0
+logging:
+  level: info
+  file: ""
+)");
+}
+
+TEST_CASE("to_yaml lists static members one per line", "[conf]") {
+    troupe::conf::cluster_config config;
+    config.membership.static_members = {{"127.0.0.1", 4001}, {"::1", 4002}};
+    const auto text = troupe::conf::to_yaml(config);
+    CHECK(text.find("  static:\n    - 127.0.0.1:4001\n    - \"[::1]:4002\"\n") !=
+          std::string::npos);
+}
+
+TEST_CASE("to_yaml output loads back to the same config", "[conf]") {
+    troupe::conf::cluster_config config;
+    config.cluster.name = "round.trip";
+    config.cluster.node = "null"; // a YAML null word, which must come back as text
+    config.cluster.secret = "#not a comment: 'quoted' \"twice\"";
+    config.receiver.address = "::";
+    config.receiver.port = 0;
+    config.receiver.auto_bind = 1;
+    config.receiver.threads = 64;
+    config.membership.static_members = {{"127.0.0.1", 4001}, {"::1", 4002}, {"node-3", 65535}};
+    config.membership.drop_time = 3h;
+    config.sender.connect_timeout = 1500ms;
+    config.sender.ack_timeout = 30min;
+    config.sender.queue_limit = 1000000001;
+    config.sender.on_queue_full = troupe::conf::queue_full_policy::fail;
+    config.sender.block_timeout = 1ms;
+    config.sender.keepalive = 2h;
+    config.sender.reconnect_backoff_max = 61s;
+    config.channel.send_options = 10;
+    config.channel.max_message = 1000000;
+    config.channel.stop_timeout = 0ms;
+    config.admin.enabled = false;
+    config.admin.address = "10.0.0.5";
+    config.admin.port = 65535;
+    config.logging.level = "off";
+    config.logging.file = "/var/log/troupe node.log";
+    REQUIRE(troupe::conf::validate(config).empty());
+
+    const auto text = troupe::conf::to_yaml(config);
+    INFO(text);
+    const auto back = troupe::conf::load_string(text, "to_yaml");
+    check_same(config, back);
+    CHECK(troupe::conf::to_yaml(back) == text);
+}
+
+TEST_CASE("to_yaml of a loaded example loads back unchanged", "[conf]") {
+    const auto config =
+        troupe::conf::load_file(std::string(TROUPE_CONF_EXAMPLES) + "/production.yaml");
+    const auto back = troupe::conf::load_string(troupe::conf::to_yaml(config), "to_yaml");
+    check_same(config, back);
+}

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <troupe/engine/channel.hpp>
+#include <troupe/transport/error.hpp>
+
+#include "wait_until.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <future>
+#include <mutex>
+
+using namespace troupe;
+using troupe::test::wait_until;
+
+namespace {
+
+conf::cluster_config config_for(const std::string& node, std::vector<conf::host_port> peers = {}) {
+    conf::cluster_config c;
+    c.cluster.name = "engine-unit";
+    c.cluster.node = node;
+    c.receiver.port = 0;
+    c.receiver.auto_bind = 1;
+    c.admin.enabled = false;
+    c.sender.ack_timeout = std::chrono::milliseconds(2000);
+    c.membership.static_members = std::move(peers);
+    return c;
+}
+
+std::span<const std::byte> bytes(const std::string& s) { return std::as_bytes(std::span(s.data(), s.size())); }
+
+/// Two channels in this process, each knowing the other.
+struct pair_of_channels {
+    engine::channel a{config_for("a")};
+    std::unique_ptr<engine::channel> b;
+
+    pair_of_channels() {
+        a.start();
+        b = std::make_unique<engine::channel>(config_for("b", {{"127.0.0.1", a.port()}}));
+        b->start();
+        REQUIRE(wait_until([&] { return a.members().size() == 1 && b->members().size() == 1; }));
+    }
+};
+
+} // namespace
+
+TEST_CASE("a sync send returns after the remote listener ran", "[engine]") {
+    pair_of_channels p;
+    std::atomic<int> seen{0};
+    p.b->add_listener("app", [&](const engine::received_message& m) {
+        CHECK(m.from.name == "a");
+        CHECK(m.context == "app");
+        seen++;
+    });
+    const auto r = p.a.send_all(bytes("hello"), engine::send_options::sync, "app");
+    CHECK(r.ok());
+    CHECK(r.destinations == 1);
+    CHECK(seen == 1); // processed before send() returned
+}
+
+TEST_CASE("a listener exception becomes a NACK naming the member and the reason", "[engine]") {
+    pair_of_channels p;
+    p.b->add_listener("app", [](const engine::received_message&) { throw std::runtime_error("nope"); });
+    const auto r = p.a.send_all(bytes("x"), engine::send_options::sync, "app");
+    REQUIRE(r.failures.size() == 1);
+    CHECK(r.failures[0].member.name == "b");
+    CHECK(r.failures[0].ec == transport::error::remote_failure);
+    CHECK(r.failures[0].detail == "nope");
+    CHECK_THAT(r.describe(), Catch::Contains("b (127.0.0.1:") && Catch::Contains("nope"));
+    // The node is still fine.
+    p.b->add_listener("app", [](const engine::received_message&) {});
+    CHECK(p.a.send_all(bytes("y"), engine::send_options::sync, "app").ok());
+}
+
+TEST_CASE("a context without a listener is a NACK for sync senders", "[engine]") {
+    pair_of_channels p;
+    const auto r = p.a.send_all(bytes("x"), engine::send_options::sync, "nobody");
+    REQUIRE(r.failures.size() == 1);
+    CHECK(r.failures[0].ec == transport::error::no_listener);
+    CHECK(nlohmann::json::parse(p.b->stats_json())["channel"]["no_listener"] == 1);
+}
+
+TEST_CASE("listeners are per context", "[engine]") {
+    pair_of_channels p;
+    std::atomic<int> one{0}, two{0};
+    p.b->add_listener("one", [&](const engine::received_message&) { one++; });
+    p.b->add_listener("two", [&](const engine::received_message&) { two++; });
+    CHECK(p.a.send_all(bytes("1"), engine::send_options::sync, "one").ok());
+    CHECK(p.a.send_all(bytes("2"), engine::send_options::sync, "two").ok());
+    CHECK(p.a.send_all(bytes("2"), engine::send_options::sync, "two").ok());
+    CHECK(one == 1);
+    CHECK(two == 2);
+}
+
+TEST_CASE("async_send completes its handler once, outside the call", "[engine]") {
+    pair_of_channels p;
+    p.b->add_listener("app", [](const engine::received_message&) {});
+    std::promise<engine::send_result> done;
+    bool inside = true;
+    p.a.async_send({}, bytes("x"), engine::send_options::sync, "app",
+                   [&](engine::send_result r) { done.set_value(std::move(r)); });
+    inside = false;
+    auto f = done.get_future();
+    REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    CHECK(f.get().ok());
+    CHECK_FALSE(inside);
+}
+
+TEST_CASE("a message larger than channel.max_message is refused before it is queued", "[engine]") {
+    pair_of_channels p;
+    const std::string big(p.a.config().channel.max_message + 1, 'x');
+    const auto r = p.a.send_all(bytes(big), engine::send_options::async, "app");
+    REQUIRE(r.failures.size() == 1);
+    CHECK(r.failures[0].ec == transport::error::message_too_large);
+}
+
+TEST_CASE("sending to an unknown member id fails as not_a_member", "[engine]") {
+    pair_of_channels p;
+    const membership::member_id nobody = membership::member_id::random();
+    const auto r = p.a.send(std::span(&nobody, 1), bytes("x"), engine::send_options::async, "app");
+    REQUIRE(r.failures.size() == 1);
+    CHECK(r.failures[0].ec == transport::error::not_a_member);
+}
+
+TEST_CASE("member listeners see alive then left when a peer stops cleanly", "[engine]") {
+    pair_of_channels p;
+    std::mutex m;
+    std::vector<std::string> events;
+    p.a.add_member_listener([&](const membership::member& who) {
+        std::lock_guard lock(m);
+        events.push_back(who.name + ":" + std::string(membership::to_string(who.state)));
+    });
+    p.b->stop();
+    REQUIRE(wait_until([&] {
+        std::lock_guard lock(m);
+        return !events.empty();
+    }));
+    std::lock_guard lock(m);
+    CHECK(events.front() == "b:left");
+    CHECK(p.a.members().empty());
+}
+
+TEST_CASE("async messages queued before stop() are flushed to the peer", "[engine]") {
+    pair_of_channels p;
+    std::atomic<int> seen{0};
+    p.b->add_listener("app", [&](const engine::received_message&) { seen++; });
+    for (int i = 0; i < 5000; ++i) {
+        REQUIRE(p.a.send_all(bytes(std::string(512, 'x')), engine::send_options::async, "app").ok());
+    }
+    p.a.stop();
+    CHECK(wait_until([&] { return seen == 5000; }));
+}
+
+TEST_CASE("a blocking ack send from an I/O thread is refused instead of deadlocking", "[engine]") {
+    pair_of_channels p;
+    std::promise<engine::send_result> done;
+    p.b->add_listener("app", [](const engine::received_message&) {});
+    p.a.add_listener("echo", [&](const engine::received_message&) {
+        done.set_value(p.a.send_all(bytes("x"), engine::send_options::sync, "app"));
+    });
+    CHECK(p.b->send_all(bytes("x"), engine::send_options::async, "echo").ok());
+    auto f = done.get_future();
+    REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    const auto r = f.get();
+    REQUIRE(r.failures.size() == 1);
+    CHECK_THAT(r.failures[0].detail, Catch::Contains("use async_send"));
+}
+
+TEST_CASE("stats and metrics report traffic per member", "[engine]") {
+    pair_of_channels p;
+    p.b->add_listener("app", [](const engine::received_message&) {});
+    for (int i = 0; i < 10; ++i) {
+        REQUIRE(p.a.send_all(bytes("0123456789"), engine::send_options::sync, "app").ok());
+    }
+    const auto sa = nlohmann::json::parse(p.a.stats_json());
+    CHECK(sa["channel"]["messages_out"] == 10);
+    CHECK(sa["channel"]["bytes_out"] == 100);
+    CHECK(sa["peers"][0]["acks"] == 10);
+    const auto sb = nlohmann::json::parse(p.b->stats_json());
+    CHECK(sb["channel"]["in_by_member"]["a"]["messages"] == 10);
+    const auto metrics = p.a.metrics_text();
+    CHECK_THAT(metrics, Catch::Contains("troupe_messages_out_total 10"));
+    CHECK_THAT(metrics, Catch::Contains("troupe_peer_ack_latency_us_count{peer=\"127.0.0.1:"));
+    CHECK_THAT(metrics, Catch::Contains("troupe_members{state=\"alive\"} 1"));
+}
