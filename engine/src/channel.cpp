@@ -400,16 +400,18 @@ struct channel::impl {
     // ---- sends
 
     /// Destinations for a send, and a failure for each requested id we cannot send to.
-    std::vector<target> resolve(std::span<const member_id> to, send_result& result) const {
+    /// Sending to everyone shares the current list instead of copying it.
+    std::shared_ptr<const target_list> resolve(std::span<const member_id> to, send_result& result) const {
         std::shared_ptr<const target_list> all;
         {
             std::lock_guard lock(mutex);
             all = targets;
         }
         if (to.empty()) {
-            return *all;
+            return all;
         }
-        std::vector<target> out;
+        auto picked = std::make_shared<target_list>();
+        auto& out = *picked;
         out.reserve(to.size());
         for (const auto& id : to) {
             auto it = std::find_if(all->begin(), all->end(), [&](const target& t) { return t.m.id == id; });
@@ -431,7 +433,7 @@ struct channel::impl {
                 known ? "member is " + std::string(membership::to_string(m.state))
                       : "no member with id " + id.str()});
         }
-        return out;
+        return picked;
     }
 
     std::shared_ptr<pending_send> dispatch(std::span<const member_id> to,
@@ -445,10 +447,11 @@ struct channel::impl {
             immediate.failures.push_back(member_failure{self, transport::error::stopped, "channel is not running"});
             return nullptr;
         }
-        auto dests = resolve(to, immediate);
+        const auto dests_ptr = resolve(to, immediate);
+        const auto& dests = *dests_ptr;
         immediate.destinations = dests.size() + immediate.failures.size();
         if (payload.size() > config.channel.max_message || context.size() > 255) {
-            for (auto& t : dests) {
+            for (const auto& t : dests) {
                 immediate.failures.push_back(member_failure{
                     t.m, transport::error::message_too_large,
                     context.size() > 255 ? "context name longer than 255 bytes"
@@ -468,7 +471,7 @@ struct channel::impl {
         transport::append_data(*frame, id, options, context,
                                {reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()});
         if (!send_options::wants_ack(options)) {
-            for (auto& t : dests) {
+            for (const auto& t : dests) {
                 if (auto ec = t.sender->enqueue(frame, id, nullptr)) {
                     immediate.failures.push_back(member_failure{t.m, ec, ec.message()});
                 }

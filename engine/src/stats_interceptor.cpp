@@ -21,13 +21,34 @@ void stats_interceptor::on_sent(const outgoing_message&, const send_result& r) {
     }
 }
 
+stats_interceptor::counters& stats_interceptor::counters_for(const membership::member& m) {
+    // Messages come in runs from one connection: remember the last member seen
+    // on this thread and skip the locked lookup while it repeats.
+    struct cache {
+        const stats_interceptor* owner = nullptr;
+        const membership::member* member = nullptr;
+        std::string name;
+        counters* hit = nullptr;
+    };
+    thread_local cache last;
+    if (last.owner == this && last.member == &m && last.name == m.name) {
+        return *last.hit;
+    }
+    std::lock_guard lock(mutex_);
+    auto& slot = in_by_member_[m.name];
+    if (!slot) {
+        slot = std::make_unique<counters>();
+    }
+    last = cache{this, &m, m.name, slot.get()};
+    return *slot;
+}
+
 bool stats_interceptor::on_receive(const incoming_message& m) {
     messages_in_.fetch_add(1, std::memory_order_relaxed);
     bytes_in_.fetch_add(m.payload.size(), std::memory_order_relaxed);
-    std::lock_guard lock(mutex_);
-    auto& c = in_by_member_[m.from.name];
-    ++c.messages;
-    c.bytes += m.payload.size();
+    auto& c = counters_for(m.from);
+    c.messages.fetch_add(1, std::memory_order_relaxed);
+    c.bytes.fetch_add(m.payload.size(), std::memory_order_relaxed);
     return true;
 }
 
@@ -47,7 +68,7 @@ nlohmann::json stats_interceptor::to_json() const {
     }
     j["in_by_member"] = nlohmann::json::object();
     for (const auto& [name, c] : in_by_member_) {
-        j["in_by_member"][name] = {{"messages", c.messages}, {"bytes", c.bytes}};
+        j["in_by_member"][name] = {{"messages", c->messages.load()}, {"bytes", c->bytes.load()}};
     }
     return j;
 }
@@ -71,8 +92,8 @@ std::string stats_interceptor::to_metrics() const {
     out << "# TYPE troupe_messages_in_total counter\n";
     out << "# TYPE troupe_bytes_in_total counter\n";
     for (const auto& [name, c] : in_by_member_) {
-        out << "troupe_messages_in_total{member=\"" << name << "\"} " << c.messages << "\n";
-        out << "troupe_bytes_in_total{member=\"" << name << "\"} " << c.bytes << "\n";
+        out << "troupe_messages_in_total{member=\"" << name << "\"} " << c->messages.load() << "\n";
+        out << "troupe_bytes_in_total{member=\"" << name << "\"} " << c->bytes.load() << "\n";
     }
     return out.str();
 }

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -32,9 +33,10 @@ public:
 
 private:
     struct counters {
-        std::uint64_t messages = 0;
-        std::uint64_t bytes = 0;
+        std::atomic<std::uint64_t> messages{0};
+        std::atomic<std::uint64_t> bytes{0};
     };
+    counters& counters_for(const membership::member& m);
     std::atomic<std::uint64_t> sends_{0};
     std::atomic<std::uint64_t> messages_out_{0}; ///< one per destination
     std::atomic<std::uint64_t> bytes_out_{0};
@@ -44,7 +46,8 @@ private:
     std::atomic<std::uint64_t> no_listener_{0};
     mutable std::mutex mutex_;
     std::map<std::string, std::uint64_t> failures_by_kind_;
-    std::unordered_map<std::string, counters> in_by_member_; ///< by member name
+    /// By member name; entries are never erased, so a counters& stays valid.
+    std::unordered_map<std::string, std::unique_ptr<counters>> in_by_member_;
 };
 
 } // namespace troupe::engine

@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
+#include <sys/socket.h>
 
 namespace troupe::transport {
 
@@ -90,9 +91,44 @@ error_code peer_sender::enqueue(frame_ptr frame, std::uint64_t id, ack_handler o
             return error::queue_full;
         }
     }
-    queued_bytes_ += size;
-    queue_.push_back(entry{std::move(frame), id, std::move(on_ack), clock::now()});
-    const bool needs_tick = static_cast<bool>(queue_.back().on_ack);
+    const bool needs_tick = static_cast<bool>(on_ack);
+    const auto now = clock::now();
+    if (on_ack && connected_ && !writing_ && queue_.empty() && fd_ >= 0) {
+        // An ack/sync sender waits for this frame, and the stream is idle: write
+        // from this thread instead of waking an I/O thread (one cross-thread
+        // wake-up less per lone sync send). Async frames take the queue, where
+        // they coalesce into fewer, larger writes.
+        // Holding mutex_ keeps fd_ open: fail_connection() clears it under the
+        // lock before closing the socket.
+        if (on_ack) {
+            awaiting_.push_back(entry{frame, id, std::move(on_ack), now});
+        }
+        const ssize_t n = ::send(fd_, frame->data(), size, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n == static_cast<ssize_t>(size)) {
+            stats_.frames_out.fetch_add(1, std::memory_order_relaxed);
+            stats_.bytes_out.fetch_add(size, std::memory_order_relaxed);
+            stats_.writes.fetch_add(1, std::memory_order_relaxed);
+            last_write_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+            lock.unlock();
+            if (needs_tick) {
+                asio::post(strand_, [self = shared_from_this()] { self->arm_tick(); });
+            }
+            return {};
+        }
+        // Partly written, or the socket is full or broken: the writer finishes
+        // it (or the read side finds the break).
+        ack_handler moved;
+        if (!awaiting_.empty() && awaiting_.back().id == id && awaiting_.back().frame == frame) {
+            moved = std::move(awaiting_.back().on_ack);
+            awaiting_.pop_back();
+        }
+        front_offset_ = n > 0 ? static_cast<std::size_t>(n) : 0;
+        queued_bytes_ += size - front_offset_;
+        queue_.push_back(entry{std::move(frame), id, std::move(moved), now});
+    } else {
+        queued_bytes_ += size;
+        queue_.push_back(entry{std::move(frame), id, std::move(on_ack), now});
+    }
     kick_writer_locked();
     lock.unlock();
     if (needs_tick) {
@@ -369,7 +405,7 @@ bool peer_sender::handle_hello(const frame_view& f) {
     connect_timer_.cancel();
     backoff_ = std::chrono::milliseconds(20);
     ping_outstanding_ = false;
-    last_write_ = clock::now();
+    last_write_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     stats_.connects.fetch_add(1, std::memory_order_relaxed);
     peer_info info{peer.id, peer.incarnation, peer.node, peer.host, peer.port};
     if (cb_.up) {
@@ -378,6 +414,7 @@ bool peer_sender::handle_hello(const frame_view& f) {
     {
         std::lock_guard lock(mutex_);
         connected_ = true;
+        fd_ = socket_.native_handle();
         kick_writer_locked();
     }
     arm_tick();
@@ -403,8 +440,10 @@ void peer_sender::do_write() {
                (writing_bytes_ == 0 || writing_bytes_ + queue_.front().frame->size() <= max_bytes_per_write)) {
             entry e = std::move(queue_.front());
             queue_.pop_front();
-            writing_bytes_ += e.frame->size();
-            write_bufs_.emplace_back(asio::buffer(*e.frame));
+            const std::size_t skip = front_offset_; // written already by a direct write
+            front_offset_ = 0;
+            writing_bytes_ += e.frame->size() - skip;
+            write_bufs_.emplace_back(asio::buffer(*e.frame) + skip);
             writing_frames_.push_back(e.frame);
             if (e.on_ack) {
                 awaiting_.push_back(std::move(e));
@@ -442,7 +481,7 @@ void peer_sender::on_write(const error_code& ec, std::size_t) {
     stats_.frames_out.fetch_add(writing_frames_.size(), std::memory_order_relaxed);
     stats_.bytes_out.fetch_add(writing_bytes_, std::memory_order_relaxed);
     stats_.writes.fetch_add(1, std::memory_order_relaxed);
-    last_write_ = clock::now();
+    last_write_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     writing_frames_.clear();
     {
         std::lock_guard lock(mutex_);
@@ -467,6 +506,24 @@ void peer_sender::complete(entry& e, const error_code& ec, std::string_view deta
 
 void peer_sender::fail_connection(const error_code& ec, const std::string& reason) {
     ++generation_; // every handler of the old connection becomes a no-op
+    {
+        // Before the close: no direct write may use the descriptor after this.
+        std::lock_guard lock(mutex_);
+        fd_ = -1;
+        connected_ = false;
+        if (front_offset_ > 0 && !queue_.empty()) {
+            // Half a frame went out on the dead connection: the rest is useless.
+            queued_bytes_ -= queue_.front().frame->size() - front_offset_;
+            entry half = std::move(queue_.front());
+            queue_.pop_front();
+            front_offset_ = 0;
+            if (half.on_ack) {
+                awaiting_.push_back(std::move(half)); // fails below as connection_lost
+            } else {
+                stats_.possibly_lost.fetch_add(1, std::memory_order_relaxed);
+            }
+        }
+    }
     error_code ignored;
     socket_.close(ignored);
     connect_timer_.cancel();
@@ -575,7 +632,8 @@ void peer_sender::on_tick() {
             fail_connection(error::ack_timeout, "keep-alive timed out");
             return;
         }
-        if (!ping_outstanding_ && now - last_write_ >= settings_.keepalive) {
+        const clock::time_point last_write{clock::duration(last_write_.load(std::memory_order_relaxed))};
+        if (!ping_outstanding_ && now - last_write >= settings_.keepalive) {
             auto ping = std::make_shared<buffer>();
             append_token(*ping, frame_type::ping,
                          static_cast<std::uint64_t>(now.time_since_epoch().count()));
@@ -651,6 +709,8 @@ void peer_sender::stop(error_code why) {
     {
         std::lock_guard lock(mutex_);
         stopped_ = true;
+        fd_ = -1;
+        connected_ = false;
         drop_all_locked(dropped);
         space_cv_.notify_all();
         drained_cv_.notify_all();

@@ -13,6 +13,7 @@
 #include <boost/asio/strand.hpp>
 
 #include <chrono>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -152,6 +153,11 @@ private:
     bool closing_ = false; ///< graceful close: no new frames, BYE after the queue drains
     bool stopped_ = false;
     bool bye_written_ = false;
+    /// The connected socket's descriptor while `connected_`, else -1: lets an
+    /// idle stream be written from the sending thread (see enqueue()).
+    int fd_ = -1;
+    /// Bytes of queue_.front() already written by a direct write.
+    std::size_t front_offset_ = 0;
 
     // Strand-only.
     boost::asio::ip::tcp::resolver resolver_;
@@ -171,7 +177,7 @@ private:
     bool was_up_ = false;
     membership::member_id last_peer_id_; ///< who answered last time: a new id is a restart
     std::chrono::milliseconds backoff_{20};
-    clock::time_point last_write_{};
+    std::atomic<clock::rep> last_write_{0};
     clock::time_point last_read_{};
     clock::time_point ping_sent_{};
     bool ping_outstanding_ = false;
