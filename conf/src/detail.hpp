@@ -45,10 +45,13 @@ inline constexpr std::string_view log_levels[] = {"trace", "debug",    "info", "
 
 /// A rule broken by a config. `related` names the other key of a rule that ties
 /// two keys together, so that the loader can point at it when `diag.path` is not
-/// written in the file (it kept its default).
+/// written in the file (it kept its default). `mark`, when set, is the path whose
+/// position the loader shows instead of diag.path's: a payload key that is not a
+/// valid name is reported as `membership.payload`, but at the key itself.
 struct finding {
     diagnostic diag;
     std::string related;
+    std::string mark;
 };
 
 /// validate() with a twist for the loader: rules touching a key in `unreliable`

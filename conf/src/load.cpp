@@ -74,8 +74,24 @@ constexpr std::string_view set_file = "--set";
 // ---------------------------------------------------------------------------
 // The schema: one row per key. The reader, the suggestions for unknown keys
 // and to_yaml() all walk this table, so a key added here is known everywhere.
+// A row's group is the dotted path of the map holding the key (`sender`,
+// `membership.multicast`); the rows of one group stay together, in file order,
+// because to_yaml() opens and closes the maps as it walks the rows.
 
-enum class kind { text, port, count, duration, size, flag, members, send_options, queue_policy };
+enum class kind {
+    text,
+    port,
+    count,
+    duration,
+    size,
+    flag,
+    members,
+    send_options,
+    queue_policy,
+    pairs
+};
+
+using string_pairs = std::vector<std::pair<std::string, std::string>>;
 
 using field_ptr = std::variant<std::string*,
                                std::uint16_t*,
@@ -84,17 +100,18 @@ using field_ptr = std::variant<std::string*,
                                duration*,
                                bool*,
                                std::vector<host_port>*,
-                               queue_full_policy*>;
+                               queue_full_policy*,
+                               string_pairs*>;
 
 struct key_spec {
-    std::string_view section;
+    std::string_view group;
     std::string_view key;
     kind type;
     field_ptr (*field)(cluster_config&);
 };
 
 // clang-format off
-const std::array<key_spec, 24> keys{{
+const std::array<key_spec, 32> keys{{
     {"cluster", "name", kind::text,
      [](cluster_config& c) -> field_ptr { return &c.cluster.name; }},
     {"cluster", "node", kind::text,
@@ -111,8 +128,26 @@ const std::array<key_spec, 24> keys{{
      [](cluster_config& c) -> field_ptr { return &c.receiver.threads; }},
     {"membership", "static", kind::members,
      [](cluster_config& c) -> field_ptr { return &c.membership.static_members; }},
-    {"membership", "drop_time", kind::duration,
-     [](cluster_config& c) -> field_ptr { return &c.membership.drop_time; }},
+    {"membership.multicast", "enabled", kind::flag,
+     [](cluster_config& c) -> field_ptr { return &c.membership.multicast.enabled; }},
+    {"membership.multicast", "address", kind::text,
+     [](cluster_config& c) -> field_ptr { return &c.membership.multicast.address; }},
+    {"membership.multicast", "port", kind::port,
+     [](cluster_config& c) -> field_ptr { return &c.membership.multicast.port; }},
+    {"membership.multicast", "interface", kind::text,
+     [](cluster_config& c) -> field_ptr { return &c.membership.multicast.interface; }},
+    {"membership.multicast", "ttl", kind::count,
+     [](cluster_config& c) -> field_ptr { return &c.membership.multicast.ttl; }},
+    {"membership.multicast", "frequency", kind::duration,
+     [](cluster_config& c) -> field_ptr { return &c.membership.multicast.frequency; }},
+    {"membership.multicast", "drop_time", kind::duration,
+     [](cluster_config& c) -> field_ptr { return &c.membership.multicast.drop_time; }},
+    {"membership.failure_detector", "ping_interval", kind::duration,
+     [](cluster_config& c) -> field_ptr { return &c.membership.failure_detector.ping_interval; }},
+    {"membership.failure_detector", "verify_timeout", kind::duration,
+     [](cluster_config& c) -> field_ptr { return &c.membership.failure_detector.verify_timeout; }},
+    {"membership", "payload", kind::pairs,
+     [](cluster_config& c) -> field_ptr { return &c.membership.payload; }},
     {"sender", "connect_timeout", kind::duration,
      [](cluster_config& c) -> field_ptr { return &c.sender.connect_timeout; }},
     {"sender", "ack_timeout", kind::duration,
@@ -123,8 +158,6 @@ const std::array<key_spec, 24> keys{{
      [](cluster_config& c) -> field_ptr { return &c.sender.on_queue_full; }},
     {"sender", "block_timeout", kind::duration,
      [](cluster_config& c) -> field_ptr { return &c.sender.block_timeout; }},
-    {"sender", "keepalive", kind::duration,
-     [](cluster_config& c) -> field_ptr { return &c.sender.keepalive; }},
     {"sender", "reconnect_backoff_max", kind::duration,
      [](cluster_config& c) -> field_ptr { return &c.sender.reconnect_backoff_max; }},
     {"channel", "send_options", kind::send_options,
@@ -145,46 +178,84 @@ const std::array<key_spec, 24> keys{{
      [](cluster_config& c) -> field_ptr { return &c.logging.file; }},
 }};
 
+// Keys that used to exist: an old file gets told where the setting went.
+struct moved_key {
+    std::string_view from;
+    std::string_view to;
+};
+
+constexpr std::array<moved_key, 2> moved_keys{{
+    {"membership.drop_time", "membership.multicast.drop_time"},
+    {"sender.keepalive", "membership.failure_detector.ping_interval"},
+}};
+
 // clang-format on
-
-std::vector<std::string_view> section_names() {
-    std::vector<std::string_view> names;
-    for (const auto& spec : keys) {
-        if (names.empty() || names.back() != spec.section) {
-            names.push_back(spec.section);
-        }
-    }
-    return names;
-}
-
-std::vector<std::string_view> key_names(std::string_view section) {
-    std::vector<std::string_view> names;
-    for (const auto& spec : keys) {
-        if (spec.section == section) {
-            names.push_back(spec.key);
-        }
-    }
-    return names;
-}
-
-const key_spec* find_key(std::string_view section, std::string_view key) {
-    for (const auto& spec : keys) {
-        if (spec.section == section && spec.key == key) {
-            return &spec;
-        }
-    }
-    return nullptr;
-}
 
 std::string dotted(std::string_view parent, std::string_view child) {
     std::string path(parent);
-    path += '.';
+    if (!path.empty()) {
+        path += '.';
+    }
     path += child;
     return path;
 }
 
 std::string full_path(const key_spec& spec) {
-    return dotted(spec.section, spec.key);
+    return dotted(spec.group, spec.key);
+}
+
+/// Whether `group` is `outer` or lies inside it; everything lies inside "".
+bool within(std::string_view group, std::string_view outer) {
+    return outer.empty() || group == outer ||
+           (group.size() > outer.size() && group.substr(0, outer.size()) == outer &&
+            group[outer.size()] == '.');
+}
+
+/// `membership.multicast` as {"membership", "multicast"}.
+std::vector<std::string_view> split_group(std::string_view group) {
+    std::vector<std::string_view> parts;
+    while (!group.empty()) {
+        const auto dot = group.find('.');
+        parts.push_back(group.substr(0, dot));
+        group = dot == std::string_view::npos ? std::string_view() : group.substr(dot + 1);
+    }
+    return parts;
+}
+
+/// Whether `path` names a map of the schema (`membership`, `membership.multicast`).
+bool is_group(std::string_view path) {
+    return !path.empty() && std::any_of(keys.begin(), keys.end(), [path](const key_spec& spec) {
+        return within(spec.group, path);
+    });
+}
+
+/// The names a map at `group` may hold, its keys and its inner maps, in file
+/// order; "" is the file's top level.
+std::vector<std::string_view> child_names(std::string_view group) {
+    std::vector<std::string_view> names;
+    const auto add = [&names](std::string_view name) {
+        if (std::find(names.begin(), names.end(), name) == names.end()) {
+            names.push_back(name);
+        }
+    };
+    for (const auto& spec : keys) {
+        if (spec.group == group) {
+            add(spec.key);
+        } else if (within(spec.group, group)) {
+            const auto rest = group.empty() ? spec.group : spec.group.substr(group.size() + 1);
+            add(rest.substr(0, rest.find('.')));
+        }
+    }
+    return names;
+}
+
+const key_spec* find_key(std::string_view group, std::string_view key) {
+    for (const auto& spec : keys) {
+        if (spec.group == group && spec.key == key) {
+            return &spec;
+        }
+    }
+    return nullptr;
 }
 
 std::string_view expectation(kind type) {
@@ -207,6 +278,8 @@ std::string_view expectation(kind type) {
         return send_options_hint;
     case kind::queue_policy:
         return "expected one of block, fail";
+    case kind::pairs:
+        return "expected a map of strings, like {zone: a}";
     }
     return "expected a value";
 }
@@ -276,26 +349,38 @@ std::string_view nearest(std::string_view key, const std::vector<std::string_vie
     return {};
 }
 
-// A key written in the wrong section (`drop_time` under `sender`, or `static`
-// at the top) is pointed to its home, when it has exactly one.
-std::string home_of(std::string_view key, std::string_view except_section) {
-    std::string home;
+// A key written in the wrong map (`drop_time` under `sender`, `static` or
+// `multicast` at the top) is pointed to its home, when it has exactly one.
+std::string home_of(std::string_view name) {
+    std::set<std::string, std::less<>> homes;
     for (const auto& spec : keys) {
-        if (spec.key == key && spec.section != except_section) {
-            if (!home.empty()) {
-                return {};
+        if (spec.key == name) {
+            homes.insert(full_path(spec));
+        }
+        // Inner maps are homes too (the top-level ones are suggested by nearest()).
+        const std::string_view group = spec.group;
+        for (auto dot = group.find('.'); dot != std::string_view::npos;
+             dot = group.find('.', dot + 1)) {
+            const auto inner = group.substr(0, group.find('.', dot + 1));
+            if (inner.substr(dot + 1) == name) {
+                homes.insert(std::string(inner));
             }
-            home = full_path(spec);
         }
     }
-    return home;
+    return homes.size() == 1 ? *homes.begin() : std::string();
 }
 
-std::string unknown_key(std::string_view key, std::string_view section) {
+std::string unknown_key(std::string_view key, std::string_view group) {
     std::string message = "unknown key " + quote(key);
-    std::string suggestion(nearest(key, section.empty() ? section_names() : key_names(section)));
+    const auto path = dotted(group, key);
+    for (const auto& moved : moved_keys) {
+        if (moved.from == path) {
+            return message + " (moved to " + std::string(moved.to) + ")";
+        }
+    }
+    std::string suggestion(nearest(key, child_names(group)));
     if (suggestion.empty()) {
-        suggestion = home_of(key, section);
+        suggestion = home_of(key);
     }
     if (!suggestion.empty()) {
         message += " (did you mean " + quote(suggestion) + "?)";
@@ -378,20 +463,7 @@ public:
                   "expected a map of sections (got " + describe(root) + ")");
             return;
         }
-        std::map<std::string, int, std::less<>> seen;
-        for (const auto& entry : root) {
-            const auto key_pos = at(src, entry.first.Mark());
-            if (!is_new_key(entry.first, key_pos, "", seen)) {
-                continue;
-            }
-            const auto& section = entry.first.Scalar();
-            const auto names = section_names();
-            if (std::find(names.begin(), names.end(), section) == names.end()) {
-                error(key_pos, section, unknown_key(section, ""));
-                continue;
-            }
-            read_section(section, key_pos, entry.second, src);
-        }
+        read_entries("", root, src);
     }
 
     void read_override(std::string_view text, int index) {
@@ -418,26 +490,31 @@ public:
         const auto column_of = [&](std::size_t part) {
             return position{std::string(set_file), index, parts[part].second};
         };
-        const std::string section(parts[0].first);
-        const auto names = section_names();
-        if (std::find(names.begin(), names.end(), section) == names.end()) {
-            error(column_of(0), section, unknown_key(section, ""));
-            return;
-        }
+        // Down the maps (`membership`, `membership.multicast`) to a key, or to a
+        // map when the key names one.
+        std::string group;
         const key_spec* spec = nullptr;
-        if (parts.size() >= 2) {
-            spec = find_key(section, parts[1].first);
+        for (std::size_t i = 0; i < parts.size() && spec == nullptr; ++i) {
+            const auto name = parts[i].first;
+            const auto path = dotted(group, name);
+            if (is_group(path)) {
+                group = path;
+                continue;
+            }
+            spec = find_key(group, name);
             if (spec == nullptr) {
-                error(column_of(1), dotted(section, parts[1].first),
-                      unknown_key(parts[1].first, section));
+                error(column_of(i), path, unknown_key(name, group));
                 return;
             }
-        }
-        if (parts.size() >= 3) {
-            error(column_of(2), std::string(key),
-                  "unknown key " + quote(parts[2].first) + " (" + full_path(*spec) +
-                      " has no keys)");
-            return;
+            if (i + 1 < parts.size()) {
+                // A map of strings is one value: its entries have no paths of their own.
+                const auto why = spec->type == kind::pairs
+                                     ? path + " is set as a whole map, like " + path + "={zone: a}"
+                                     : path + " has no keys";
+                error(column_of(i + 1), std::string(key),
+                      "unknown key " + quote(parts[i + 1].first) + " (" + why + ")");
+                return;
+            }
         }
 
         const auto value_text = text.substr(equals + 1);
@@ -470,10 +547,10 @@ public:
             // In a file an empty section means "all defaults"; on the command
             // line `--set sender=` would silently do nothing.
             if (value.IsNull()) {
-                error(start, section, "expected a map (got nothing)");
+                error(start, group, "expected a map (got nothing)");
                 return;
             }
-            read_section(section, start, value, value_src);
+            read_group(group, start, value, value_src);
         } else {
             marks_[path] = start;
             read_value(*spec, start, value, value_src);
@@ -517,40 +594,50 @@ private:
         return true;
     }
 
-    void read_section(const std::string& section,
-                      const position& key_pos,
-                      const YAML::Node& node,
-                      const source& src) {
-        marks_[section] = key_pos;
-        // An empty section (every key commented out) keeps every default.
+    // The keys of the map at `group`; "" is the file's top level.
+    void read_entries(std::string_view group, const YAML::Node& node, const source& src) {
+        std::map<std::string, int, std::less<>> seen;
+        for (const auto& entry : node) {
+            const auto pos = at(src, entry.first.Mark());
+            if (!is_new_key(entry.first, pos, group, seen)) {
+                continue;
+            }
+            const auto& name = entry.first.Scalar();
+            const auto path = dotted(group, name);
+            if (is_group(path)) {
+                read_group(path, pos, entry.second, src);
+                continue;
+            }
+            const auto* spec = find_key(group, name);
+            if (spec == nullptr) {
+                error(pos, path, unknown_key(name, group));
+                continue;
+            }
+            marks_[path] = pos;
+            read_value(*spec, pos, entry.second, src);
+        }
+    }
+
+    void read_group(const std::string& group,
+                    const position& key_pos,
+                    const YAML::Node& node,
+                    const source& src) {
+        marks_[group] = key_pos;
+        // An empty map (every key commented out) keeps every default.
         if (node.IsNull()) {
             return;
         }
         if (!node.IsMap()) {
-            error(at(src, node.Mark()), section, "expected a map (got " + describe(node) + ")");
+            error(at(src, node.Mark()), group, "expected a map (got " + describe(node) + ")");
             // Its keys keep their defaults, which no rule should judge as if written.
             for (const auto& spec : keys) {
-                if (spec.section == section) {
+                if (within(spec.group, group)) {
                     unreliable_.insert(full_path(spec));
                 }
             }
             return;
         }
-        std::map<std::string, int, std::less<>> seen;
-        for (const auto& entry : node) {
-            const auto pos = at(src, entry.first.Mark());
-            if (!is_new_key(entry.first, pos, section, seen)) {
-                continue;
-            }
-            const auto& name = entry.first.Scalar();
-            const auto* spec = find_key(section, name);
-            if (spec == nullptr) {
-                error(pos, dotted(section, name), unknown_key(name, section));
-                continue;
-            }
-            marks_[full_path(*spec)] = pos;
-            read_value(*spec, pos, entry.second, src);
-        }
+        read_entries(group, node, src);
     }
 
     void read_value(const key_spec& spec,
@@ -563,8 +650,11 @@ private:
         const position pos = value.IsNull() ? key_pos : at(src, value.Mark());
         const auto field = spec.field(config_);
         std::string problem;
+        bool complete = true; // false when a part was unreadable, and reported
         if (spec.type == kind::members) {
             problem = read_members(*std::get<std::vector<host_port>*>(field), value, src);
+        } else if (spec.type == kind::pairs) {
+            problem = read_pairs(*std::get<string_pairs*>(field), path, value, src, complete);
         } else if (spec.type == kind::text && value.IsNull()) {
             *std::get<std::string*>(field) = std::string();
         } else if (!value.IsScalar()) {
@@ -572,10 +662,12 @@ private:
         } else {
             problem = read_scalar(spec.type, field, value);
         }
-        if (problem.empty()) {
+        if (problem.empty() && complete) {
             unreliable_.erase(path);
         } else {
-            error(pos, path, std::move(problem));
+            if (!problem.empty()) {
+                error(pos, path, std::move(problem));
+            }
             unreliable_.insert(path);
         }
     }
@@ -628,6 +720,7 @@ private:
             }
             return expected(type, value);
         case kind::members:
+        case kind::pairs:
             break;
         }
         return expected(type, value);
@@ -668,6 +761,47 @@ private:
             members.push_back(std::move(member));
         }
         out = std::move(members);
+        return {};
+    }
+
+    // A map of names to strings, in file order. Each entry's key position is
+    // marked under `<path>.<name>`, where validate()'s findings about it point.
+    // An entry that cannot be read is left out and makes the whole map
+    // unreliable (`complete` false), so that no rule counts a partial map.
+    std::string read_pairs(string_pairs& out,
+                           const std::string& path,
+                           const YAML::Node& value,
+                           const source& src,
+                           bool& complete) {
+        if (!value.IsNull() && !value.IsMap()) {
+            return expected(kind::pairs, value);
+        }
+        const std::string prefix = path + ".";
+        std::erase_if(marks_, [&](const auto& entry) {
+            return entry.first.compare(0, prefix.size(), prefix) == 0;
+        });
+
+        string_pairs pairs;
+        std::map<std::string, int, std::less<>> seen;
+        for (const auto& entry : value) {
+            const auto pos = at(src, entry.first.Mark());
+            if (!is_new_key(entry.first, pos, path, seen)) {
+                complete = false;
+                continue;
+            }
+            const auto& name = entry.first.Scalar();
+            const auto& element = entry.second;
+            if (!element.IsNull() && !element.IsScalar()) {
+                error(at(src, element.Mark()), dotted(path, name),
+                      "expected a string (got " + describe(element) + ")");
+                complete = false;
+                continue;
+            }
+            marks_[dotted(path, name)] = pos;
+            // `zone:` with nothing after it is an empty string, as for text keys.
+            pairs.emplace_back(name, element.IsNull() ? std::string() : element.Scalar());
+        }
+        out = std::move(pairs);
         return {};
     }
 
@@ -761,7 +895,10 @@ void apply_rules(reader& r, const std::string& name) {
         }
     }
     for (auto& f : check(config, r.unreliable())) {
-        auto where = r.mark_of(f.diag.path);
+        auto where = f.mark.empty() ? std::nullopt : r.mark_of(f.mark);
+        if (!where) {
+            where = r.mark_of(f.diag.path);
+        }
         if (!where && !f.related.empty()) {
             where = r.mark_of(f.related);
         }
@@ -853,6 +990,18 @@ void emit_value(YAML::Emitter& out, const key_spec& spec, const field_ptr& field
         out << YAML::EndSeq;
         break;
     }
+    case kind::pairs: {
+        const auto& pairs = *std::get<string_pairs*>(field);
+        if (pairs.empty()) {
+            out << YAML::Flow;
+        }
+        out << YAML::BeginMap;
+        for (const auto& [name, value] : pairs) {
+            out << YAML::Key << name << YAML::Value << value;
+        }
+        out << YAML::EndMap;
+        break;
+    }
     }
 }
 
@@ -879,19 +1028,28 @@ std::string to_yaml(const cluster_config& config) {
     cluster_config copy = config;
     YAML::Emitter out;
     out << YAML::BeginMap;
-    std::string_view section;
+    // The maps open on the way to each row: close those the row is not in,
+    // then open the ones it is in and are not open yet.
+    std::vector<std::string_view> open;
     for (const auto& spec : detail::keys) {
-        if (spec.section != section) {
-            if (!section.empty()) {
-                out << YAML::EndMap;
-            }
-            section = spec.section;
-            out << YAML::Key << std::string(section) << YAML::Value << YAML::BeginMap;
+        const auto group = detail::split_group(spec.group);
+        std::size_t common = 0;
+        while (common < open.size() && common < group.size() && open[common] == group[common]) {
+            ++common;
+        }
+        for (; open.size() > common; open.pop_back()) {
+            out << YAML::EndMap;
+        }
+        for (; open.size() < group.size(); open.push_back(group[open.size()])) {
+            out << YAML::Key << std::string(group[open.size()]) << YAML::Value << YAML::BeginMap;
         }
         out << YAML::Key << std::string(spec.key) << YAML::Value;
         detail::emit_value(out, spec, spec.field(copy));
     }
-    out << YAML::EndMap << YAML::EndMap;
+    for (; !open.empty(); open.pop_back()) {
+        out << YAML::EndMap;
+    }
+    out << YAML::EndMap;
     return std::string(out.c_str()) + "\n";
 }
 

@@ -4,8 +4,11 @@
 #include <troupe/conf/load.hpp>
 
 #include <algorithm>
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -25,6 +28,14 @@ constexpr std::uint32_t max_threads = 64;
 constexpr std::uint64_t min_message = std::uint64_t{1} << 10;
 constexpr std::uint64_t max_message = std::uint64_t{1} << 30;
 constexpr std::uint32_t max_port = 65535;
+constexpr std::uint32_t max_ttl = 255;
+// A heartbeat must fit one datagram under 1,400 bytes, next to the names, the
+// endpoint and the HMAC tag: the payload gets at most 512 bytes of it, in a
+// bounded number of small entries.
+constexpr std::size_t max_payload_entries = 16;
+constexpr std::size_t max_payload_key = 32;
+constexpr std::size_t max_payload_value = 128;
+constexpr std::size_t max_payload_bytes = 512;
 
 bool is_name_char(char c, bool allow_dot) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -38,6 +49,35 @@ bool is_name(std::string_view text, bool allow_dot) {
 
 bool is_any_address(std::string_view address) {
     return address == "0.0.0.0" || address == "::" || address == "[::]";
+}
+
+// Dotted quad in inet_pton's strict form: four decimal parts of 0..255, no
+// leading zeros (which some parsers read as octal).
+std::optional<std::array<std::uint8_t, 4>> parse_ipv4(std::string_view text) {
+    constexpr std::uint64_t max_octet = 255;
+    std::array<std::uint8_t, 4> octets{};
+    for (std::size_t i = 0; i < octets.size(); ++i) {
+        const auto dot = text.find('.');
+        if ((dot == std::string_view::npos) != (i + 1 == octets.size())) {
+            return std::nullopt;
+        }
+        const auto part = text.substr(0, dot);
+        std::uint64_t value = 0;
+        if (part.size() > 3 || (part.size() > 1 && part.front() == '0') ||
+            !read_uint(part, max_octet, value)) {
+            return std::nullopt;
+        }
+        octets[i] = static_cast<std::uint8_t>(value);
+        text = dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
+    }
+    return octets;
+}
+
+bool is_ipv4_multicast(std::string_view text) {
+    constexpr std::uint8_t first = 224;
+    constexpr std::uint8_t last = 239;
+    const auto octets = parse_ipv4(text);
+    return octets && (*octets)[0] >= first && (*octets)[0] <= last;
 }
 
 std::string static_path(std::size_t index) {
@@ -68,6 +108,12 @@ public:
         if (trusted({path}) && value.count() <= 0) {
             fail(std::string(path), "must be greater than 0 (got " + format_duration(value) + ")");
         }
+    }
+
+    /// Like fail(), but the loader shows the position of `mark` (see finding).
+    void fail_at(std::string mark, std::string path, std::string message) {
+        fail(std::move(path), std::move(message));
+        findings_.back().mark = std::move(mark);
     }
 
     void not_empty(std::string_view path, std::string_view value) {
@@ -117,6 +163,12 @@ void check_cluster(const cluster_section& cluster, checker& c) {
 
 void check_receiver(const receiver_section& receiver, checker& c) {
     c.not_empty("receiver.address", receiver.address);
+    // Peers dial the address a node announces in HELLO and heartbeats: a wildcard
+    // would send them to their own host.
+    if (c.trusted({"receiver.address"}) && is_any_address(receiver.address)) {
+        c.fail("receiver.address", "must be the address peers reach this node at, not a wildcard (got '" +
+                                       receiver.address + "')");
+    }
     if (c.trusted({"receiver.auto_bind"})) {
         if (receiver.auto_bind < 1) {
             c.fail("receiver.auto_bind", "must be at least 1 (got 0)");
@@ -137,8 +189,7 @@ void check_receiver(const receiver_section& receiver, checker& c) {
     }
 }
 
-void check_membership(const cluster_config& config, checker& c) {
-    const auto& members = config.membership.static_members;
+void check_static(const std::vector<host_port>& members, checker& c) {
     if (c.trusted({"membership.static"})) {
         for (std::size_t i = 0; i < members.size(); ++i) {
             const auto path = static_path(i);
@@ -162,13 +213,79 @@ void check_membership(const cluster_config& config, checker& c) {
             }
         }
     }
-    if (c.trusted({"membership.drop_time", "sender.keepalive"}) &&
-        config.membership.drop_time <= config.sender.keepalive) {
-        c.fail("membership.drop_time",
-               "must be greater than sender.keepalive (got " +
-                   format_duration(config.membership.drop_time) +
-                   " <= " + format_duration(config.sender.keepalive) + ")",
-               "sender.keepalive");
+}
+
+void check_multicast(const multicast_section& multicast, checker& c) {
+    if (c.trusted({"membership.multicast.address"}) && !is_ipv4_multicast(multicast.address)) {
+        c.fail("membership.multicast.address",
+               "must be an IPv4 multicast address, 224.0.0.0 to 239.255.255.255 (got " +
+                   quote(multicast.address) + ")");
+    }
+    // Empty means the receiver's address, which the membership resolves itself.
+    if (c.trusted({"membership.multicast.interface"}) && !multicast.interface.empty() &&
+        !parse_ipv4(multicast.interface)) {
+        c.fail("membership.multicast.interface",
+               "must be empty or an IPv4 address (got " + quote(multicast.interface) + ")");
+    }
+    if (c.trusted({"membership.multicast.ttl"}) && multicast.ttl > max_ttl) {
+        c.fail("membership.multicast.ttl",
+               "must be from 0 to 255 (got " + std::to_string(multicast.ttl) + ")");
+    }
+    c.positive("membership.multicast.frequency", multicast.frequency);
+    // A member must miss more than one heartbeat before it is suspected. With
+    // a frequency that is not positive, that rule has already failed.
+    if (c.trusted({"membership.multicast.drop_time", "membership.multicast.frequency"}) &&
+        multicast.frequency.count() > 0 && multicast.drop_time <= multicast.frequency) {
+        c.fail("membership.multicast.drop_time",
+               "must exceed membership.multicast.frequency (got " +
+                   format_duration(multicast.drop_time) +
+                   " <= " + format_duration(multicast.frequency) + ")",
+               "membership.multicast.frequency");
+    }
+}
+
+std::string payload_key_path(std::string_view key) {
+    return "membership.payload." + std::string(key);
+}
+
+void check_payload(const std::vector<std::pair<std::string, std::string>>& payload, checker& c) {
+    for (std::size_t i = 0; i < payload.size(); ++i) {
+        const auto& [key, value] = payload[i];
+        // An invalid key is no fit for a path: the entry is named in the message.
+        if (key.empty() || key.size() > max_payload_key || !is_name(key, true)) {
+            c.fail_at(payload_key_path(key), "membership.payload",
+                      "key must be 1 to 32 bytes of letters, digits, '.', '_' and '-' (got " +
+                          quote(key) + ")");
+            continue;
+        }
+        // Only a config built in code can get here: the loader refuses a
+        // duplicate key in the file.
+        const auto first = payload.begin() + static_cast<std::ptrdiff_t>(i);
+        if (std::any_of(payload.begin(), first,
+                        [&key](const auto& earlier) { return earlier.first == key; })) {
+            c.fail("membership.payload", "key " + quote(key) + " is listed twice");
+            continue;
+        }
+        if (value.size() > max_payload_value) {
+            c.fail(payload_key_path(key),
+                   "must be at most 128 bytes (got " + std::to_string(value.size()) + ")");
+        }
+    }
+    // Entries the file failed to set are missing: no count of them is right.
+    if (!c.trusted({"membership.payload"})) {
+        return;
+    }
+    if (payload.size() > max_payload_entries) {
+        c.fail("membership.payload",
+               "must have at most 16 entries (got " + std::to_string(payload.size()) + ")");
+    }
+    std::size_t total = 0;
+    for (const auto& [key, value] : payload) {
+        total += key.size() + value.size();
+    }
+    if (total > max_payload_bytes) {
+        c.fail("membership.payload", "keys and values total " + std::to_string(total) +
+                                         " bytes; at most 512 fit in a heartbeat");
     }
 }
 
@@ -186,7 +303,6 @@ void check_sender(const cluster_config& config, checker& c) {
                "channel.max_message");
     }
     c.positive("sender.block_timeout", sender.block_timeout);
-    c.positive("sender.keepalive", sender.keepalive);
     c.positive("sender.reconnect_backoff_max", sender.reconnect_backoff_max);
 }
 
@@ -252,7 +368,13 @@ std::vector<finding> check(const cluster_config& config,
     checker c(unreliable);
     check_cluster(config.cluster, c);
     check_receiver(config.receiver, c);
-    check_membership(config, c);
+    check_static(config.membership.static_members, c);
+    check_multicast(config.membership.multicast, c);
+    c.positive("membership.failure_detector.ping_interval",
+               config.membership.failure_detector.ping_interval);
+    c.positive("membership.failure_detector.verify_timeout",
+               config.membership.failure_detector.verify_timeout);
+    check_payload(config.membership.payload, c);
     check_sender(config, c);
     check_channel(config.channel, c);
     check_admin(config, c);

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <troupe/engine/channel.hpp>
-#include <troupe/membership/member_table.hpp>
+#include <troupe/membership/failure_detector.hpp>
+#include <troupe/membership/multicast_discovery.hpp>
 #include <troupe/transport/error.hpp>
 #include <troupe/transport/io_thread.hpp>
 #include <troupe/transport/peer_sender.hpp>
+#include <troupe/transport/probe.hpp>
 #include <troupe/transport/receiver.hpp>
 
 #include "log.hpp"
@@ -36,6 +38,10 @@ using membership::member_state;
 using transport::peer_sender;
 
 namespace {
+
+/// A stream to a member found by discovery that has been gone this long is
+/// closed: it stops retrying a place where nobody will answer again.
+constexpr auto forget_after = std::chrono::seconds(60);
 
 std::uint64_t wall_ms() {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -103,15 +109,31 @@ struct channel::impl {
         std::shared_ptr<peer_sender> sender;
         bool is_static = false;
         std::optional<member_id> current; ///< the member last seen at this endpoint
-        std::shared_ptr<asio::steady_timer> drop_timer;
+        /// When its member went or left; a stream found by discovery is forgotten
+        /// after `forget_after` (static ones are kept and retried for ever).
+        std::optional<std::chrono::steady_clock::time_point> gone_since;
+    };
+
+    /// Work decided under `mutex` and done after releasing it (I/O, listeners).
+    struct after_unlock {
+        std::vector<member> changes;
+        std::vector<std::shared_ptr<peer_sender>> start;
+        std::vector<std::shared_ptr<peer_sender>> drop;
+        std::vector<std::shared_ptr<peer_sender>> reset;
+        std::vector<member> verify;
+        bool announce = false;
     };
 
     explicit impl(conf::cluster_config cfg)
-        : config(std::move(cfg)), events(asio::make_strand(io)), stats(std::make_shared<stats_interceptor>()) {}
+        : config(std::move(cfg))
+        , events(asio::make_strand(io))
+        , detector_timer(events)
+        , stats(std::make_shared<stats_interceptor>()) {}
 
     conf::cluster_config config;
     asio::io_context io;
     asio::strand<asio::io_context::executor_type> events;
+    asio::steady_timer detector_timer;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
     std::vector<std::thread> threads;
     std::mutex threads_mutex;
@@ -130,7 +152,8 @@ struct channel::impl {
 
     mutable std::mutex mutex; // peers, table, member listeners, targets
     std::map<std::string, peer_slot> peers; ///< by endpoint "host:port"
-    membership::member_table table;
+    std::optional<membership::failure_detector> detector;
+    std::unique_ptr<membership::discovery> discovery;
     std::vector<member_listener> member_listeners;
     std::shared_ptr<const target_list> targets = std::make_shared<target_list>();
 
@@ -144,7 +167,7 @@ struct channel::impl {
 
     void rebuild_targets_locked() {
         auto list = std::make_shared<target_list>();
-        for (const auto& m : table.sendable()) {
+        for (const auto& m : detector->table().sendable()) {
             auto it = peers.find(m.endpoint());
             if (it != peers.end() && it->second.current == m.id) {
                 list->push_back(target{m, it->second.sender});
@@ -158,7 +181,12 @@ struct channel::impl {
             return;
         }
         for (const auto& m : changes) {
-            log()->info("member {} ({}) is {}", m.name, m.endpoint(), membership::to_string(m.state));
+            if (m.state == member_state::gone) {
+                log()->warn("member {} ({}) removed: {}", m.name, m.endpoint(), m.reason);
+            } else {
+                log()->info("member {} ({}) is {}: {}", m.name, m.endpoint(), membership::to_string(m.state),
+                            m.reason);
+            }
         }
         // One strand for every member event: listeners see them in one order.
         asio::post(events, [this, changes = std::move(changes)] {
@@ -182,11 +210,175 @@ struct channel::impl {
         });
     }
 
+    /// Turns the detector's decisions into work: streams to open, queues to drop,
+    /// verifications to run, events to announce.
+    void apply_locked(membership::detector_actions&& a, after_unlock& w) {
+        for (const auto& [host, port] : a.connect) {
+            if (auto s = add_peer_locked(host, port, false)) {
+                w.start.push_back(std::move(s));
+            }
+        }
+        for (const auto& m : a.changes) {
+            if (m.state != member_state::gone && m.state != member_state::left) {
+                continue;
+            }
+            auto it = peers.find(m.endpoint());
+            if (it == peers.end() || it->second.current != m.id) {
+                continue;
+            }
+            // The stream keeps reconnecting (capped backoff): a frozen member that
+            // resumes, or a healed partition, is readmitted by its handshake.
+            w.drop.push_back(it->second.sender);
+            if (m.state == member_state::gone) {
+                // Declared dead while its connection may still look fine (a frozen
+                // peer we were writing to): start over, so a handshake readmits it.
+                w.reset.push_back(it->second.sender);
+            }
+            it->second.gone_since = std::chrono::steady_clock::now();
+        }
+        for (const auto& m : a.changes) {
+            if (m.state == member_state::alive) {
+                if (auto it = peers.find(m.endpoint()); it != peers.end()) {
+                    it->second.gone_since.reset();
+                }
+            }
+        }
+        w.changes.insert(w.changes.end(), a.changes.begin(), a.changes.end());
+        w.verify.insert(w.verify.end(), a.verify.begin(), a.verify.end());
+        w.announce = w.announce || a.answer_heartbeat;
+        if (!a.changes.empty()) {
+            rebuild_targets_locked();
+        }
+    }
+
+    void finish(after_unlock& w) {
+        for (auto& s : w.start) {
+            s->start();
+        }
+        for (auto& s : w.drop) {
+            s->drop_queued(transport::error::member_gone);
+        }
+        for (auto& s : w.reset) {
+            s->reset("member removed by the failure detector");
+        }
+        for (const auto& m : w.verify) {
+            start_probe(m);
+        }
+        if (w.announce && discovery) {
+            discovery->announce();
+        }
+        emit(std::move(w.changes));
+    }
+
+    /// Feeds one observation to the detector and acts on what it decides.
+    template <typename Observe>
+    void observe(Observe&& fn) {
+        after_unlock w;
+        {
+            std::lock_guard lock(mutex);
+            if (!running || !detector) {
+                return;
+            }
+            apply_locked(fn(*detector, membership::failure_detector::clock::now()), w);
+        }
+        finish(w);
+    }
+
+    void start_probe(const member& m) {
+        const auto t0 = std::chrono::steady_clock::now();
+        log()->info("verifying {} ({}) over TCP: {}", m.name, m.endpoint(), m.reason);
+        transport::async_probe(io, identity, m.host, m.port, m.id, config.membership.failure_detector.verify_timeout,
+                               [this, id = m.id, t0](bool alive, const std::string& reason) {
+                                   observe([&](auto& d, auto now) {
+                                       return d.verified(id, alive, reason, now - t0, now);
+                                   });
+                               });
+    }
+
+    void arm_detector_timer() {
+        // Ten checks per heartbeat period: silence is noticed within 10% of it.
+        const auto period = std::clamp(config.membership.multicast.frequency / 10,
+                                       std::chrono::milliseconds(10), std::chrono::milliseconds(100));
+        detector_timer.expires_after(period);
+        detector_timer.async_wait([this](const error_code& ec) {
+            if (ec || !running) {
+                return;
+            }
+            observe([](auto& d, auto now) { return d.tick(now); });
+            forget_long_gone();
+            arm_detector_timer();
+        });
+    }
+
+    /// GET /stats "membership": discovery counters, detector counters, and per
+    /// member state, heartbeat age and suspicions.
+    nlohmann::json membership_json() const {
+        nlohmann::json j;
+        j["discovery"] = discovery ? std::string(discovery->name()) : "static";
+        j["heartbeats_rejected"] = nlohmann::json::object();
+        if (discovery) {
+            for (const auto& [name, n] : discovery->counters()) {
+                const std::string prefix = "heartbeats_rejected.";
+                if (name.rfind(prefix, 0) == 0) {
+                    j["heartbeats_rejected"][name.substr(prefix.size())] = n;
+                } else {
+                    j[name] = n;
+                }
+            }
+        }
+        const auto now = membership::failure_detector::clock::now();
+        std::lock_guard lock(mutex);
+        const auto& st = detector->stats();
+        j["suspicions"] = st.suspicions;
+        j["false_suspicions_avoided"] = st.false_suspicions_avoided;
+        j["removals"] = st.removals;
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto& e : detector->table().all()) {
+            nlohmann::json row{{"name", e.m.name},
+                               {"endpoint", e.m.endpoint()},
+                               {"state", std::string(membership::to_string(e.m.state))},
+                               {"reason", e.m.reason}};
+            if (auto inf = detector->info(e.m.id)) {
+                row["suspicions"] = inf->suspicions;
+                row["heartbeats"] = inf->heartbeats;
+                row["last_heartbeat_age_ms"] =
+                    inf->heartbeats
+                        ? std::chrono::duration_cast<std::chrono::milliseconds>(now - inf->last_heard).count()
+                        : -1;
+            }
+            list.push_back(std::move(row));
+        }
+        j["members"] = std::move(list);
+        return j;
+    }
+
+    void forget_long_gone() {
+        std::vector<std::shared_ptr<peer_sender>> forgotten;
+        {
+            std::lock_guard lock(mutex);
+            const auto now = std::chrono::steady_clock::now();
+            for (auto it = peers.begin(); it != peers.end();) {
+                if (!it->second.is_static && it->second.gone_since && now - *it->second.gone_since > forget_after) {
+                    forgotten.push_back(it->second.sender);
+                    it = peers.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+        }
+        for (auto& s : forgotten) {
+            s->stop(transport::error::member_gone);
+        }
+    }
+
     std::shared_ptr<peer_sender> add_peer_locked(const std::string& host, std::uint16_t port,
                                                  bool is_static) {
         const std::string endpoint = host + ":" + std::to_string(port);
         if (auto it = peers.find(endpoint); it != peers.end()) {
             it->second.is_static = it->second.is_static || is_static;
+            return nullptr;
+        }
+        if (host == self.host && port == self.port) {
             return nullptr;
         }
         peer_sender::callbacks cb;
@@ -199,18 +391,18 @@ struct channel::impl {
             peers.erase(endpoint);
         };
         auto sender = std::make_shared<peer_sender>(io, config.sender, config.channel.max_message,
+                                                    config.membership.failure_detector.ping_interval,
                                                     identity, host, port, std::move(cb));
-        peers.emplace(endpoint, peer_slot{sender, is_static, std::nullopt, nullptr});
+        peers.emplace(endpoint, peer_slot{sender, is_static, std::nullopt});
         return sender;
     }
 
     void on_peer_up(const std::string& endpoint, const transport::peer_info& info) {
-        std::vector<member> changes;
-        {
-            std::lock_guard lock(mutex);
+        observe([&](auto& d, auto now) {
+            membership::detector_actions none;
             auto it = peers.find(endpoint);
             if (it == peers.end()) {
-                return;
+                return none;
             }
             member m;
             m.id = info.id;
@@ -220,86 +412,29 @@ struct channel::impl {
             m.host = it->second.sender->host();
             m.port = it->second.sender->port();
             it->second.current = info.id;
-            if (it->second.drop_timer) {
-                it->second.drop_timer->cancel();
-                it->second.drop_timer.reset();
-            }
-            changes = table.mark_alive(m);
-            rebuild_targets_locked();
-        }
-        emit(std::move(changes));
+            return d.connected(m, now);
+        });
     }
 
     void on_peer_down(const std::string& endpoint, const std::string& reason, bool was_up) {
-        std::vector<member> changes;
-        {
-            std::lock_guard lock(mutex);
+        if (!was_up) {
+            return; // a failed attempt: verification, not each retry, decides
+        }
+        observe([&](auto& d, auto now) {
             auto it = peers.find(endpoint);
             if (it == peers.end() || !it->second.current) {
-                return; // never reached: not a member yet
+                return membership::detector_actions{};
             }
-            auto& slot = it->second;
-            const auto entry = table.find(*slot.current);
-            if (!entry) {
-                return;
-            }
-            if (entry->m.state == member_state::left) {
-                if (!slot.is_static) {
-                    slot.sender->stop(transport::error::member_gone);
-                    peers.erase(it);
-                }
-                return;
-            }
-            if (was_up && entry->m.state == member_state::alive) {
-                if (auto m = table.set_state(*slot.current, member_state::suspect)) {
-                    log()->info("member {} ({}) suspected: {}", m->name, endpoint, reason);
-                    changes.push_back(*m);
-                }
-            }
-            if (!slot.drop_timer && table.find(*slot.current)->m.state == member_state::suspect) {
-                arm_drop_timer_locked(endpoint, slot);
-            }
-            rebuild_targets_locked();
-        }
-        emit(std::move(changes));
+            return d.disconnected(*it->second.current, reason, now);
+        });
     }
 
-    void arm_drop_timer_locked(const std::string& endpoint, peer_slot& slot) {
-        slot.drop_timer = std::make_shared<asio::steady_timer>(events, config.membership.drop_time);
-        slot.drop_timer->async_wait([this, endpoint, timer = slot.drop_timer](const error_code& ec) {
-            if (ec) {
-                return;
-            }
-            std::vector<member> changes;
-            std::shared_ptr<peer_sender> to_drop;
-            {
-                std::lock_guard lock(mutex);
-                auto it = peers.find(endpoint);
-                if (it == peers.end() || it->second.drop_timer != timer || !it->second.current) {
-                    return;
-                }
-                auto& slot = it->second;
-                slot.drop_timer.reset();
-                if (slot.sender->connected()) {
-                    return;
-                }
-                if (auto m = table.set_state(*slot.current, member_state::gone)) {
-                    log()->warn("member {} ({}) removed: unreachable for {}ms", m->name, endpoint,
-                                config.membership.drop_time.count());
-                    changes.push_back(*m);
-                }
-                to_drop = slot.sender;
-                if (!slot.is_static) {
-                    slot.sender->stop(transport::error::member_gone);
-                    peers.erase(it);
-                }
-                rebuild_targets_locked();
-            }
-            if (to_drop) {
-                to_drop->drop_queued(transport::error::member_gone);
-            }
-            emit(std::move(changes));
-        });
+    void on_send_failed(const member_id& id, const std::string& reason) {
+        observe([&](auto& d, auto now) { return d.send_failed(id, reason, now); });
+    }
+
+    void on_heartbeat(const membership::heartbeat& hb) {
+        observe([&](auto& d, auto now) { return d.heard(hb, now); });
     }
 
     std::shared_ptr<const member> on_inbound_hello(const transport::peer_info& info) {
@@ -325,31 +460,14 @@ struct channel::impl {
     }
 
     void on_inbound_bye(const transport::peer_info& info, const std::string& reason) {
+        if (reason == "probe") {
+            return; // a peer verifying us
+        }
         if (reason != "leaving") {
             log()->info("{} ({}:{}) said BYE: {}", info.node, info.host, info.port, reason);
             return;
         }
-        std::vector<member> changes;
-        std::shared_ptr<peer_sender> sender;
-        {
-            std::lock_guard lock(mutex);
-            if (auto m = table.set_state(info.id, member_state::left)) {
-                changes.push_back(*m);
-                auto it = peers.find(m->endpoint());
-                if (it != peers.end()) {
-                    if (it->second.drop_timer) {
-                        it->second.drop_timer->cancel();
-                        it->second.drop_timer.reset();
-                    }
-                    sender = it->second.sender;
-                }
-                rebuild_targets_locked();
-            }
-        }
-        if (sender) {
-            sender->drop_queued(transport::error::member_gone);
-        }
-        emit(std::move(changes));
+        observe([&](auto& d, auto now) { return d.leaving(info.id, "said BYE (clean stop)", now); });
     }
 
     transport::delivery_result deliver(const member& from, const transport::data_view& d) {
@@ -423,7 +541,7 @@ struct channel::impl {
             m.id = id;
             {
                 std::lock_guard lock(mutex);
-                if (auto e = table.find(id)) {
+                if (auto e = detector->table().find(id)) {
                     m = e->m;
                 }
             }
@@ -499,7 +617,13 @@ struct channel::impl {
         }
         for (std::size_t i = 0; i < dests.size(); ++i) {
             auto ec = dests[i].sender->enqueue(
-                frame, id, [op, i](const error_code& e, std::string_view detail) { op->complete(i, e, detail); });
+                frame, id, [this, op, i, who = dests[i].m.id](const error_code& e, std::string_view detail) {
+                    op->complete(i, e, detail);
+                    if (e == transport::error::ack_timeout || e == transport::error::connection_lost) {
+                        // A failed send is a suspicion: the detector verifies the member.
+                        asio::post(events, [this, who, why = e.message()] { on_send_failed(who, why); });
+                    }
+                });
             if (ec) {
                 op->complete(i, ec, ec.message());
             }
@@ -519,6 +643,7 @@ channel::channel(conf::cluster_config config) : impl_(std::make_unique<impl>(std
         impl_->self.name = host;
     }
     impl_->self.host = c.receiver.address;
+    impl_->detector.emplace(impl_->self.id, c.membership.multicast.drop_time);
     impl_->layers.push_back(impl_->stats);
 }
 
@@ -584,6 +709,19 @@ void channel::start() {
     for (auto& s : fresh) {
         s->start();
     }
+    if (d.config.membership.multicast.enabled) {
+        membership::heartbeat me;
+        me.cluster = d.config.cluster.name;
+        me.id = d.self.id;
+        me.incarnation = d.self.incarnation;
+        me.host = d.self.host;
+        me.port = port;
+        me.node = d.self.name;
+        me.payload = d.config.membership.payload;
+        d.discovery = std::make_unique<membership::multicast_discovery>(d.io, d.config, std::move(me));
+        d.discovery->start([&d](const membership::heartbeat& hb) { d.on_heartbeat(hb); });
+    }
+    asio::post(d.events, [&d] { d.arm_detector_timer(); });
     log()->info("node {} ({}) started on {}:{} in cluster '{}'", d.self.name, d.self.id.str(),
                 d.self.host, port, d.config.cluster.name);
 }
@@ -599,10 +737,11 @@ void channel::stop() {
         std::lock_guard lock(d.mutex);
         for (auto& [endpoint, slot] : d.peers) {
             senders.push_back(slot.sender);
-            if (slot.drop_timer) {
-                slot.drop_timer->cancel();
-            }
         }
+    }
+    asio::post(d.events, [&d] { d.detector_timer.cancel(); });
+    if (d.discovery) {
+        d.discovery->stop(true); // a "leaving" heartbeat: peers drop us at once
     }
     // BYE on every stream after what was queued, all within one stop_timeout.
     const auto deadline = std::chrono::steady_clock::now() + d.config.channel.stop_timeout;
@@ -706,13 +845,13 @@ const member& channel::self() const noexcept { return impl_->self; }
 
 std::vector<member> channel::members() const {
     std::lock_guard lock(impl_->mutex);
-    return impl_->table.sendable();
+    return impl_->detector->table().sendable();
 }
 
 std::vector<member> channel::all_members() const {
     std::vector<member> out{impl_->self};
     std::lock_guard lock(impl_->mutex);
-    for (const auto& e : impl_->table.all()) {
+    for (const auto& e : impl_->detector->table().all()) {
         out.push_back(e.m);
     }
     return out;
@@ -735,12 +874,13 @@ std::string channel::members_json() const {
                               {"self", self},
                               {"id", m.id.str()},
                               {"incarnation", m.incarnation},
-                              {"since_ms", since_ms}};
+                              {"since_ms", since_ms},
+                              {"reason", m.reason}};
     };
     arr.push_back(row(d.self, true,
                       std::chrono::duration_cast<std::chrono::milliseconds>(now - d.started_at).count()));
     std::lock_guard lock(d.mutex);
-    for (const auto& e : d.table.all()) {
+    for (const auto& e : d.detector->table().all()) {
         arr.push_back(row(e.m, false,
                           std::chrono::duration_cast<std::chrono::milliseconds>(now - e.since).count()));
     }
@@ -807,19 +947,20 @@ std::string channel::stats_json() const {
         for (const auto& [endpoint, slot] : d.peers) {
             auto p = peer_json(endpoint, *slot.sender);
             if (slot.current) {
-                if (auto e = d.table.find(*slot.current)) {
+                if (auto e = d.detector->table().find(*slot.current)) {
                     p["name"] = e->m.name;
                     p["state"] = std::string(membership::to_string(e->m.state));
                 }
             }
             peers.push_back(std::move(p));
         }
-        for (const auto& e : d.table.all()) {
+        for (const auto& e : d.detector->table().all()) {
             ++states[std::string(membership::to_string(e.m.state))];
         }
     }
     j["peers"] = std::move(peers);
     j["members"] = states;
+    j["membership"] = d.membership_json();
     return j.dump();
 }
 
@@ -843,9 +984,37 @@ std::string channel::metrics_text() const {
         counter("troupe_receiver_acks_total", r.acks_out.load());
         counter("troupe_receiver_nacks_total", r.nacks_out.load());
     }
+    {
+        const auto mj = d.membership_json();
+        out << "# TYPE troupe_membership_suspicions_total counter\ntroupe_membership_suspicions_total "
+            << mj["suspicions"] << "\n";
+        out << "# TYPE troupe_membership_false_suspicions_avoided_total counter\n"
+            << "troupe_membership_false_suspicions_avoided_total " << mj["false_suspicions_avoided"] << "\n";
+        out << "# TYPE troupe_membership_removals_total counter\n";
+        for (const auto& [reason, n] : mj["removals"].items()) {
+            out << "troupe_membership_removals_total{reason=\"" << reason << "\"} " << n << "\n";
+        }
+        for (const char* key : {"heartbeats_sent", "heartbeats_received"}) {
+            if (mj.contains(key)) {
+                out << "# TYPE troupe_membership_" << key << "_total counter\ntroupe_membership_" << key
+                    << "_total " << mj[key] << "\n";
+            }
+        }
+        out << "# TYPE troupe_membership_heartbeats_rejected_total counter\n";
+        for (const auto& [reason, n] : mj["heartbeats_rejected"].items()) {
+            out << "troupe_membership_heartbeats_rejected_total{reason=\"" << reason << "\"} " << n << "\n";
+        }
+        out << "# TYPE troupe_membership_last_heartbeat_age_ms gauge\n";
+        for (const auto& m : mj["members"]) {
+            if (m.value("last_heartbeat_age_ms", -1) >= 0) {
+                out << "troupe_membership_last_heartbeat_age_ms{member=\"" << m["name"].get<std::string>()
+                    << "\"} " << m["last_heartbeat_age_ms"] << "\n";
+            }
+        }
+    }
     std::lock_guard lock(d.mutex);
     std::map<std::string, int> states{{"alive", 0}, {"suspect", 0}, {"gone", 0}, {"left", 0}};
-    for (const auto& e : d.table.all()) {
+    for (const auto& e : d.detector->table().all()) {
         ++states[std::string(membership::to_string(e.m.state))];
     }
     out << "# TYPE troupe_members gauge\n";

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <cstdlib>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -45,9 +46,15 @@ public:
         out << "cluster:\n  name: " << cluster_ << "\n  node: " << name << "\n"
             << "receiver:\n  address: 127.0.0.1\n  port: 0\n"
             << "admin:\n  enabled: false\n"
-            << "logging:\n  level: warn\n"
+            << "logging:\n  level: " << log_level() << "\n"
             << extra;
         return path.string();
+    }
+
+    /// TROUPE_TEST_LOG=debug shows the members' logs when a test needs a look.
+    static std::string log_level() {
+        const char* v = std::getenv("TROUPE_TEST_LOG");
+        return v != nullptr ? v : "warn";
     }
 
 private:

@@ -105,7 +105,7 @@ TEST_CASE("troupe-ctl lists every member of three troupe-nodes, and a stopped on
 
 TEST_CASE("a SIGKILLed troupe-node is suspected, then gone", "[integration]") {
     scratch s;
-    node a(s.write_config("a"), {"admin.enabled=true", "membership.drop_time=1500ms", "sender.keepalive=500ms"});
+    node a(s.write_config("a"), {"admin.enabled=true", "membership.failure_detector.ping_interval=500ms"});
     node b(s.write_config("b"), {"membership.static=[" + a.endpoint() + "]"});
     std::string state;
     for (int i = 0; i < 200 && state != "alive"; ++i) {

@@ -21,8 +21,9 @@
 namespace {
 
 void usage(std::FILE* to) {
-    std::fprintf(to, "usage: troupe-node --config FILE [--set key=value]...\n"
-                     "       troupe-node --check-config FILE [--set key=value]...\n");
+    std::fprintf(to, "usage: troupe-node --config FILE [--set key=value]... [--events]\n"
+                     "       troupe-node --check-config FILE [--set key=value]...\n"
+                     "  --events  print one JSON line per member event on stdout\n");
 }
 
 } // namespace
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
     using namespace troupe;
     std::string config_path;
     bool check_only = false;
+    bool events = false;
     std::vector<std::string> overrides;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
@@ -49,6 +51,8 @@ int main(int argc, char** argv) {
             check_only = true;
         } else if (arg == "--set") {
             overrides.push_back(value());
+        } else if (arg == "--events") {
+            events = true;
         } else if (arg == "-h" || arg == "--help") {
             usage(stdout);
             return 0;
@@ -73,7 +77,12 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (check_only) {
-        std::cout << conf::to_yaml(config);
+        auto shown = config;
+        if (!shown.cluster.secret.empty()) {
+            // Printed configs end up in tickets and chat: never the secret itself.
+            shown.cluster.secret = "<hidden: " + std::to_string(config.cluster.secret.size()) + " bytes>";
+        }
+        std::cout << conf::to_yaml(shown);
         return 0;
     }
 
@@ -87,6 +96,9 @@ int main(int argc, char** argv) {
     tools::setup_logging(config);
     try {
         engine::channel channel(config);
+        if (events) {
+            tools::print_member_events(channel);
+        }
         channel.start();
         std::unique_ptr<engine::admin_server> admin;
         if (config.admin.enabled) {
@@ -105,8 +117,11 @@ int main(int argc, char** argv) {
         }
         channel.stop();
     } catch (const std::exception& e) {
+        // The logger may write to a file: say it on stderr too, unless that is where it writes.
         spdlog::critical("troupe-node: {}", e.what());
-        std::fprintf(stderr, "troupe-node: %s\n", e.what());
+        if (!config.logging.file.empty()) {
+            std::fprintf(stderr, "troupe-node: %s\n", e.what());
+        }
         return 1;
     }
     return 0;

@@ -6,7 +6,11 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
+
+#include <chrono>
 #include <cstdio>
+#include <mutex>
 #include <unistd.h>
 
 namespace troupe::tools {
@@ -32,6 +36,23 @@ void add_channel_routes(engine::admin_server& admin, engine::channel& channel) {
         return engine::http_reply{200, "text/plain; version=0.0.4", channel.metrics_text()};
     });
     admin.add_route("/healthz", [] { return engine::http_reply{200, "application/json", "{\"ok\":true}"}; });
+}
+
+void print_member_events(engine::channel& channel) {
+    const std::string self = channel.self().name;
+    channel.add_member_listener([self](const membership::member& m) {
+        const auto mono = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::steady_clock::now().time_since_epoch())
+                              .count();
+        const nlohmann::json line{{"event", "member"}, {"node", self},          {"member", m.name},
+                                  {"id", m.id.str()},  {"endpoint", m.endpoint()},
+                                  {"state", std::string(membership::to_string(m.state))},
+                                  {"reason", m.reason}, {"mono_ns", mono}};
+        static std::mutex out;
+        std::lock_guard lock(out);
+        std::printf("%s\n", line.dump().c_str());
+        std::fflush(stdout);
+    });
 }
 
 void print_ready(const engine::channel& channel, std::uint16_t admin_port) {

@@ -20,4 +20,9 @@ void add_channel_routes(engine::admin_server& admin, engine::channel& channel);
 /// {"ready":true,"node":...,"id":...,"port":P,"admin_port":A,"pid":N}
 void print_ready(const engine::channel& channel, std::uint16_t admin_port);
 
+/// With --events: one JSON line per member event on stdout,
+/// {"event":"member","node":..,"member":..,"id":..,"state":..,"reason":..,"mono_ns":..};
+/// mono_ns is CLOCK_MONOTONIC, comparable across processes (and namespaces).
+void print_member_events(engine::channel& channel);
+
 } // namespace troupe::tools

@@ -116,8 +116,10 @@ decode_result decode_frame(std::span<const std::uint8_t> data, std::uint32_t max
     // Check the magic as soon as its bytes arrive, so garbage is refused early
     // instead of waiting for a full header that may never come.
     static constexpr std::uint8_t magic[4] = {'T', 'R', 'U', 'P'};
+    // An empty span may have no pointer at all, and memcmp's arguments must not be
+    // null even for a length of 0.
     const std::size_t check = data.size() < 4 ? data.size() : 4;
-    if (std::memcmp(data.data(), magic, check) != 0) {
+    if (check != 0 && std::memcmp(data.data(), magic, check) != 0) {
         r.what = decode_result::kind::bad;
         r.ec = error::bad_magic;
         return r;

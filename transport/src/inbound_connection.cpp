@@ -178,7 +178,13 @@ bool inbound_connection::handle_frame(const frame_view& f) {
         if (owner_->cb_.bye) {
             owner_->cb_.bye(peer_, std::string(reason));
         }
-        close();
+        // Acks for frames read before the BYE still go out: a sender that
+        // stops right after a sync send must learn that it arrived.
+        close_after_write_ = true;
+        flush();
+        if (!write_in_flight_) {
+            close();
+        }
         return false;
     }
     default:
@@ -352,6 +358,13 @@ void inbound_connection::on_write(const error_code& ec) {
     writing_.clear();
     if (ec || closed_) {
         close();
+        return;
+    }
+    if (close_after_write_) {
+        flush();
+        if (!write_in_flight_) {
+            close();
+        }
         return;
     }
     flush();

@@ -49,6 +49,7 @@ private:
     buffer writing_; ///< the write in flight
     bool write_in_flight_ = false;
     bool read_paused_ = false;
+    bool close_after_write_ = false; ///< BYE read: flush the acks, then close
     bool closed_ = false;
     enum class phase { hello, auth, ready } phase_ = phase::hello;
     hello peer_hello_;

@@ -33,12 +33,13 @@ void mark_io_thread() noexcept { io_thread_flag = true; }
 bool on_io_thread() noexcept { return io_thread_flag; }
 
 peer_sender::peer_sender(asio::io_context& io, const conf::sender_section& settings,
-                         std::uint64_t max_message, local_identity self, std::string host,
-                         std::uint16_t port, callbacks cb)
+                         std::uint64_t max_message, std::chrono::milliseconds ping_interval,
+                         local_identity self, std::string host, std::uint16_t port, callbacks cb)
     : io_(io)
     , strand_(asio::make_strand(io))
     , settings_(settings)
     , max_message_(max_message)
+    , ping_interval_(ping_interval)
     , self_(std::move(self))
     , host_(std::move(host))
     , port_(port)
@@ -375,6 +376,13 @@ bool peer_sender::handle_hello(const frame_view& f) {
         return refuse(error::wrong_cluster,
                       "wrong cluster: expected '" + self_.cluster + "', peer is in '" + peer.cluster + "'");
     }
+    if (!last_peer_id_.is_nil() && last_peer_id_ != peer.id) {
+        // The member restarted: what was queued for the old incarnation (deltas for
+        // its sessions, say) means nothing to the new one. Dropped before AUTH is
+        // queued, which must go out.
+        drop_queued(error::member_gone);
+    }
+    last_peer_id_ = peer.id;
     if (!self_.secret.empty()) {
         if (!peer.has_mac) {
             return refuse(error::auth_failed, "authentication failed: peer has no cluster secret");
@@ -394,12 +402,6 @@ bool peer_sender::handle_hello(const frame_view& f) {
         return refuse(error::auth_failed,
                       "authentication failed: peer requires a cluster secret and we have none");
     }
-    if (!last_peer_id_.is_nil() && last_peer_id_ != peer.id) {
-        // The member restarted: what was queued for the old incarnation (deltas for
-        // its sessions, say) means nothing to the new one.
-        drop_queued(error::member_gone);
-    }
-    last_peer_id_ = peer.id;
     handshaken_ = true;
     was_up_ = true;
     connect_timer_.cancel();
@@ -633,7 +635,7 @@ void peer_sender::on_tick() {
             return;
         }
         const clock::time_point last_write{clock::duration(last_write_.load(std::memory_order_relaxed))};
-        if (!ping_outstanding_ && now - last_write >= settings_.keepalive) {
+        if (!ping_outstanding_ && now - last_write >= ping_interval_) {
             auto ping = std::make_shared<buffer>();
             append_token(*ping, frame_type::ping,
                          static_cast<std::uint64_t>(now.time_since_epoch().count()));
@@ -684,6 +686,14 @@ void peer_sender::close_gracefully(const std::string& reason, std::chrono::milli
     }
     lock.unlock();
     stop(error::stopped);
+}
+
+void peer_sender::reset(const std::string& reason) {
+    asio::post(strand_, [self = shared_from_this(), reason] {
+        if (self->handshaken_) {
+            self->fail_connection(error::member_gone, reason);
+        }
+    });
 }
 
 void peer_sender::drop_queued(error_code why) {

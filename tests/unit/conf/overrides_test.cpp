@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -45,11 +46,11 @@ TEST_CASE("an override value is YAML, so a flow list sets membership.static", "[
 }
 
 TEST_CASE("an override can set several keys of a section with a flow map", "[conf]") {
-    const auto c = troupe::conf::load_string("sender:\n  keepalive: 2s\n", "cluster.yaml",
+    const auto c = troupe::conf::load_string("sender:\n  block_timeout: 2s\n", "cluster.yaml",
                                              {"sender={ack_timeout: 5s, queue_limit: 1GiB}"});
     CHECK(c.sender.ack_timeout == 5s);
     CHECK(c.sender.queue_limit == 1ULL << 30);
-    CHECK(c.sender.keepalive == 2s);
+    CHECK(c.sender.block_timeout == 2s);
 }
 
 TEST_CASE("later overrides win over earlier ones", "[conf]") {
@@ -130,10 +131,10 @@ TEST_CASE("a rule broken by an override is reported at the override", "[conf]") 
 }
 
 TEST_CASE("file and override diagnostics are all reported, the file's first", "[conf]") {
-    CHECK(errors("receiver:\n  port: x\n", {"sender.keepalive=0ms", "nonsense"}) ==
+    CHECK(errors("receiver:\n  port: x\n", {"sender.block_timeout=0ms", "nonsense"}) ==
           strings{"cluster.yaml:2:9: error: receiver.port: expected an integer from 0 to 65535 "
                   "(got 'x')",
-                  "--set:1:1: error: sender.keepalive: must be greater than 0 (got 0ms)",
+                  "--set:1:1: error: sender.block_timeout: must be greater than 0 (got 0ms)",
                   "--set:2:1: error: expected key=value (got 'nonsense')"});
 }
 
@@ -148,4 +149,85 @@ TEST_CASE("overrides are checked even when the file has a syntax error", "[conf]
           strings{"cluster.yaml:2:1: error: end of sequence flow not found",
                   "--set:1:8: error: sender.ack_timout: unknown key 'ack_timout' (did you mean "
                   "'ack_timeout'?)"});
+}
+
+TEST_CASE("an override reaches a key of an inner map", "[conf]") {
+    const auto c = troupe::conf::load_string(
+        "membership:\n  multicast:\n    ttl: 4\n", "cluster.yaml",
+        {"membership.multicast.enabled=false", "membership.failure_detector.ping_interval=250ms"});
+    CHECK_FALSE(c.membership.multicast.enabled);
+    CHECK(c.membership.multicast.ttl == 4);
+    CHECK(c.membership.failure_detector.ping_interval == 250ms);
+}
+
+TEST_CASE("an override can set several keys of an inner map, or the inner map from above",
+          "[conf]") {
+    const auto c =
+        troupe::conf::load_string("membership:\n  multicast:\n    ttl: 4\n", "cluster.yaml",
+                                  {"membership.multicast={address: 239.1.1.1, port: 45600}",
+                                   "membership={failure_detector: {verify_timeout: 2s}}"});
+    CHECK(c.membership.multicast.address == "239.1.1.1");
+    CHECK(c.membership.multicast.port == 45600);
+    CHECK(c.membership.multicast.ttl == 4);
+    CHECK(c.membership.failure_detector.verify_timeout == 2s);
+    CHECK(errors("", {"membership.multicast="}) ==
+          strings{"--set:1:1: error: membership.multicast: expected a map (got nothing)"});
+    CHECK(errors("", {"membership.multicast=off"}) ==
+          strings{"--set:1:22: error: membership.multicast: expected a map (got 'off')"});
+}
+
+TEST_CASE("an override replaces membership.payload as a whole", "[conf]") {
+    using pairs = std::vector<std::pair<std::string, std::string>>;
+    const std::string file = "membership:\n  payload:\n    zone: b\n    rack: r1\n";
+    CHECK(troupe::conf::load_string(file, "cluster.yaml", {"membership.payload={zone: a}"})
+              .membership.payload == pairs{{"zone", "a"}});
+    CHECK(troupe::conf::load_string(file, "cluster.yaml", {"membership.payload={}"})
+              .membership.payload.empty());
+    CHECK(troupe::conf::load_string(file, "cluster.yaml", {"membership.payload="})
+              .membership.payload.empty());
+    CHECK(errors("", {"membership.payload.zone=a"}) ==
+          strings{"--set:1:20: error: membership.payload.zone: unknown key 'zone' "
+                  "(membership.payload is set as a whole map, like membership.payload={zone: a})"});
+}
+
+TEST_CASE("a payload rule broken by an override points into the override", "[conf]") {
+    CHECK(errors("", {"membership.payload={zone: a, my zone: b}"}) ==
+          strings{"--set:1:30: error: membership.payload: key must be 1 to 32 bytes of letters, "
+                  "digits, '.', '_' and '-' (got 'my zone')"});
+    CHECK(errors("", {"membership.payload={zone: [a]}"}) ==
+          strings{"--set:1:27: error: membership.payload.zone: expected a string (got a list)"});
+    // The file's entries are gone with the map they were in: nothing of them is judged.
+    CHECK(errors("membership:\n  payload:\n    'bad key': v\n", {"membership.payload={ok: v}"})
+              .empty());
+}
+
+TEST_CASE("an override with an unknown or removed key in membership says so", "[conf]") {
+    CHECK(errors("", {"membership.multicast.frequncy=1s"}) ==
+          strings{"--set:1:22: error: membership.multicast.frequncy: unknown key 'frequncy' (did "
+                  "you mean 'frequency'?)"});
+    CHECK(errors("", {"membership.multicst.ttl=1"}) ==
+          strings{"--set:1:12: error: membership.multicst: unknown key 'multicst' (did you mean "
+                  "'multicast'?)"});
+    CHECK(errors("", {"membership.drop_time=5s"}) ==
+          strings{"--set:1:12: error: membership.drop_time: unknown key 'drop_time' (moved to "
+                  "membership.multicast.drop_time)"});
+    CHECK(errors("", {"sender.keepalive=1s"}) ==
+          strings{"--set:1:8: error: sender.keepalive: unknown key 'keepalive' (moved to "
+                  "membership.failure_detector.ping_interval)"});
+    CHECK(errors("", {"membership={drop_time: 5s}"}) ==
+          strings{"--set:1:13: error: membership.drop_time: unknown key 'drop_time' (moved to "
+                  "membership.multicast.drop_time)"});
+    CHECK(errors("", {"membership.multicast.ttl.max=1"}) ==
+          strings{"--set:1:26: error: membership.multicast.ttl.max: unknown key 'max' "
+                  "(membership.multicast.ttl has no keys)"});
+}
+
+TEST_CASE("a membership rule broken by an override is reported at the override", "[conf]") {
+    CHECK(errors("", {"membership.multicast.address=10.0.0.1"}) ==
+          strings{"--set:1:1: error: membership.multicast.address: must be an IPv4 multicast "
+                  "address, 224.0.0.0 to 239.255.255.255 (got '10.0.0.1')"});
+    CHECK(errors("membership:\n  multicast:\n    drop_time: 2s\n",
+                 {"membership.multicast.frequency=2s"}) ==
+          strings{"cluster.yaml:3:5: error: membership.multicast.drop_time: must exceed "
+                  "membership.multicast.frequency (got 2s <= 2s)"});
 }

@@ -21,13 +21,23 @@ void check_same(const troupe::conf::cluster_config& a, const troupe::conf::clust
     CHECK(a.receiver.auto_bind == b.receiver.auto_bind);
     CHECK(a.receiver.threads == b.receiver.threads);
     CHECK(a.membership.static_members == b.membership.static_members);
-    CHECK(a.membership.drop_time == b.membership.drop_time);
+    CHECK(a.membership.multicast.enabled == b.membership.multicast.enabled);
+    CHECK(a.membership.multicast.address == b.membership.multicast.address);
+    CHECK(a.membership.multicast.port == b.membership.multicast.port);
+    CHECK(a.membership.multicast.interface == b.membership.multicast.interface);
+    CHECK(a.membership.multicast.ttl == b.membership.multicast.ttl);
+    CHECK(a.membership.multicast.frequency == b.membership.multicast.frequency);
+    CHECK(a.membership.multicast.drop_time == b.membership.multicast.drop_time);
+    CHECK(a.membership.failure_detector.ping_interval ==
+          b.membership.failure_detector.ping_interval);
+    CHECK(a.membership.failure_detector.verify_timeout ==
+          b.membership.failure_detector.verify_timeout);
+    CHECK(a.membership.payload == b.membership.payload);
     CHECK(a.sender.connect_timeout == b.sender.connect_timeout);
     CHECK(a.sender.ack_timeout == b.sender.ack_timeout);
     CHECK(a.sender.queue_limit == b.sender.queue_limit);
     CHECK(a.sender.on_queue_full == b.sender.on_queue_full);
     CHECK(a.sender.block_timeout == b.sender.block_timeout);
-    CHECK(a.sender.keepalive == b.sender.keepalive);
     CHECK(a.sender.reconnect_backoff_max == b.sender.reconnect_backoff_max);
     CHECK(a.channel.send_options == b.channel.send_options);
     CHECK(a.channel.max_message == b.channel.max_message);
@@ -55,14 +65,24 @@ receiver:
   threads: 1
 membership:
   static: []
-  drop_time: 3s
+  multicast:
+    enabled: true
+    address: 228.0.0.4
+    port: 45564
+    interface: ""
+    ttl: 1
+    frequency: 500ms
+    drop_time: 3s
+  failure_detector:
+    ping_interval: 1s
+    verify_timeout: 1s
+  payload: {}
 sender:
   connect_timeout: 1s
   ack_timeout: 3s
   queue_limit: 64MiB
   on_queue_full: block
   block_timeout: 1s
-  keepalive: 1s
   reconnect_backoff_max: 1s
 channel:
   send_options: async
@@ -91,18 +111,31 @@ TEST_CASE("to_yaml output loads back to the same config", "[conf]") {
     config.cluster.name = "round.trip";
     config.cluster.node = "null"; // a YAML null word, which must come back as text
     config.cluster.secret = "#not a comment: 'quoted' \"twice\"";
-    config.receiver.address = "::";
+    config.receiver.address = "::1";
     config.receiver.port = 0;
     config.receiver.auto_bind = 1;
     config.receiver.threads = 64;
     config.membership.static_members = {{"127.0.0.1", 4001}, {"::1", 4002}, {"node-3", 65535}};
-    config.membership.drop_time = 3h;
+    config.membership.multicast.enabled = false;
+    config.membership.multicast.address = "239.255.255.255";
+    config.membership.multicast.port = 0;
+    config.membership.multicast.interface = "10.0.0.5";
+    config.membership.multicast.ttl = 255;
+    config.membership.multicast.frequency = 1001ms;
+    config.membership.multicast.drop_time = 3h;
+    config.membership.failure_detector.ping_interval = 1ms;
+    config.membership.failure_detector.verify_timeout = 90s;
+    // Values YAML would read as something else unless quoted, in a non-sorted order.
+    config.membership.payload = {
+        {"zone", "eu-1a"}, {"null", "~"},       {"empty", ""},     {"true", "true"},
+        {"n", "null"},     {"list", "[a, b]"},  {"colon", "a: b"}, {"hash", "#x"},
+        {"dash", "- x"},   {"a.b", " padded "},
+    };
     config.sender.connect_timeout = 1500ms;
     config.sender.ack_timeout = 30min;
     config.sender.queue_limit = 1000000001;
     config.sender.on_queue_full = troupe::conf::queue_full_policy::fail;
     config.sender.block_timeout = 1ms;
-    config.sender.keepalive = 2h;
     config.sender.reconnect_backoff_max = 61s;
     config.channel.send_options = 10;
     config.channel.max_message = 1000000;
@@ -126,4 +159,12 @@ TEST_CASE("to_yaml of a loaded example loads back unchanged", "[conf]") {
         troupe::conf::load_file(std::string(TROUPE_CONF_EXAMPLES) + "/production.yaml");
     const auto back = troupe::conf::load_string(troupe::conf::to_yaml(config), "to_yaml");
     check_same(config, back);
+}
+
+TEST_CASE("to_yaml lists the payload as a map in its own order", "[conf]") {
+    troupe::conf::cluster_config config;
+    config.membership.payload = {{"zone", "eu-1a"}, {"rack", "r12"}, {"app", "2"}};
+    const auto text = troupe::conf::to_yaml(config);
+    CHECK(text.find("  payload:\n    zone: eu-1a\n    rack: r12\n    app: 2\nsender:\n") !=
+          std::string::npos);
 }

@@ -124,21 +124,17 @@ TEST_CASE("receiver.address and admin.address must not be empty", "[conf]") {
                   "cluster.yaml:4:3: error: admin.address: must not be empty"});
 }
 
-TEST_CASE("sender timeouts and keepalive must be greater than zero", "[conf]") {
+TEST_CASE("sender timeouts must be greater than zero", "[conf]") {
     CHECK(errors(R"(sender:
   connect_timeout: 0ms
   ack_timeout: 0s
   block_timeout: 0m
-  keepalive: 0h
-  reconnect_backoff_max: 0ms
-membership:
-  drop_time: 1s
+  reconnect_backoff_max: 0h
 )") == strings{
            "cluster.yaml:2:3: error: sender.connect_timeout: must be greater than 0 (got 0ms)",
            "cluster.yaml:3:3: error: sender.ack_timeout: must be greater than 0 (got 0ms)",
            "cluster.yaml:4:3: error: sender.block_timeout: must be greater than 0 (got 0ms)",
-           "cluster.yaml:5:3: error: sender.keepalive: must be greater than 0 (got 0ms)",
-           "cluster.yaml:6:3: error: sender.reconnect_backoff_max: must be greater than 0 "
+           "cluster.yaml:5:3: error: sender.reconnect_backoff_max: must be greater than 0 "
            "(got 0ms)",
        });
 }
@@ -165,14 +161,155 @@ TEST_CASE("channel.max_message is between 1KiB and 1GiB", "[conf]") {
                   "(got 1073741825)"});
 }
 
-TEST_CASE("membership.drop_time must exceed sender.keepalive", "[conf]") {
-    CHECK(errors("membership:\n  drop_time: 1s\n") ==
-          strings{"cluster.yaml:2:3: error: membership.drop_time: must be greater than "
-                  "sender.keepalive (got 1s <= 1s)"});
-    CHECK(errors("membership:\n  drop_time: 1001ms\n").empty());
-    CHECK(errors("sender:\n  keepalive: 5s\n") ==
-          strings{"cluster.yaml:2:3: error: membership.drop_time: must be greater than "
-                  "sender.keepalive (got 3s <= 5s)"});
+TEST_CASE("membership.multicast.address is an IPv4 multicast group", "[conf]") {
+    CHECK(errors("membership:\n  multicast:\n    address: 10.0.0.1\n") ==
+          strings{"cluster.yaml:3:5: error: membership.multicast.address: must be an IPv4 "
+                  "multicast address, 224.0.0.0 to 239.255.255.255 (got '10.0.0.1')"});
+    for (const char* bad : {"223.255.255.255", "240.0.0.0", "ff02::1", "228.0.0", "228.0.0.4.5",
+                            "228.0.0.256", "228.00.0.4", "228.0.0.4 ", "", "all-nodes"}) {
+        INFO(bad);
+        CHECK(errors(std::string("membership:\n  multicast:\n    address: '") + bad + "'\n") ==
+              strings{"cluster.yaml:3:5: error: membership.multicast.address: must be an IPv4 "
+                      "multicast address, 224.0.0.0 to 239.255.255.255 (got '" +
+                      std::string(bad) + "')"});
+    }
+    for (const char* good : {"224.0.0.0", "228.0.0.4", "239.255.255.255", "230.0.0.10"}) {
+        INFO(good);
+        CHECK(
+            errors(std::string("membership:\n  multicast:\n    address: ") + good + "\n").empty());
+    }
+}
+
+TEST_CASE("membership.multicast.interface is empty or an IPv4 address", "[conf]") {
+    CHECK(errors("membership:\n  multicast:\n    interface: eth0\n") ==
+          strings{"cluster.yaml:3:5: error: membership.multicast.interface: must be empty or an "
+                  "IPv4 address (got 'eth0')"});
+    CHECK(errors("membership:\n  multicast:\n    interface: '::1'\n") ==
+          strings{"cluster.yaml:3:5: error: membership.multicast.interface: must be empty or an "
+                  "IPv4 address (got '::1')"});
+    CHECK(errors("membership:\n  multicast:\n    interface: 10.0.0.5\n").empty());
+    CHECK(errors("membership:\n  multicast:\n    interface: 127.0.0.1\n").empty());
+    CHECK(errors("membership:\n  multicast:\n    interface: ''\n").empty());
+}
+
+TEST_CASE("membership.multicast.ttl is from 0 to 255", "[conf]") {
+    CHECK(errors("membership:\n  multicast:\n    ttl: 256\n") ==
+          strings{"cluster.yaml:3:5: error: membership.multicast.ttl: must be from 0 to 255 (got "
+                  "256)"});
+    CHECK(errors("membership:\n  multicast:\n    ttl: 0\n").empty());
+    CHECK(errors("membership:\n  multicast:\n    ttl: 255\n").empty());
+}
+
+TEST_CASE("membership.multicast.frequency must be greater than zero", "[conf]") {
+    CHECK(errors("membership:\n  multicast:\n    frequency: 0ms\n") ==
+          strings{"cluster.yaml:3:5: error: membership.multicast.frequency: must be greater than "
+                  "0 (got 0ms)"});
+}
+
+TEST_CASE("membership.multicast.drop_time must exceed the heartbeat frequency", "[conf]") {
+    CHECK(errors("membership:\n  multicast:\n    drop_time: 500ms\n    frequency: 1s\n") ==
+          strings{"cluster.yaml:3:5: error: membership.multicast.drop_time: must exceed "
+                  "membership.multicast.frequency (got 500ms <= 1s)"});
+    CHECK(errors("membership:\n  multicast:\n    drop_time: 500ms\n") ==
+          strings{"cluster.yaml:3:5: error: membership.multicast.drop_time: must exceed "
+                  "membership.multicast.frequency (got 500ms <= 500ms)"});
+    CHECK(errors("membership:\n  multicast:\n    drop_time: 501ms\n").empty());
+    // drop_time left at its default: the position is the frequency's.
+    CHECK(errors("membership:\n  multicast:\n    frequency: 5s\n") ==
+          strings{"cluster.yaml:3:5: error: membership.multicast.drop_time: must exceed "
+                  "membership.multicast.frequency (got 3s <= 5s)"});
+    // A frequency of 0 is reported once, not again as a drop_time problem.
+    CHECK(errors("membership:\n  multicast:\n    frequency: 0s\n    drop_time: 0s\n") ==
+          strings{"cluster.yaml:3:5: error: membership.multicast.frequency: must be greater than "
+                  "0 (got 0ms)"});
+}
+
+TEST_CASE("the multicast rules hold even while multicast is disabled", "[conf]") {
+    CHECK(errors("membership:\n  multicast:\n    enabled: false\n    address: 10.0.0.1\n") ==
+          strings{"cluster.yaml:4:5: error: membership.multicast.address: must be an IPv4 "
+                  "multicast address, 224.0.0.0 to 239.255.255.255 (got '10.0.0.1')"});
+}
+
+TEST_CASE("a node without multicast and without static members is a cluster of one", "[conf]") {
+    CHECK(errors("membership:\n  multicast:\n    enabled: false\n").empty());
+    troupe::conf::cluster_config config;
+    config.membership.multicast.enabled = false;
+    CHECK(problems(config).empty());
+}
+
+TEST_CASE("membership.failure_detector intervals must be greater than zero", "[conf]") {
+    CHECK(errors("membership:\n  failure_detector:\n    ping_interval: 0s\n    "
+                 "verify_timeout: 0ms\n") ==
+          strings{"cluster.yaml:3:5: error: membership.failure_detector.ping_interval: must be "
+                  "greater than 0 (got 0ms)",
+                  "cluster.yaml:4:5: error: membership.failure_detector.verify_timeout: must be "
+                  "greater than 0 (got 0ms)"});
+    // No rule ties the failure detector to the heartbeats or to the sender.
+    CHECK(errors("membership:\n  failure_detector:\n    ping_interval: 1h\n    "
+                 "verify_timeout: 1h\nsender:\n  ack_timeout: 1ms\n")
+              .empty());
+}
+
+TEST_CASE("membership.payload keys are 1 to 32 bytes of name characters", "[conf]") {
+    CHECK(errors("membership:\n  payload:\n    zone: a\n    my zone: b\n    '': c\n") ==
+          strings{"cluster.yaml:4:5: error: membership.payload: key must be 1 to 32 bytes of "
+                  "letters, digits, '.', '_' and '-' (got 'my zone')",
+                  "cluster.yaml:5:5: error: membership.payload: key must be 1 to 32 bytes of "
+                  "letters, digits, '.', '_' and '-' (got '')"});
+    const std::string longest(32, 'k');
+    CHECK(errors("membership:\n  payload:\n    " + longest + ": v\n").empty());
+    CHECK(errors("membership:\n  payload:\n    " + longest + "x: v\n") ==
+          strings{"cluster.yaml:3:5: error: membership.payload: key must be 1 to 32 bytes of "
+                  "letters, digits, '.', '_' and '-' (got '" +
+                  longest + "x')"});
+    CHECK(errors("membership:\n  payload:\n    \"a\\tb\": v\n") ==
+          strings{"cluster.yaml:3:5: error: membership.payload: key must be 1 to 32 bytes of "
+                  "letters, digits, '.', '_' and '-' (got 'a\\x09b')"});
+    CHECK(errors("membership:\n  payload:\n    App.Version_2-rc: v\n").empty());
+}
+
+TEST_CASE("membership.payload values are at most 128 bytes", "[conf]") {
+    const std::string longest(128, 'v');
+    CHECK(errors("membership:\n  payload:\n    zone: " + longest + "\n").empty());
+    CHECK(errors("membership:\n  payload:\n    zone: a\n    rack: " + longest + "v\n") ==
+          strings{"cluster.yaml:4:5: error: membership.payload.rack: must be at most 128 bytes "
+                  "(got 129)"});
+}
+
+TEST_CASE("membership.payload has at most 16 entries", "[conf]") {
+    std::string yaml = "membership:\n  payload:\n";
+    for (int i = 0; i < 16; ++i) {
+        yaml += "    k" + std::to_string(i) + ": v\n";
+    }
+    CHECK(errors(yaml).empty());
+    CHECK(errors(yaml + "    k16: v\n") ==
+          strings{"cluster.yaml:2:3: error: membership.payload: must have at most 16 entries "
+                  "(got 17)"});
+}
+
+TEST_CASE("membership.payload fits in a heartbeat: at most 512 bytes in all", "[conf]") {
+    // Five entries of a 12-byte key and a 128-byte value: 700 bytes.
+    std::string yaml = "membership:\n  payload:\n";
+    for (int i = 0; i < 5; ++i) {
+        yaml += "    key-number-" + std::to_string(i) + ": " + std::string(128, 'v') + "\n";
+    }
+    CHECK(errors(yaml) == strings{"cluster.yaml:2:3: error: membership.payload: keys and values "
+                                  "total 700 bytes; at most 512 fit in a heartbeat"});
+    // Exactly 512: four entries of 128 bytes (a 1-byte key and a 127-byte value).
+    std::string fits = "membership:\n  payload:\n";
+    for (const char* key : {"a", "b", "c", "d"}) {
+        fits += std::string("    ") + key + ": " + std::string(127, 'v') + "\n";
+    }
+    CHECK(errors(fits).empty());
+    CHECK(errors(fits + "    e: ''\n") ==
+          strings{"cluster.yaml:2:3: error: membership.payload: keys and values total 513 "
+                  "bytes; at most 512 fit in a heartbeat"});
+}
+
+TEST_CASE("validate rejects a payload key listed twice in code", "[conf]") {
+    troupe::conf::cluster_config config;
+    config.membership.payload = {{"zone", "a"}, {"rack", "1"}, {"zone", "b"}};
+    CHECK(problems(config) == strings{"error: membership.payload: key 'zone' is listed twice"});
 }
 
 TEST_CASE("membership.static ports are from 1 to 65535", "[conf]") {
@@ -225,16 +362,29 @@ TEST_CASE("admin.port must stay clear of the receiver's port range", "[conf]") {
     CHECK(errors("admin:\n  port: 4050\n  enabled: false\n").empty());
 }
 
+TEST_CASE("receiver.address must be an address peers can dial, not a wildcard", "[conf]") {
+    CHECK(errors("receiver:\n  address: 0.0.0.0\n") ==
+          strings{"cluster.yaml:2:3: error: receiver.address: must be the address peers reach this "
+                  "node at, not a wildcard (got '0.0.0.0')"});
+    CHECK(errors("receiver:\n  address: 10.0.0.5\n").empty());
+}
+
 TEST_CASE("validate checks rules a file cannot break but code can", "[conf]") {
     troupe::conf::cluster_config config;
     config.channel.send_options = 5;
     config.channel.stop_timeout = -1s;
-    config.sender.keepalive = -10ms;
+    config.membership.failure_detector.ping_interval = -10ms;
+    config.membership.multicast.ttl = 1000;
+    config.membership.multicast.drop_time = -1ms;
     config.membership.static_members = {{"10.0.0.1", 0}, {"", 4000}};
     CHECK(problems(config) ==
           strings{"error: membership.static[0]: port must be from 1 to 65535 (got '10.0.0.1:0')",
                   "error: membership.static[1]: host must not be empty (got ':4000')",
-                  "error: sender.keepalive: must be greater than 0 (got -10ms)",
+                  "error: membership.multicast.ttl: must be from 0 to 255 (got 1000)",
+                  "error: membership.multicast.drop_time: must exceed "
+                  "membership.multicast.frequency (got -1ms <= 500ms)",
+                  "error: membership.failure_detector.ping_interval: must be greater than 0 (got "
+                  "-10ms)",
                   "error: channel.send_options: expected async, ack, sync or 8, 2, 6 (got 5)",
                   "error: channel.stop_timeout: must not be negative (got -1000ms)"});
 }

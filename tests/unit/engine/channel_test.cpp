@@ -10,15 +10,23 @@
 #include <atomic>
 #include <future>
 #include <mutex>
+#include <unistd.h>
 
 using namespace troupe;
 using troupe::test::wait_until;
 
 namespace {
 
+/// One cluster name per test and process: multicast discovery is on by default,
+/// and tests running side by side must not find each other.
+std::string unique_cluster() {
+    static std::atomic<int> n{0};
+    return "engine-unit-" + std::to_string(::getpid()) + "-" + std::to_string(n.load());
+}
+
 conf::cluster_config config_for(const std::string& node, std::vector<conf::host_port> peers = {}) {
     conf::cluster_config c;
-    c.cluster.name = "engine-unit";
+    c.cluster.name = unique_cluster();
     c.cluster.node = node;
     c.receiver.port = 0;
     c.receiver.auto_bind = 1;
@@ -46,8 +54,8 @@ struct pair_of_channels {
 } // namespace
 
 TEST_CASE("a sync send returns after the remote listener ran", "[engine]") {
+    std::atomic<int> seen{0}; // before the channels: listeners may run until they stop
     pair_of_channels p;
-    std::atomic<int> seen{0};
     p.b->add_listener("app", [&](const engine::received_message& m) {
         CHECK(m.from.name == "a");
         CHECK(m.context == "app");
@@ -82,8 +90,8 @@ TEST_CASE("a context without a listener is a NACK for sync senders", "[engine]")
 }
 
 TEST_CASE("listeners are per context", "[engine]") {
-    pair_of_channels p;
     std::atomic<int> one{0}, two{0};
+    pair_of_channels p;
     p.b->add_listener("one", [&](const engine::received_message&) { one++; });
     p.b->add_listener("two", [&](const engine::received_message&) { two++; });
     CHECK(p.a.send_all(bytes("1"), engine::send_options::sync, "one").ok());
@@ -94,10 +102,10 @@ TEST_CASE("listeners are per context", "[engine]") {
 }
 
 TEST_CASE("async_send completes its handler once, outside the call", "[engine]") {
-    pair_of_channels p;
-    p.b->add_listener("app", [](const engine::received_message&) {});
     std::promise<engine::send_result> done;
     bool inside = true;
+    pair_of_channels p;
+    p.b->add_listener("app", [](const engine::received_message&) {});
     p.a.async_send({}, bytes("x"), engine::send_options::sync, "app",
                    [&](engine::send_result r) { done.set_value(std::move(r)); });
     inside = false;
@@ -124,9 +132,9 @@ TEST_CASE("sending to an unknown member id fails as not_a_member", "[engine]") {
 }
 
 TEST_CASE("member listeners see alive then left when a peer stops cleanly", "[engine]") {
-    pair_of_channels p;
     std::mutex m;
     std::vector<std::string> events;
+    pair_of_channels p;
     p.a.add_member_listener([&](const membership::member& who) {
         std::lock_guard lock(m);
         events.push_back(who.name + ":" + std::string(membership::to_string(who.state)));
@@ -142,8 +150,8 @@ TEST_CASE("member listeners see alive then left when a peer stops cleanly", "[en
 }
 
 TEST_CASE("async messages queued before stop() are flushed to the peer", "[engine]") {
-    pair_of_channels p;
     std::atomic<int> seen{0};
+    pair_of_channels p;
     p.b->add_listener("app", [&](const engine::received_message&) { seen++; });
     for (int i = 0; i < 5000; ++i) {
         REQUIRE(p.a.send_all(bytes(std::string(512, 'x')), engine::send_options::async, "app").ok());
@@ -153,8 +161,8 @@ TEST_CASE("async messages queued before stop() are flushed to the peer", "[engin
 }
 
 TEST_CASE("a blocking ack send from an I/O thread is refused instead of deadlocking", "[engine]") {
-    pair_of_channels p;
     std::promise<engine::send_result> done;
+    pair_of_channels p;
     p.b->add_listener("app", [](const engine::received_message&) {});
     p.a.add_listener("echo", [&](const engine::received_message&) {
         done.set_value(p.a.send_all(bytes("x"), engine::send_options::sync, "app"));

@@ -19,6 +19,7 @@ std::shared_ptr<peer_sender> make_sender(boost::asio::io_context& io, const conf
                                          std::uint16_t port) {
     peer_sender::callbacks cb;
     auto s = std::make_shared<peer_sender>(io, c.sender, c.channel.max_message,
+                                           c.membership.failure_detector.ping_interval,
                                            test::identity(c, 0, "tx"), "127.0.0.1", port, cb);
     s->start();
     return s;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace troupe::conf {
@@ -40,9 +41,30 @@ struct receiver_section {
     std::uint32_t threads = 1;         ///< I/O threads running the node's io_context
 };
 
+/// UDP multicast heartbeats (Tribes' McastService). Safe by default: on the
+/// receiver's loopback address the TTL is forced to 0, so nothing leaves the host.
+struct multicast_section {
+    bool enabled = true;
+    std::string address = "228.0.0.4"; ///< an IPv4 multicast group
+    std::uint16_t port = 45564;
+    std::string interface;   ///< IPv4 address of the interface; empty = receiver.address
+    std::uint32_t ttl = 1;   ///< 0..255; forced to 0 on a loopback interface
+    duration frequency{500}; ///< one heartbeat this often
+    duration drop_time{3000}; ///< silent this long: suspected, then verified over TCP
+};
+
+/// Confirms suspicions over TCP before anyone is removed (Tribes' TcpFailureDetector).
+struct failure_detector_section {
+    duration ping_interval{1000}; ///< PING on idle member connections (and static members)
+    duration verify_timeout{1000}; ///< connect + HELLO + PING/PONG must complete within this
+};
+
 struct membership_section {
     std::vector<host_port> static_members; ///< key `membership.static`; may list this node too
-    duration drop_time{3000};              ///< a member unreachable this long is gone
+    multicast_section multicast;
+    failure_detector_section failure_detector;
+    /// Small key/value payload carried in every heartbeat (key `membership.payload`, a map).
+    std::vector<std::pair<std::string, std::string>> payload;
 };
 
 struct sender_section {
@@ -51,7 +73,6 @@ struct sender_section {
     std::uint64_t queue_limit = 64ull << 20; ///< queued bytes per member
     queue_full_policy on_queue_full = queue_full_policy::block;
     duration block_timeout{1000};    ///< with `block`: how long a send waits for room
-    duration keepalive{1000};        ///< PING an idle connection this often
     duration reconnect_backoff_max{1000}; ///< reconnect delay doubles up to this
 };
 

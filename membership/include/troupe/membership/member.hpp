@@ -35,6 +35,7 @@ struct member {
     std::string host;              ///< TCP endpoint of its receiver
     std::uint16_t port = 0;
     member_state state = member_state::alive;
+    std::string reason; ///< why it entered its current state (for logs and events)
 
     std::string endpoint() const { return host + ":" + std::to_string(port); }
 };

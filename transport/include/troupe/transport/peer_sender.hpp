@@ -75,9 +75,10 @@ public:
         std::function<void(const std::string& reason)> bye;
     };
 
+    /// @param ping_interval PING the connection when it was idle this long.
     peer_sender(boost::asio::io_context& io, const conf::sender_section& settings,
-                std::uint64_t max_message, local_identity self, std::string host,
-                std::uint16_t port, callbacks cb);
+                std::uint64_t max_message, std::chrono::milliseconds ping_interval,
+                local_identity self, std::string host, std::uint16_t port, callbacks cb);
     ~peer_sender();
 
     void start();
@@ -92,6 +93,10 @@ public:
 
     /// Closes at once; queued and awaited frames fail with `why`, and are counted as dropped.
     void stop(boost::system::error_code why);
+
+    /// Closes the current connection (if any) and reconnects with backoff: used
+    /// when the member was declared gone, so that only a fresh handshake readmits it.
+    void reset(const std::string& reason);
 
     /// Fails every frame still queued (not yet written) with `why`, counted as
     /// dropped and logged, and keeps the stream (the member may come back).
@@ -135,6 +140,7 @@ private:
     boost::asio::strand<boost::asio::io_context::executor_type> strand_;
     conf::sender_section settings_;
     std::uint64_t max_message_;
+    std::chrono::milliseconds ping_interval_;
     local_identity self_;
     std::string host_;
     std::uint16_t port_;
