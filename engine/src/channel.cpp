@@ -584,18 +584,21 @@ struct channel::impl {
         for (auto& layer : layers) {
             layer->on_send(om);
         }
-        auto frame = std::make_shared<transport::buffer>();
         const auto id = next_id.fetch_add(1, std::memory_order_relaxed);
-        transport::append_data(*frame, id, options, context,
-                               {reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()});
+        const std::span<const std::uint8_t> bytes{reinterpret_cast<const std::uint8_t*>(payload.data()),
+                                                  payload.size()};
         if (!send_options::wants_ack(options)) {
+            // Encoded into each member's tail block: a copy per member is cheaper
+            // than a shared allocation and a queue entry per member.
             for (const auto& t : dests) {
-                if (auto ec = t.sender->enqueue(frame, id, nullptr)) {
+                if (auto ec = t.sender->enqueue_data(id, options, context, bytes)) {
                     immediate.failures.push_back(member_failure{t.m, ec, ec.message()});
                 }
             }
             return nullptr;
         }
+        auto frame = std::make_shared<transport::buffer>();
+        transport::append_data(*frame, id, options, context, bytes);
         auto op = std::make_shared<pending_send>();
         op->remaining = dests.size();
         op->done.assign(dests.size(), false);

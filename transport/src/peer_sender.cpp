@@ -23,7 +23,10 @@ thread_local bool io_thread_flag = false;
 // One gathered write: enough frames to amortise the syscall, few enough that
 // one slow write does not hold back acks for long.
 constexpr std::size_t max_frames_per_write = 64;
-constexpr std::size_t max_bytes_per_write = 1 << 20;
+constexpr std::size_t max_bytes_per_write = 4 << 20;
+// Async frames are packed into blocks this big: large enough that a write moves
+// hundreds of small messages, small enough to stay cheap to allocate.
+constexpr std::size_t block_capacity = 256 * 1024;
 constexpr auto tick_period = std::chrono::milliseconds(100);
 
 } // namespace
@@ -68,9 +71,7 @@ std::size_t peer_sender::queued_bytes() const {
     return queued_bytes_;
 }
 
-error_code peer_sender::enqueue(frame_ptr frame, std::uint64_t id, ack_handler on_ack) {
-    const std::size_t size = frame->size();
-    std::unique_lock lock(mutex_);
+error_code peer_sender::make_room_locked(std::unique_lock<std::mutex>& lock, std::size_t size) {
     if (stopped_ || closing_) {
         return error::stopped;
     }
@@ -91,6 +92,43 @@ error_code peer_sender::enqueue(frame_ptr frame, std::uint64_t id, ack_handler o
             stats_.queue_full.fetch_add(1, std::memory_order_relaxed);
             return error::queue_full;
         }
+    }
+    return {};
+}
+
+void peer_sender::push_back_locked(entry e) {
+    tail_block_.reset();
+    queue_.push_back(std::move(e));
+}
+
+error_code peer_sender::enqueue_data(std::uint64_t id, std::uint32_t options, std::string_view context,
+                                     std::span<const std::uint8_t> payload) {
+    const std::size_t size = header_size + 8 + 4 + 1 + std::min<std::size_t>(context.size(), 255) + payload.size();
+    std::unique_lock lock(mutex_);
+    if (auto ec = make_room_locked(lock, size)) {
+        return ec;
+    }
+    if (tail_block_ && tail_block_->size() + size <= tail_block_->capacity()) {
+        // Within the reserved capacity: the buffer never moves under a reader.
+        append_data(*tail_block_, id, options, context, payload);
+        ++queue_.back().frames;
+    } else {
+        auto block = std::make_shared<buffer>();
+        block->reserve(std::max(block_capacity, size));
+        append_data(*block, id, options, context, payload);
+        push_back_locked(entry{block, id, nullptr, {}, 1});
+        tail_block_ = std::move(block);
+    }
+    queued_bytes_ += size;
+    kick_writer_locked();
+    return {};
+}
+
+error_code peer_sender::enqueue(frame_ptr frame, std::uint64_t id, ack_handler on_ack) {
+    const std::size_t size = frame->size();
+    std::unique_lock lock(mutex_);
+    if (auto ec = make_room_locked(lock, size)) {
+        return ec;
     }
     const bool needs_tick = static_cast<bool>(on_ack);
     const auto now = clock::now();
@@ -125,10 +163,10 @@ error_code peer_sender::enqueue(frame_ptr frame, std::uint64_t id, ack_handler o
         }
         front_offset_ = n > 0 ? static_cast<std::size_t>(n) : 0;
         queued_bytes_ += size - front_offset_;
-        queue_.push_back(entry{std::move(frame), id, std::move(moved), now});
+        push_back_locked(entry{std::move(frame), id, std::move(moved), now});
     } else {
         queued_bytes_ += size;
-        queue_.push_back(entry{std::move(frame), id, std::move(on_ack), now});
+        push_back_locked(entry{std::move(frame), id, std::move(on_ack), now});
     }
     kick_writer_locked();
     lock.unlock();
@@ -438,6 +476,8 @@ void peer_sender::do_write() {
         write_bufs_.clear();
         writing_bytes_ = 0;
         writing_async_ = 0;
+        writing_count_ = 0;
+        tail_block_.reset(); // what the writer takes is no longer appended to
         while (!queue_.empty() && writing_frames_.size() < max_frames_per_write &&
                (writing_bytes_ == 0 || writing_bytes_ + queue_.front().frame->size() <= max_bytes_per_write)) {
             entry e = std::move(queue_.front());
@@ -447,10 +487,11 @@ void peer_sender::do_write() {
             writing_bytes_ += e.frame->size() - skip;
             write_bufs_.emplace_back(asio::buffer(*e.frame) + skip);
             writing_frames_.push_back(e.frame);
+            writing_count_ += e.frames;
             if (e.on_ack) {
                 awaiting_.push_back(std::move(e));
             } else {
-                ++writing_async_;
+                writing_async_ += e.frames;
             }
         }
     }
@@ -480,7 +521,7 @@ void peer_sender::on_write(const error_code& ec, std::size_t) {
         fail_connection(ec, "write: " + ec.message());
         return;
     }
-    stats_.frames_out.fetch_add(writing_frames_.size(), std::memory_order_relaxed);
+    stats_.frames_out.fetch_add(writing_count_, std::memory_order_relaxed);
     stats_.bytes_out.fetch_add(writing_bytes_, std::memory_order_relaxed);
     stats_.writes.fetch_add(1, std::memory_order_relaxed);
     last_write_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
@@ -644,7 +685,7 @@ void peer_sender::on_tick() {
             stats_.pings.fetch_add(1, std::memory_order_relaxed);
             std::lock_guard lock(mutex_);
             queued_bytes_ += ping->size();
-            queue_.push_back(entry{std::move(ping), 0, nullptr, now});
+            push_back_locked(entry{std::move(ping), 0, nullptr, now});
             kick_writer_locked();
         }
     }
@@ -661,6 +702,7 @@ void peer_sender::drop_all_locked(std::vector<entry>& out) {
         out.push_back(std::move(e));
     }
     queue_.clear();
+    tail_block_.reset();
     awaiting_.clear();
     queued_bytes_ = 0;
 }
@@ -678,7 +720,7 @@ void peer_sender::close_gracefully(const std::string& reason, std::chrono::milli
         auto bye = std::make_shared<buffer>();
         append_bye(*bye, reason);
         queued_bytes_ += bye->size();
-        queue_.push_back(entry{std::move(bye), 0, nullptr, clock::now()});
+        push_back_locked(entry{std::move(bye), 0, nullptr, clock::now()});
         kick_writer_locked();
         drained_cv_.wait_for(lock, timeout, [&] {
             return (queue_.empty() && awaiting_.empty() && !writing_) || !connected_;
@@ -701,14 +743,19 @@ void peer_sender::drop_queued(error_code why) {
     {
         std::lock_guard lock(mutex_);
         dropped.swap(queue_);
+        tail_block_.reset();
         queued_bytes_ = 0;
         space_cv_.notify_all();
     }
     if (dropped.empty()) {
         return;
     }
-    stats_.dropped.fetch_add(dropped.size(), std::memory_order_relaxed);
-    log()->warn("{}: {} queued frame(s) dropped: {}", endpoint(), dropped.size(), why.message());
+    std::size_t frames = 0;
+    for (const auto& e : dropped) {
+        frames += e.frames;
+    }
+    stats_.dropped.fetch_add(frames, std::memory_order_relaxed);
+    log()->warn("{}: {} queued frame(s) dropped: {}", endpoint(), frames, why.message());
     for (auto& e : dropped) {
         complete(e, why, why.message());
     }
@@ -726,8 +773,12 @@ void peer_sender::stop(error_code why) {
         drained_cv_.notify_all();
     }
     if (!dropped.empty()) {
-        stats_.dropped.fetch_add(dropped.size(), std::memory_order_relaxed);
-        log()->warn("{}: {} queued frame(s) dropped: {}", endpoint(), dropped.size(), why.message());
+        std::size_t frames = 0;
+        for (const auto& e : dropped) {
+            frames += e.frames;
+        }
+        stats_.dropped.fetch_add(frames, std::memory_order_relaxed);
+        log()->warn("{}: {} queued frame(s) dropped: {}", endpoint(), frames, why.message());
     }
     asio::post(strand_, [self = shared_from_this(), dropped = std::move(dropped), why]() mutable {
         ++self->generation_;

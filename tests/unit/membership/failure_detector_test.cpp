@@ -185,7 +185,7 @@ TEST_CASE("a restart at the same endpoint removes the old incarnation", "[member
     CHECK(f.fd.stats().removals.at("restarted") == 1);
 }
 
-TEST_CASE("a failed send makes a member suspect; a verification result for a member that came back is ignored",
+TEST_CASE("a failed send makes a member suspect and a late verification result is ignored",
           "[membership]") {
     fixture f;
     f.admit();

@@ -19,7 +19,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace troupe::transport {
@@ -87,6 +89,13 @@ public:
     /// @return queue_full (after `block_timeout` under `block`), stopped, or success.
     boost::system::error_code enqueue(frame_ptr frame, std::uint64_t id, ack_handler on_ack);
 
+    /// Queues an async DATA frame (no ack awaited), encoded straight into the
+    /// block at the tail of the queue: a burst of small messages becomes one
+    /// contiguous buffer and one write, with no allocation per message.
+    /// @return as enqueue().
+    boost::system::error_code enqueue_data(std::uint64_t id, std::uint32_t options, std::string_view context,
+                                           std::span<const std::uint8_t> payload);
+
     /// Flushes what is queued (up to `timeout`), sends BYE(reason) and closes.
     /// Blocks the caller (not an I/O thread) until done or timed out.
     void close_gracefully(const std::string& reason, std::chrono::milliseconds timeout);
@@ -112,11 +121,17 @@ public:
 private:
     using clock = std::chrono::steady_clock;
     struct entry {
-        frame_ptr frame;
+        frame_ptr frame;          ///< one frame, or a block of async frames
         std::uint64_t id = 0;
         ack_handler on_ack;
         clock::time_point queued_at;
+        std::uint32_t frames = 1; ///< frames in `frame` (a block holds many)
     };
+
+    /// Waits (block policy) or fails (fail policy) until `size` more bytes fit.
+    boost::system::error_code make_room_locked(std::unique_lock<std::mutex>& lock, std::size_t size);
+    /// Every push to the back goes here: the open block is no longer the tail.
+    void push_back_locked(entry e);
 
     void do_connect();
     void on_resolved(const boost::system::error_code& ec,
@@ -164,6 +179,9 @@ private:
     int fd_ = -1;
     /// Bytes of queue_.front() already written by a direct write.
     std::size_t front_offset_ = 0;
+    /// The block at the queue's tail that async frames are appended to; reset
+    /// when anything else is queued after it or the writer takes it.
+    std::shared_ptr<buffer> tail_block_;
 
     // Strand-only.
     boost::asio::ip::tcp::resolver resolver_;
@@ -178,6 +196,7 @@ private:
     std::vector<boost::asio::const_buffer> write_bufs_;
     std::size_t writing_bytes_ = 0;
     std::size_t writing_async_ = 0; ///< frames in this write that await no ack
+    std::size_t writing_count_ = 0; ///< frames in this write
     hello my_hello_;
     bool handshaken_ = false;
     bool was_up_ = false;
