@@ -3,6 +3,7 @@
 
 #include <troupe/conf/load.hpp>
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -88,6 +90,7 @@ enum class kind {
     members,
     send_options,
     queue_policy,
+    failure_policy,
     pairs
 };
 
@@ -101,6 +104,7 @@ using field_ptr = std::variant<std::string*,
                                bool*,
                                std::vector<host_port>*,
                                queue_full_policy*,
+                               replication_failure_policy*,
                                string_pairs*>;
 
 struct key_spec {
@@ -111,7 +115,7 @@ struct key_spec {
 };
 
 // clang-format off
-const std::array<key_spec, 32> keys{{
+const std::array<key_spec, 46> keys{{
     {"cluster", "name", kind::text,
      [](cluster_config& c) -> field_ptr { return &c.cluster.name; }},
     {"cluster", "node", kind::text,
@@ -172,6 +176,34 @@ const std::array<key_spec, 32> keys{{
      [](cluster_config& c) -> field_ptr { return &c.admin.address; }},
     {"admin", "port", kind::port,
      [](cluster_config& c) -> field_ptr { return &c.admin.port; }},
+    {"http", "address", kind::text,
+     [](cluster_config& c) -> field_ptr { return &c.http.address; }},
+    {"http", "port", kind::port,
+     [](cluster_config& c) -> field_ptr { return &c.http.port; }},
+    {"http", "threads", kind::count,
+     [](cluster_config& c) -> field_ptr { return &c.http.threads; }},
+    {"manager", "type", kind::text,
+     [](cluster_config& c) -> field_ptr { return &c.manager.type; }},
+    {"manager", "context", kind::text,
+     [](cluster_config& c) -> field_ptr { return &c.manager.context; }},
+    {"manager", "cookie", kind::text,
+     [](cluster_config& c) -> field_ptr { return &c.manager.cookie; }},
+    {"manager", "cookie_secure", kind::flag,
+     [](cluster_config& c) -> field_ptr { return &c.manager.cookie_secure; }},
+    {"manager", "filter", kind::text,
+     [](cluster_config& c) -> field_ptr { return &c.manager.filter; }},
+    {"manager", "max_inactive", kind::duration,
+     [](cluster_config& c) -> field_ptr { return &c.manager.max_inactive; }},
+    {"manager", "send_options", kind::send_options,
+     [](cluster_config& c) -> field_ptr { return &c.manager.send_options; }},
+    {"manager", "on_replication_failure", kind::failure_policy,
+     [](cluster_config& c) -> field_ptr { return &c.manager.on_replication_failure; }},
+    {"manager", "notify_listeners_on_replication", kind::flag,
+     [](cluster_config& c) -> field_ptr { return &c.manager.notify_listeners_on_replication; }},
+    {"manager", "expire_sessions_on_shutdown", kind::flag,
+     [](cluster_config& c) -> field_ptr { return &c.manager.expire_sessions_on_shutdown; }},
+    {"manager", "state_transfer_timeout", kind::duration,
+     [](cluster_config& c) -> field_ptr { return &c.manager.state_transfer_timeout; }},
     {"logging", "level", kind::text,
      [](cluster_config& c) -> field_ptr { return &c.logging.level; }},
     {"logging", "file", kind::text,
@@ -278,6 +310,8 @@ std::string_view expectation(kind type) {
         return send_options_hint;
     case kind::queue_policy:
         return "expected one of block, fail";
+    case kind::failure_policy:
+        return "expected one of log, fail";
     case kind::pairs:
         return "expected a map of strings, like {zone: a}";
     }
@@ -429,6 +463,65 @@ position at(const source& src, const YAML::Mark& mark) {
     return {src.file, src.line_base + mark.line, column_base + mark.column};
 }
 
+// yaml-cpp 0.7's LoadAll never returns for a stream such as "," or ",a": its
+// parser reports an empty document without consuming the stray token, and LoadAll
+// asks again, forever, allocating a node each time until memory runs out
+// (yaml-cpp issue #1040, fixed only after 0.8.0). We need the first document and
+// whether a second one starts, so the parser is asked for at most two.
+class document_probe : public YAML::EventHandler {
+public:
+    int documents = 0;
+    std::optional<YAML::Mark> second; ///< the second document's first node, as LoadAll marks it
+
+    void OnDocumentStart(const YAML::Mark&) override { ++documents; }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+    void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  const std::string&) override {
+        node(mark);
+    }
+    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {
+        node(mark);
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {
+        node(mark);
+    }
+    void OnMapEnd() override {}
+
+private:
+    void node(const YAML::Mark& mark) {
+        if (documents == 2 && !second) {
+            second = mark;
+        }
+    }
+};
+
+struct yaml_stream {
+    std::optional<YAML::Node> first;  ///< empty when the text holds no document
+    std::optional<YAML::Mark> second; ///< set when a second document starts
+};
+
+/// @throws YAML::Exception for a syntax error in the first two documents.
+yaml_stream load_stream(const std::string& text) {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    document_probe probe;
+    while (probe.documents < 2 && parser.HandleNextDocument(probe)) {
+    }
+    yaml_stream out;
+    if (probe.documents > 0) {
+        out.first = YAML::Load(text); // reads the first document only: always ends
+    }
+    if (probe.documents > 1) {
+        out.second = probe.second.value_or(YAML::Mark{});
+    }
+    return out;
+}
+
 bool is_null_literal(std::string_view text) {
     return text == "~" || text == "null" || text == "Null" || text == "NULL";
 }
@@ -522,14 +615,14 @@ public:
         const std::string path(key);
         YAML::Node value;
         try {
-            auto documents = YAML::LoadAll(std::string(value_text));
-            if (documents.size() > 1) {
-                error(at(value_src, documents[1].Mark()), path,
+            auto documents = load_stream(std::string(value_text));
+            if (documents.second) {
+                error(at(value_src, *documents.second), path,
                       "expected one YAML value (got " + quote(value_text) + ")");
                 return;
             }
-            if (!documents.empty()) {
-                value = documents[0];
+            if (documents.first) {
+                value = *documents.first;
             }
         } catch (const YAML::Exception& e) {
             error(at(value_src, e.mark), path, e.msg);
@@ -719,6 +812,16 @@ private:
                 return {};
             }
             return expected(type, value);
+        case kind::failure_policy:
+            if (text == "log") {
+                *std::get<replication_failure_policy*>(field) = replication_failure_policy::log;
+                return {};
+            }
+            if (text == "fail") {
+                *std::get<replication_failure_policy*>(field) = replication_failure_policy::fail;
+                return {};
+            }
+            return expected(type, value);
         case kind::members:
         case kind::pairs:
             break;
@@ -860,12 +963,12 @@ bool read_sources(reader& r,
         r.error({name, 0, 0}, "", "cannot read file: " + std::string(read_failure));
     } else {
         try {
-            const auto documents = YAML::LoadAll(std::string(*text));
-            if (!documents.empty()) {
-                r.read_document(documents[0], file_src);
+            const auto documents = load_stream(std::string(*text));
+            if (documents.first) {
+                r.read_document(*documents.first, file_src);
             }
-            if (documents.size() > 1) {
-                r.error(at(file_src, documents[1].Mark()), "",
+            if (documents.second) {
+                r.error(at(file_src, *documents.second), "",
                         "expected one YAML document (found a second one)");
             }
         } catch (const YAML::Exception& e) {
@@ -977,6 +1080,11 @@ void emit_value(YAML::Emitter& out, const key_spec& spec, const field_ptr& field
     case kind::queue_policy:
         out << (*std::get<queue_full_policy*>(field) == queue_full_policy::block ? "block"
                                                                                  : "fail");
+        break;
+    case kind::failure_policy:
+        out << (*std::get<replication_failure_policy*>(field) == replication_failure_policy::log
+                    ? "log"
+                    : "fail");
         break;
     case kind::members: {
         const auto& members = *std::get<std::vector<host_port>*>(field);

@@ -120,6 +120,7 @@ struct channel::impl {
         std::vector<std::shared_ptr<peer_sender>> start;
         std::vector<std::shared_ptr<peer_sender>> drop;
         std::vector<std::shared_ptr<peer_sender>> reset;
+        std::vector<std::shared_ptr<peer_sender>> kick;
         std::vector<member> verify;
         bool announce = false;
     };
@@ -216,6 +217,8 @@ struct channel::impl {
         for (const auto& [host, port] : a.connect) {
             if (auto s = add_peer_locked(host, port, false)) {
                 w.start.push_back(std::move(s));
+            } else if (auto it = peers.find(host + ":" + std::to_string(port)); it != peers.end()) {
+                w.kick.push_back(it->second.sender); // heard again: dial now, not after backoff
             }
         }
         for (const auto& m : a.changes) {
@@ -260,6 +263,11 @@ struct channel::impl {
         }
         for (auto& s : w.reset) {
             s->reset("member removed by the failure detector");
+        }
+        for (auto& s : w.kick) {
+            if (!s->connected()) {
+                s->reconnect_now();
+            }
         }
         for (const auto& m : w.verify) {
             start_probe(m);
@@ -445,16 +453,27 @@ struct channel::impl {
         m->host = info.host;
         m->port = info.port;
         std::shared_ptr<peer_sender> fresh;
+        std::shared_ptr<peer_sender> kick;
         {
             std::lock_guard lock(mutex);
             if (running && info.port != 0) {
                 // A node that lists us but that we do not list: dial it back, so
                 // static lists need not be symmetric.
                 fresh = add_peer_locked(info.host, info.port, false);
+                if (!fresh) {
+                    // Known, and it just reached us: if our side is down (a healed
+                    // partition), dial now instead of waiting out the backoff.
+                    if (auto it = peers.find(m->endpoint()); it != peers.end()) {
+                        kick = it->second.sender;
+                    }
+                }
             }
         }
         if (fresh) {
             fresh->start();
+        }
+        if (kick && !kick->connected()) {
+            kick->reconnect_now();
         }
         return m;
     }

@@ -57,7 +57,8 @@ struct multicast_discovery::impl : std::enable_shared_from_this<impl> {
     udp::endpoint sender;
     std::array<std::uint8_t, 2048> rbuf{};
     heard_handler heard;
-    bool stopped = false;
+    bool stopped = false;                       ///< strand-only
+    std::atomic<bool> stop_requested{false};    ///< stop() runs once
 
     std::atomic<std::uint64_t> sent{0};
     std::atomic<std::uint64_t> received{0};
@@ -205,6 +206,9 @@ void multicast_discovery::announce() {
 }
 
 void multicast_discovery::stop(bool leaving) {
+    if (impl_->stop_requested.exchange(true)) {
+        return; // stopped already (the destructor after channel::stop)
+    }
     auto done = std::make_shared<std::promise<void>>();
     auto finished = done->get_future();
     asio::post(impl_->strand, [self = impl_, leaving, done] {

@@ -55,11 +55,14 @@ void print_member_events(engine::channel& channel) {
     });
 }
 
-void print_ready(const engine::channel& channel, std::uint16_t admin_port) {
-    std::printf("{\"ready\":true,\"node\":\"%s\",\"id\":\"%s\",\"port\":%u,\"admin_port\":%u,\"pid\":%d}\n",
+void print_ready(const engine::channel& channel, std::uint16_t admin_port,
+                 std::optional<std::uint16_t> http_port) {
+    const std::string http =
+        http_port ? ",\"http_port\":" + std::to_string(static_cast<unsigned>(*http_port)) : "";
+    std::printf("{\"ready\":true,\"node\":\"%s\",\"id\":\"%s\",\"port\":%u,\"admin_port\":%u%s,\"pid\":%d}\n",
                 channel.self().name.c_str(), channel.self().id.str().c_str(),
                 static_cast<unsigned>(channel.port()), static_cast<unsigned>(admin_port),
-                static_cast<int>(::getpid()));
+                http.c_str(), static_cast<int>(::getpid()));
     std::fflush(stdout);
 }
 

@@ -6,6 +6,7 @@
 #include <troupe/engine/channel.hpp>
 
 #include <cstdint>
+#include <optional>
 
 namespace troupe::tools {
 
@@ -18,7 +19,9 @@ void add_channel_routes(engine::admin_server& admin, engine::channel& channel);
 
 /// The one JSON line tests and scripts wait for, instead of sleeping:
 /// {"ready":true,"node":...,"id":...,"port":P,"admin_port":A,"pid":N}
-void print_ready(const engine::channel& channel, std::uint16_t admin_port);
+/// troupe-httpd passes its HTTP port, which adds "http_port":H before "pid".
+void print_ready(const engine::channel& channel, std::uint16_t admin_port,
+                 std::optional<std::uint16_t> http_port = std::nullopt);
 
 /// With --events: one JSON line per member event on stdout,
 /// {"event":"member","node":..,"member":..,"id":..,"state":..,"reason":..,"mono_ns":..};

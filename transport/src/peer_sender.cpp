@@ -730,6 +730,30 @@ void peer_sender::close_gracefully(const std::string& reason, std::chrono::milli
     stop(error::stopped);
 }
 
+void peer_sender::reconnect_now() {
+    asio::post(strand_, [self = shared_from_this()] {
+        {
+            std::lock_guard lock(self->mutex_);
+            if (self->stopped_) {
+                return;
+            }
+        }
+        if (self->handshaken_) {
+            return;
+        }
+        // Drop a SYN that may still hang in a dead route and any backoff wait.
+        ++self->generation_;
+        error_code ignored;
+        self->socket_.close(ignored);
+        self->resolver_.cancel();
+        self->connect_timer_.cancel();
+        self->reconnect_timer_.cancel();
+        self->backoff_ = std::chrono::milliseconds(20);
+        self->socket_ = asio::ip::tcp::socket(self->strand_);
+        self->do_connect();
+    });
+}
+
 void peer_sender::reset(const std::string& reason) {
     asio::post(strand_, [self = shared_from_this(), reason] {
         if (self->handshaken_) {

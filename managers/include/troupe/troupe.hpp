@@ -7,5 +7,7 @@
 #include <troupe/engine/channel.hpp>
 #include <troupe/engine/send_options.hpp>
 #include <troupe/engine/send_result.hpp>
+#include <troupe/managers/error.hpp>
+#include <troupe/managers/manager.hpp>
 #include <troupe/transport/error.hpp>
 #include <troupe/version.hpp>

@@ -400,6 +400,21 @@ TEST_CASE("a missing section or key keeps the documented default", "[conf]") {
     CHECK(config.channel.max_message == 16ULL << 20);
     CHECK(config.channel.stop_timeout == 5s);
     CHECK(config.admin.enabled);
+    CHECK(config.http.address == "127.0.0.1");
+    CHECK(config.http.port == 8080);
+    CHECK(config.http.threads == 2);
+    CHECK(config.manager.type == "delta");
+    CHECK(config.manager.context == "app");
+    CHECK(config.manager.cookie == "TROUPE_SESSION");
+    CHECK_FALSE(config.manager.cookie_secure);
+    CHECK(config.manager.filter == R"(.*\.(gif|jpg|jpeg|png|ico|css|js|txt|html?)$|^/static/.*)");
+    CHECK(config.manager.max_inactive == 30min);
+    CHECK(config.manager.send_options == 8);
+    CHECK(config.manager.on_replication_failure ==
+          troupe::conf::replication_failure_policy::log);
+    CHECK(config.manager.notify_listeners_on_replication);
+    CHECK_FALSE(config.manager.expire_sessions_on_shutdown);
+    CHECK(config.manager.state_transfer_timeout == 60s);
     CHECK(config.logging.level == "info");
     CHECK(config.logging.file.empty());
 }
@@ -445,6 +460,22 @@ admin:
   enabled: false
   address: 0.0.0.0
   port: 9000
+http:
+  address: 10.0.0.5
+  port: 8081
+  threads: 8
+manager:
+  type: standard
+  context: shop
+  cookie: JSESSIONID
+  cookie_secure: true
+  filter: '^/assets/.*'
+  max_inactive: 1h
+  send_options: sync
+  on_replication_failure: fail
+  notify_listeners_on_replication: false
+  expire_sessions_on_shutdown: true
+  state_transfer_timeout: 5s
 logging:
   level: debug
   file: /tmp/troupe.log
@@ -480,6 +511,20 @@ logging:
     CHECK_FALSE(c.admin.enabled);
     CHECK(c.admin.address == "0.0.0.0");
     CHECK(c.admin.port == 9000);
+    CHECK(c.http.address == "10.0.0.5");
+    CHECK(c.http.port == 8081);
+    CHECK(c.http.threads == 8);
+    CHECK(c.manager.type == "standard");
+    CHECK(c.manager.context == "shop");
+    CHECK(c.manager.cookie == "JSESSIONID");
+    CHECK(c.manager.cookie_secure);
+    CHECK(c.manager.filter == "^/assets/.*");
+    CHECK(c.manager.max_inactive == 1h);
+    CHECK(c.manager.send_options == 6);
+    CHECK(c.manager.on_replication_failure == troupe::conf::replication_failure_policy::fail);
+    CHECK_FALSE(c.manager.notify_listeners_on_replication);
+    CHECK(c.manager.expire_sessions_on_shutdown);
+    CHECK(c.manager.state_transfer_timeout == 5s);
     CHECK(c.logging.level == "debug");
     CHECK(c.logging.file == "/tmp/troupe.log");
 }
@@ -674,4 +719,53 @@ TEST_CASE("the rules on the whole payload skip a payload with unreadable entries
     }
     CHECK(errors(yaml) == strings{"cluster.yaml:3:10: error: membership.payload.bad: expected a "
                                   "string (got a list)"});
+}
+
+TEST_CASE("manager.on_replication_failure lists its valid values", "[conf]") {
+    CHECK(errors("manager:\n  on_replication_failure: retry\n") ==
+          strings{"cluster.yaml:2:27: error: manager.on_replication_failure: expected one of log, "
+                  "fail (got 'retry')"});
+    CHECK(troupe::conf::load_string("manager:\n  on_replication_failure: fail\n")
+              .manager.on_replication_failure == troupe::conf::replication_failure_policy::fail);
+}
+
+TEST_CASE("manager.send_options takes the names and numbers of channel.send_options", "[conf]") {
+    CHECK(errors("manager:\n  send_options: fast\n") ==
+          strings{"cluster.yaml:2:17: error: manager.send_options: expected async, ack, sync or "
+                  "8, 2, 6 (got 'fast')"});
+    CHECK(troupe::conf::load_string("manager:\n  send_options: ack\n").manager.send_options == 2);
+    CHECK(troupe::conf::load_string("manager:\n  send_options: 6\n").manager.send_options == 6);
+}
+
+TEST_CASE("http and manager keys are read by type", "[conf]") {
+    CHECK(errors("http:\n  port: 70000\n  threads: -1\n") ==
+          strings{"cluster.yaml:2:9: error: http.port: expected an integer from 0 to 65535 (got "
+                  "'70000')",
+                  "cluster.yaml:3:12: error: http.threads: expected an integer from 0 to "
+                  "4294967295 (got '-1')"});
+    CHECK(errors("manager:\n  cookie_secure: yes\n  max_inactive: 30\n") ==
+          strings{"cluster.yaml:2:18: error: manager.cookie_secure: expected true or false (got "
+                  "'yes')",
+                  "cluster.yaml:3:17: error: manager.max_inactive: missing unit: expected a "
+                  "duration like 500ms or 3s (got '30')"});
+    CHECK(errors("manager: [delta]\n") ==
+          strings{"cluster.yaml:1:10: error: manager: expected a map (got a list)"});
+}
+
+TEST_CASE("an unknown http or manager key gets the nearest name", "[conf]") {
+    CHECK(errors("manager:\n  max_inactive_interval: 30m\n  cookie_name: SID\n") ==
+          strings{"cluster.yaml:2:3: error: manager.max_inactive_interval: unknown key "
+                  "'max_inactive_interval' (did you mean 'max_inactive'?)",
+                  "cluster.yaml:3:3: error: manager.cookie_name: unknown key 'cookie_name' (did "
+                  "you mean 'cookie'?)"});
+    CHECK(errors("http:\n  thread: 4\n") ==
+          strings{"cluster.yaml:2:3: error: http.thread: unknown key 'thread' (did you mean "
+                  "'threads'?)"});
+    CHECK(errors("managers:\n  type: delta\n") ==
+          strings{"cluster.yaml:1:1: error: managers: unknown key 'managers' (did you mean "
+                  "'manager'?)"});
+    // A manager key written at the top level is pointed to its home.
+    CHECK(errors("cookie_secure: true\n") ==
+          strings{"cluster.yaml:1:1: error: cookie_secure: unknown key 'cookie_secure' (did you "
+                  "mean 'manager.cookie_secure'?)"});
 }

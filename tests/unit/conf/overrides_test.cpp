@@ -231,3 +231,26 @@ TEST_CASE("a membership rule broken by an override is reported at the override",
           strings{"cluster.yaml:3:5: error: membership.multicast.drop_time: must exceed "
                   "membership.multicast.frequency (got 2s <= 2s)"});
 }
+
+TEST_CASE("an override sets http and manager keys, one or a whole section", "[conf]") {
+    const auto c = troupe::conf::load_string(
+        "manager:\n  cookie: SID\n", "cluster.yaml",
+        {"http.port=0", "manager={type: standard, send_options: sync}",
+         "manager.filter=^/assets/.*"});
+    CHECK(c.http.port == 0);
+    CHECK(c.manager.type == "standard");
+    CHECK(c.manager.send_options == 6);
+    CHECK(c.manager.filter == "^/assets/.*");
+    CHECK(c.manager.cookie == "SID");
+}
+
+TEST_CASE("a manager rule broken by an override is reported at the override", "[conf]") {
+    CHECK(errors(base, {"manager.type=backup", "manager.filter=(x"}) ==
+          strings{"--set:1:1: error: manager.type: expected one of delta, standard (got "
+                  "'backup')",
+                  "--set:2:1: error: manager.filter: not a valid regular expression: unmatched "
+                  "'(' or ')' at character 1 (got '(x')"});
+    CHECK(errors(base, {"manager.cookie_secure=maybe"}) ==
+          strings{"--set:1:23: error: manager.cookie_secure: expected true or false (got "
+                  "'maybe')"});
+}

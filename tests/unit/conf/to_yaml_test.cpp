@@ -45,6 +45,20 @@ void check_same(const troupe::conf::cluster_config& a, const troupe::conf::clust
     CHECK(a.admin.enabled == b.admin.enabled);
     CHECK(a.admin.address == b.admin.address);
     CHECK(a.admin.port == b.admin.port);
+    CHECK(a.http.address == b.http.address);
+    CHECK(a.http.port == b.http.port);
+    CHECK(a.http.threads == b.http.threads);
+    CHECK(a.manager.type == b.manager.type);
+    CHECK(a.manager.context == b.manager.context);
+    CHECK(a.manager.cookie == b.manager.cookie);
+    CHECK(a.manager.cookie_secure == b.manager.cookie_secure);
+    CHECK(a.manager.filter == b.manager.filter);
+    CHECK(a.manager.max_inactive == b.manager.max_inactive);
+    CHECK(a.manager.send_options == b.manager.send_options);
+    CHECK(a.manager.on_replication_failure == b.manager.on_replication_failure);
+    CHECK(a.manager.notify_listeners_on_replication == b.manager.notify_listeners_on_replication);
+    CHECK(a.manager.expire_sessions_on_shutdown == b.manager.expire_sessions_on_shutdown);
+    CHECK(a.manager.state_transfer_timeout == b.manager.state_transfer_timeout);
     CHECK(a.logging.level == b.logging.level);
     CHECK(a.logging.file == b.logging.file);
 }
@@ -92,6 +106,22 @@ admin:
   enabled: true
   address: 127.0.0.1
   port: 0
+http:
+  address: 127.0.0.1
+  port: 8080
+  threads: 2
+manager:
+  type: delta
+  context: app
+  cookie: TROUPE_SESSION
+  cookie_secure: false
+  filter: .*\.(gif|jpg|jpeg|png|ico|css|js|txt|html?)$|^/static/.*
+  max_inactive: 30m
+  send_options: async
+  on_replication_failure: log
+  notify_listeners_on_replication: true
+  expire_sessions_on_shutdown: false
+  state_transfer_timeout: 1m
 logging:
   level: info
   file: ""
@@ -143,6 +173,20 @@ TEST_CASE("to_yaml output loads back to the same config", "[conf]") {
     config.admin.enabled = false;
     config.admin.address = "10.0.0.5";
     config.admin.port = 65535;
+    config.http.address = "0.0.0.0";
+    config.http.port = 0;
+    config.http.threads = 64;
+    config.manager.type = "standard";
+    config.manager.context = "shop/cart: 'x'";
+    config.manager.cookie = "JSESSIONID";
+    config.manager.cookie_secure = true;
+    config.manager.filter = R"(^/(img|css)/.*|.*\.ico$|# not a comment)";
+    config.manager.max_inactive = 90s;
+    config.manager.send_options = 6;
+    config.manager.on_replication_failure = troupe::conf::replication_failure_policy::fail;
+    config.manager.notify_listeners_on_replication = false;
+    config.manager.expire_sessions_on_shutdown = true;
+    config.manager.state_transfer_timeout = 1500ms;
     config.logging.level = "off";
     config.logging.file = "/var/log/troupe node.log";
     REQUIRE(troupe::conf::validate(config).empty());

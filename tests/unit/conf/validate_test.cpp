@@ -396,3 +396,106 @@ TEST_CASE("rules are not applied to values the file failed to set", "[conf]") {
           strings{"cluster.yaml:2:16: error: sender.queue_limit: expected a size like 64MiB, "
                   "512KiB or 1000 (got 'lots')"});
 }
+
+TEST_CASE("http.threads is from 1 to 64 and http.address must not be empty", "[conf]") {
+    CHECK(errors("http:\n  threads: 0\n") ==
+          strings{"cluster.yaml:2:3: error: http.threads: must be from 1 to 64 (got 0)"});
+    CHECK(errors("http:\n  threads: 65\n") ==
+          strings{"cluster.yaml:2:3: error: http.threads: must be from 1 to 64 (got 65)"});
+    CHECK(errors("http:\n  threads: 64\n").empty());
+    CHECK(errors("http:\n  address: ''\n") ==
+          strings{"cluster.yaml:2:3: error: http.address: must not be empty"});
+    // The HTTP front may listen on every interface, unlike the receiver.
+    CHECK(errors("http:\n  address: 0.0.0.0\n").empty());
+}
+
+TEST_CASE("http keys never make a file for troupe-node invalid", "[conf]") {
+    // troupe-node ignores http.*: its admin or receiver ports may be anything,
+    // 8080 included (troupe-httpd would report the collision when it binds).
+    CHECK(errors("admin:\n  port: 8080\n").empty());
+    CHECK(errors("receiver:\n  port: 8000\n").empty());
+}
+
+TEST_CASE("manager.type lists the valid managers", "[conf]") {
+    CHECK(errors("manager:\n  type: backup\n") ==
+          strings{"cluster.yaml:2:3: error: manager.type: expected one of delta, standard (got "
+                  "'backup')"});
+    CHECK(errors("manager:\n  type: standard\n").empty());
+    CHECK(errors("manager:\n  type: delta\n").empty());
+}
+
+TEST_CASE("manager.context is 1 to 255 bytes", "[conf]") {
+    CHECK(errors("manager:\n  context: ''\n") ==
+          strings{"cluster.yaml:2:3: error: manager.context: must not be empty"});
+    CHECK(errors("manager:\n  context: " + std::string(256, 'c') + "\n") ==
+          strings{"cluster.yaml:2:3: error: manager.context: must be at most 255 bytes (got 256)"});
+    CHECK(errors("manager:\n  context: /shop\n").empty());
+}
+
+TEST_CASE("manager.cookie is a cookie name", "[conf]") {
+    CHECK(errors("manager:\n  cookie: ''\n") ==
+          strings{"cluster.yaml:2:3: error: manager.cookie: must not be empty"});
+    CHECK(errors("manager:\n  cookie: my session\n") ==
+          strings{"cluster.yaml:2:3: error: manager.cookie: must be a cookie name: visible ASCII "
+                  "without spaces or ()<>@,;:\\\"/[]?={} (got 'my session')"});
+    CHECK(errors("manager:\n  cookie: 'SID=1'\n") ==
+          strings{"cluster.yaml:2:3: error: manager.cookie: must be a cookie name: visible ASCII "
+                  "without spaces or ()<>@,;:\\\"/[]?={} (got 'SID=1')"});
+    CHECK(errors("manager:\n  cookie: JSESSIONID\n").empty());
+    CHECK(errors("manager:\n  cookie: __Host-sid\n").empty());
+}
+
+TEST_CASE("manager.filter must compile as a regular expression, with the error's place", "[conf]") {
+    CHECK(errors("manager:\n  filter: '^/static/(.*'\n") ==
+          strings{"cluster.yaml:2:3: error: manager.filter: not a valid regular expression: "
+                  "unmatched '(' or ')' at character 10 (got '^/static/(.*')"});
+    CHECK(errors("manager:\n  filter: '.*[.png'\n") ==
+          strings{"cluster.yaml:2:3: error: manager.filter: not a valid regular expression: "
+                  "unmatched '[' or ']' at character 3 (got '.*[.png')"});
+    CHECK(errors("manager:\n  filter: '[z-a]'\n") ==
+          strings{"cluster.yaml:2:3: error: manager.filter: not a valid regular expression: "
+                  "invalid character range at character 1 (got '[z-a]')"});
+    CHECK(errors("manager:\n  filter: '*.png'\n") ==
+          strings{"cluster.yaml:2:3: error: manager.filter: not a valid regular expression: "
+                  "nothing to repeat before '*' at character 1 (got '*.png')"});
+    CHECK(errors("manager:\n  filter: '.*\\.png|+x'\n") ==
+          strings{"cluster.yaml:2:3: error: manager.filter: not a valid regular expression: "
+                  "nothing to repeat before '+' at character 9 (got '.*\\.png|+x')"});
+    CHECK(errors("manager:\n  filter: 'x{2,1}'\n") ==
+          strings{"cluster.yaml:2:3: error: manager.filter: not a valid regular expression: "
+                  "invalid repeat count in '{}' at character 2 (got 'x{2,1}')"});
+    CHECK(errors("manager:\n  filter: 'a\\'\n") ==
+          strings{"cluster.yaml:2:3: error: manager.filter: not a valid regular expression: "
+                  "invalid escape or trailing backslash at character 2 (got 'a\\')"});
+    // Empty: no path is filtered, every request may replicate.
+    CHECK(errors("manager:\n  filter: ''\n").empty());
+    CHECK(errors("manager:\n  filter: '^/(img|css)/.*|.*\\.ico$'\n").empty());
+}
+
+TEST_CASE("manager.max_inactive is a whole number of seconds, 0 for never", "[conf]") {
+    CHECK(errors("manager:\n  max_inactive: 1500ms\n") ==
+          strings{"cluster.yaml:2:3: error: manager.max_inactive: must be a whole number of "
+                  "seconds (got 1500ms)"});
+    CHECK(errors("manager:\n  max_inactive: 2000ms\n").empty());
+    CHECK(errors("manager:\n  max_inactive: 0s\n").empty());
+}
+
+TEST_CASE("manager.state_transfer_timeout must be greater than zero", "[conf]") {
+    CHECK(errors("manager:\n  state_transfer_timeout: 0ms\n") ==
+          strings{"cluster.yaml:2:3: error: manager.state_transfer_timeout: must be greater than 0 "
+                  "(got 0ms)"});
+}
+
+TEST_CASE("validate checks the manager rules a config built in code can break", "[conf]") {
+    troupe::conf::cluster_config config;
+    config.cluster.node = "n1";
+    config.manager.send_options = 4;
+    config.manager.max_inactive = -1s;
+    config.manager.state_transfer_timeout = -5ms;
+    config.http.threads = 0;
+    CHECK(problems(config) ==
+          strings{"error: http.threads: must be from 1 to 64 (got 0)",
+                  "error: manager.max_inactive: must not be negative (got -1000ms)",
+                  "error: manager.send_options: expected async, ack, sync or 8, 2, 6 (got 4)",
+                  "error: manager.state_transfer_timeout: must be greater than 0 (got -5ms)"});
+}

@@ -88,6 +88,34 @@ struct admin_section {
     std::uint16_t port = 0; ///< 0 = any free port (reported in the "ready" line)
 };
 
+/// The HTTP front of troupe-httpd (ignored by troupe-node).
+struct http_section {
+    std::string address = "127.0.0.1"; ///< loopback by default, like every listener
+    std::uint16_t port = 8080;         ///< 0 = any free port (reported in the "ready" line)
+    std::uint32_t threads = 2;         ///< threads running the HTTP server's own io_context
+};
+
+/// What a failed ack/sync replication does to the request (Tribes has no such choice).
+enum class replication_failure_policy { log, fail };
+
+/// The session manager of one application context (troupe-httpd maps it onto
+/// troupe::managers::manager_config; conf does not depend on managers).
+struct manager_section {
+    std::string type = "delta";          ///< delta (every member holds every session) | standard
+    std::string context = "app";        ///< channel context: applications sharing a channel differ
+    std::string cookie = "TROUPE_SESSION"; ///< session cookie name (an RFC 6265 token)
+    bool cookie_secure = false;          ///< add Secure to the cookie (HTTPS behind a proxy)
+    /// Paths that replicate nothing (static files): an ECMAScript std::regex that
+    /// must match the whole path. Empty: every path replicates.
+    std::string filter = R"(.*\.(gif|jpg|jpeg|png|ico|css|js|txt|html?)$|^/static/.*)";
+    duration max_inactive{30 * 60 * 1000}; ///< idle sessions expire after this (whole seconds; 0 = never)
+    std::uint32_t send_options = send_option_bits::asynchronous; ///< how each request's delta goes out
+    replication_failure_policy on_replication_failure = replication_failure_policy::log;
+    bool notify_listeners_on_replication = true; ///< replicas fire session listeners too
+    bool expire_sessions_on_shutdown = false;    ///< a clean stop expires this node's sessions everywhere
+    duration state_transfer_timeout{60000};      ///< a joiner waits this long for all sessions
+};
+
 struct logging_section {
     std::string level = "info"; ///< trace, debug, info, warn, error, critical, off
     std::string file;           ///< empty = stderr
@@ -102,6 +130,8 @@ struct cluster_config {
     sender_section sender;
     channel_section channel;
     admin_section admin;
+    http_section http;
+    manager_section manager;
     logging_section logging;
 };
 

@@ -103,6 +103,10 @@ public:
     /// Closes at once; queued and awaited frames fail with `why`, and are counted as dropped.
     void stop(boost::system::error_code why);
 
+    /// The member was just heard from: if not connected, give up the pending
+    /// attempt or backoff and dial now (a healed partition rejoins in one round trip).
+    void reconnect_now();
+
     /// Closes the current connection (if any) and reconnects with backoff: used
     /// when the member was declared gone, so that only a fresh handshake readmits it.
     void reset(const std::string& reason);

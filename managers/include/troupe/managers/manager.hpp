@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <troupe/engine/channel.hpp>
+#include <troupe/engine/send_options.hpp>
+#include <troupe/engine/send_result.hpp>
+#include <troupe/managers/session.hpp>
+#include <troupe/managers/session_handle.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace troupe::managers {
+
+/// Settings of one session manager (one application context). A plain
+/// aggregate, checked by make_manager() (std::invalid_argument says what).
+struct manager_config {
+    std::string type = "delta";   ///< "standard" (no replication) | "delta" (every member holds every session)
+    std::string context = "app";  ///< channel context: several applications share one channel
+    std::string cookie = "TROUPE_SESSION"; ///< the session cookie's name (for the HTTP front)
+    /// Paths (full match, ECMAScript) whose requests replicate nothing; their
+    /// changes go out with the session's next replicating request. Empty: none.
+    std::string filter = R"(.*\.(gif|jpg|jpeg|png|ico|css|js|txt|html?)$|^/static/.*)";
+    std::chrono::seconds max_inactive{1800}; ///< of new sessions; zero or negative: never expire
+    std::uint32_t send_options = engine::send_options::async; ///< of deltas: async 8, ack 2, sync 6
+    /// What end() does when an ack/sync replication fails: `log` logs it (and
+    /// counts it); `fail` also returns the failure in end_result::error.
+    enum class on_failure { log, fail } on_replication_failure = on_failure::log;
+    bool notify_listeners_on_replication = true; ///< replicas fire listeners too
+    bool expire_sessions_on_shutdown = false;    ///< stop() expires this node's sessions everywhere
+    std::chrono::milliseconds state_transfer_timeout{60000}; ///< how long a joiner waits for all sessions
+    std::size_t state_transfer_chunk_bytes = 1 << 20;        ///< all-data chunks are at most this big
+    std::chrono::milliseconds access_batch_interval{1000};   ///< access times go out batched this often
+    std::chrono::milliseconds expiry_interval{1000}; ///< how often expiry runs; 0: only expire_now()
+    /// The wall clock for creation, access and expiry; empty: system_clock::now.
+    /// Unit tests inject a manual clock.
+    std::function<wall_clock::time_point()> now;
+};
+
+/// What a session event listener is told.
+struct session_event {
+    enum class kind { created, destroyed, attribute_added, attribute_replaced, attribute_removed } what;
+    std::string session_id;
+    std::string attribute;   ///< attribute events only
+    bool replicated = false; ///< caused by a message from another member
+    bool expired = false;    ///< destroyed: by expiry (else invalidated)
+};
+
+/// Called synchronously where the event happens: on the request's thread for
+/// local changes, on a channel I/O thread for replicated ones, on the manager's
+/// timer thread for expiry. Must not block for long; exceptions are logged and
+/// swallowed.
+using session_listener = std::function<void(const session_event&)>;
+
+/// Outcome of request_scope::end().
+struct end_result {
+    bool replicated = false;                 ///< something (create, delta, id change, expire) was sent
+    std::optional<engine::send_result> send; ///< with ack/sync options: what the sends achieved
+    std::string error; ///< non-empty when on_replication_failure = fail and a send failed
+};
+
+class session_manager;
+
+namespace detail {
+class manager_base;
+}
+
+/// The valve: what one HTTP request did to its session. Made by
+/// session_manager::begin_request(); end() (or the destructor) turns what the
+/// request changed into one delta and replicates it with the configured send
+/// options.
+///
+/// @par Thread safety
+/// One scope per request, used by one thread at a time; many scopes (on one
+/// session too) may live at once.
+class request_scope {
+public:
+    request_scope(request_scope&&) noexcept;
+    request_scope& operator=(request_scope&&) noexcept;
+    ~request_scope();
+
+    /// The request's session: nullptr when it has none and `create` is false.
+    /// Creating one is lazy: a request that never asks creates nothing.
+    session_handle* session(bool create = false);
+    /// The session id to send back in the cookie ("" if none; new after
+    /// rotate_id() or when the request created its session).
+    std::string session_id() const;
+    /// True when the cookie must be (re)set: a new session or a new id.
+    bool id_changed() const;
+    /// Gives the session a new id (e.g. after login). The old id stops working
+    /// at once; the change is replicated when the request ends. No-op without a
+    /// session.
+    void rotate_id();
+    /// Whether this request's path replicates (false for filtered static files).
+    bool replicates() const noexcept;
+    /// Ends the request; idempotent (later calls return the first result). With
+    /// ack/sync options it blocks until the members answered; it must not run
+    /// on a troupe I/O thread (there it does not wait, and says so in `error`).
+    end_result end();
+
+private:
+    friend class detail::manager_base;
+    struct state;
+    explicit request_scope(std::unique_ptr<state> s);
+    std::unique_ptr<state> state_;
+};
+
+/// A session manager: the sessions of one context, their request scopes,
+/// listeners, expiry and (for `delta`) replication. Made by name with
+/// make_manager().
+///
+/// Owns a timer thread (expiry, batched access times) and, for `delta`, a
+/// worker thread answering state transfers; stop() (or the destructor) joins
+/// them and detaches from the channel. The channel must outlive the manager.
+///
+/// @par Thread safety
+/// Every member function may be called from any thread; begin_request() and
+/// request scopes from many threads at once.
+class session_manager {
+public:
+    virtual ~session_manager();
+    session_manager(const session_manager&) = delete;
+    session_manager& operator=(const session_manager&) = delete;
+
+    /// Starts the request's scope. `cookie_id` is the session id from the request
+    /// cookie (may be empty or unknown); `path` decides whether it replicates.
+    /// While this member is still receiving the cluster's sessions (state
+    /// transfer), a request for a session not yet here waits for it (bounded by
+    /// state_transfer_timeout).
+    virtual request_scope begin_request(std::string_view cookie_id, std::string_view path) = 0;
+
+    virtual void add_listener(session_listener listener) = 0;
+    virtual std::shared_ptr<session> find(std::string_view id) const = 0;
+    virtual std::size_t size() const = 0;
+    virtual std::vector<std::string> session_ids() const = 0;
+    /// Expires sessions idle past their max inactive interval now (the timer
+    /// does it every expiry_interval). @return how many expired.
+    virtual std::size_t expire_now() = 0;
+    /// Waits until the initial state transfer is over (done, timed out, or none
+    /// needed). @return true if it is over.
+    virtual bool await_state_transfer(std::chrono::milliseconds limit) = 0;
+    /// Stops timers and workers and detaches from the channel; idempotent. With
+    /// expire_sessions_on_shutdown, expires this node's sessions everywhere first.
+    virtual void stop() = 0;
+    virtual const manager_config& config() const noexcept = 0;
+    /// Counters as JSON text (for /stats and troupe-ctl).
+    virtual std::string stats_json() const = 0;
+    /// Counters in the Prometheus text format (for /metrics).
+    virtual std::string metrics_text() const = 0;
+
+protected:
+    session_manager() = default;
+};
+
+/// Makes and starts a manager: "standard" or "delta" (for `delta` it registers
+/// the context's listener on `channel`, and when older members exist, waits
+/// for their sessions up to state_transfer_timeout, as Tomcat's DeltaManager).
+/// The channel should be started first.
+/// @throws std::invalid_argument for an unknown type (the message lists the
+/// valid ones) or invalid settings.
+std::unique_ptr<session_manager> make_manager(engine::channel& channel, manager_config config);
+
+/// Problems in `config`, one message each ("filter: ...", "type: ..."); empty if valid.
+std::vector<std::string> validate(const manager_config& config);
+
+} // namespace troupe::managers

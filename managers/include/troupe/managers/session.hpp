@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <troupe/managers/attribute.hpp>
+#include <troupe/membership/member.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace troupe::managers {
+
+using wall_clock = std::chrono::system_clock;
+
+/// One change carried by a delta: an attribute set or removed, or a new max
+/// inactive interval. A delta carries, for every name a request touched, the
+/// session's state of that name when the delta was made (not the request's own
+/// writes), so that applying deltas in version order always ends in the
+/// primary's state, whatever the interleaving of concurrent requests.
+struct change {
+    enum class kind : std::uint8_t { set = 0, remove = 1, max_inactive = 2 };
+    kind what = kind::set;
+    std::string name;         ///< attribute name (set and remove)
+    attribute value;          ///< set only
+    std::int64_t seconds = 0; ///< max_inactive only
+
+    friend bool operator==(const change&, const change&) = default;
+};
+
+namespace detail {
+struct session_access;
+}
+
+/// A user session as a manager holds it: id (128 random bits as hex, '.', node
+/// name), times, attributes kept as bytes, and a version that advances by one
+/// with each delta. Request handlers use session_handle, which records changes;
+/// this class is the read-only view (for /session pages, tools and tests).
+///
+/// @par Thread safety
+/// Every member function locks: concurrent requests on one session never tear
+/// it, and two requests that set different attributes both keep their writes.
+class session {
+public:
+    session(std::string id, wall_clock::time_point created, std::chrono::seconds max_inactive);
+    session(const session&) = delete;
+    session& operator=(const session&) = delete;
+
+    std::string id() const;
+    wall_clock::time_point created() const;
+    wall_clock::time_point last_accessed() const;
+    /// Zero or negative: never expires.
+    std::chrono::seconds max_inactive() const;
+    /// Advances by one with every delta (created = 1 once replicated).
+    std::uint64_t version() const;
+    /// False once invalidated or expired.
+    bool valid() const;
+    std::optional<attribute> get(std::string_view name) const;
+    bool contains(std::string_view name) const;
+    std::map<std::string, attribute, std::less<>> attributes() const;
+    std::vector<std::string> attribute_names() const;
+
+private:
+    friend struct detail::session_access;
+
+    mutable std::mutex mutex_; ///< everything below
+    std::mutex order_;         ///< held while a version is assigned and its message queued
+    std::string id_;
+    std::string replicated_id_; ///< the id replicas know, when it differs from id_ (after a rotation)
+    wall_clock::time_point created_;
+    wall_clock::time_point accessed_;
+    std::chrono::seconds max_inactive_;
+    std::uint64_t version_ = 0;
+    std::map<std::string, attribute, std::less<>> attributes_;
+    std::vector<std::string> dirty_; ///< names changed since the last delta
+    membership::member_id origin_;  ///< who made the current version (nil: this node)
+    std::uint32_t in_use_ = 0;      ///< requests holding it (expiry skips it)
+    bool valid_ = true;
+    bool max_inactive_dirty_ = false;
+    bool announced_ = false; ///< replicas know it (CREATED sent, or received from one)
+    bool local_ = true;      ///< last served by this node (it then expires it for all)
+    bool expired_ = false;   ///< destroyed by expiry rather than invalidate()
+};
+
+} // namespace troupe::managers

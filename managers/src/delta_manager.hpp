@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "link.hpp"
+#include "manager_base.hpp"
+#include "wire.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace troupe::managers::detail {
+
+/// `manager.type: delta`: every member holds every session of the context.
+///
+/// Sending: a request's end turns what changed into CREATED (first time), an
+/// ID_CHANGED and/or one DELTA, each one version step, built under the
+/// session's order lock and queued on the link before it is released, so that
+/// every member receives one session's messages in version order.
+///
+/// Receiving (on I/O threads, under repl_mutex_): a delta applies only when its
+/// `before` is the replica's version; one from the future (a gap) or for an
+/// unknown session is buffered and the sender is asked for the whole session;
+/// when the copy comes, the buffered deltas that follow it apply in version
+/// order. Nothing is guessed from clocks.
+///
+/// Joining: when an older member exists, the manager asks the oldest for every
+/// session (GET_ALL); chunks are installed as they come, while created / delta
+/// / expired / accessed / id-changed messages are queued and replayed after
+/// TRANSFER_COMPLETE through the same version checks. GET_ALL is never dropped:
+/// a member that is itself still receiving answers once it has everything.
+/// Afterwards the joiner asks every other member for a digest (id, version)
+/// and fetches whatever it lacks, which closes the window in which a member
+/// could send a delta before it knew the joiner.
+///
+/// Owns the timer thread (expiry, access batches, retries, the transfer
+/// timeout) and a bulk thread (answering transfers). stop() joins both and
+/// detaches from the link.
+class delta_manager final : public manager_base {
+public:
+    delta_manager(std::unique_ptr<link> l, manager_config config);
+    ~delta_manager() override;
+
+    /// Attaches to the link and starts a state transfer if an older member exists.
+    void start();
+    void stop() override;
+    bool await_state_transfer(std::chrono::milliseconds limit) override;
+
+    // ---- for tests
+    /// Nothing queued or running on the bulk thread.
+    bool bulk_idle() const { return bulk_.idle(); }
+    /// Sends the access batch now.
+    void flush_access() { send_access_batch(); }
+    /// Runs the periodic housekeeping now (retries, transfer timeout).
+    void housekeeping_now() { housekeeping(); }
+    bool transferring() const;
+    std::size_t awaiting() const;
+
+protected:
+    end_result replicate(const std::shared_ptr<session>& s, bool replicates) override;
+    void expired_here(const std::shared_ptr<session>& s) override;
+    void id_gone(const std::string& id) override;
+    std::chrono::milliseconds expiry_grace() const override;
+    std::shared_ptr<session> wait_for(std::string_view id) override;
+    void add_stats(nlohmann::json& j) const override;
+    void add_metrics(std::string& out) const override;
+    std::string_view type_name() const noexcept override { return "delta"; }
+
+private:
+    struct replication_counters {
+        std::atomic<std::uint64_t> created_sent{0}, deltas_sent{0}, expired_sent{0}, id_changes_sent{0};
+        std::atomic<std::uint64_t> accessed_sent{0}, access_batches_sent{0};
+        std::atomic<std::uint64_t> created_received{0}, deltas_received{0}, deltas_applied{0};
+        std::atomic<std::uint64_t> deltas_stale{0}, gaps{0}, unknown_sessions{0}, conflicts{0};
+        std::atomic<std::uint64_t> tombstone_drops{0}, expired_received{0}, id_changes_received{0};
+        std::atomic<std::uint64_t> accessed_received{0};
+        std::atomic<std::uint64_t> full_requests_sent{0}, full_copies_received{0}, full_missing{0};
+        std::atomic<std::uint64_t> full_copies_sent{0}, requests_given_up{0};
+        std::atomic<std::uint64_t> transfers_answered{0}, transfer_sessions_sent{0}, transfer_chunks_received{0};
+        std::atomic<std::uint64_t> digest_entries_sent{0}, digest_entries_received{0};
+        std::atomic<std::uint64_t> async_send_failures{0}, stale_transfer_messages{0};
+        std::atomic<std::uint64_t> malformed{0};
+        std::array<std::atomic<std::uint64_t>, 8> malformed_by_reason{};
+    };
+
+    /// A session this replica asked a member for, and the deltas that wait for it.
+    struct awaited {
+        std::vector<std::pair<membership::member_id, wire::delta_msg>> buffered;
+        membership::member_id asked;
+        std::chrono::steady_clock::time_point asked_at;
+        int attempts = 0;
+        bool force = false;    ///< install even at an equal version (a conflict's winner)
+        bool answered = false; ///< the copy came; what is buffered still has a gap
+    };
+
+    struct transfer_info {
+        membership::member source;
+        std::uint64_t request = 0;
+        std::chrono::steady_clock::time_point started;
+        std::chrono::steady_clock::time_point finished;
+        std::uint64_t sessions = 0;
+        std::uint64_t chunks = 0;
+        std::uint64_t bytes = 0;
+        std::string state = "none"; ///< none | running | done | timed_out | failed
+        std::string detail;
+        /// Asking failed because the source is not reachable yet: ask again then.
+        std::optional<std::chrono::steady_clock::time_point> retry_at;
+    };
+
+    /// Work decided under repl_mutex_ and done after releasing it.
+    struct actions {
+        std::map<membership::member_id, std::vector<std::string>> requests; ///< GET_SESSIONS per member
+        std::vector<session_event> events;
+        std::vector<std::pair<membership::member_id, wire::buffer>> sends; ///< async, no result needed
+        bool get_all = false;        ///< send GET_ALL(full) to transfer_.source
+        bool digests = false;        ///< ask every other member for a digest
+        std::vector<std::pair<membership::member, wire::get_all_msg>> answer; ///< deferred GET_ALLs
+    };
+
+    struct queued {
+        membership::member from;
+        wire::message msg;
+        std::size_t bytes = 0;
+    };
+
+    void on_message(const membership::member& from, std::span<const std::uint8_t> payload);
+    void on_member(const membership::member& m);
+    void dispatch_locked(const membership::member& from, wire::message& m, std::size_t bytes, actions& a);
+    void run(actions& a);
+
+    void on_delta_locked(const membership::member& from, wire::delta_msg& d, actions& a);
+    void on_expired_locked(const membership::member& from, const wire::expired_msg& e, actions& a);
+    void on_accessed_locked(const wire::accessed_msg& m);
+    void on_id_changed_locked(const membership::member& from, const wire::id_changed_msg& m, actions& a);
+    void on_session_data_locked(const membership::member& from, wire::session_data_msg& m, actions& a);
+    void on_digest_locked(const membership::member& from, const wire::digest_msg& m, actions& a);
+    bool install_locked(const membership::member& from, const wire::full_session& f, bool force, actions& a);
+    void drain_locked(const std::string& id, actions& a);
+    void await_locked(const std::string& id, const membership::member_id& ask, bool force, actions& a,
+                      wire::delta_msg* buffered);
+    bool tombstoned_locked(const std::string& id) const;
+    void tombstone_locked(const std::string& id);
+
+    void start_transfer_locked(actions& a);
+    void finish_transfer_locked(bool ok, const std::string& why, actions& a);
+    void next_source_locked(const std::string& why, actions& a);
+    void transfer_send_failed(std::uint64_t request, const engine::send_result& r);
+
+    void answer_get_all(const membership::member& from, const wire::get_all_msg& g);
+    void answer_get_sessions(const membership::member& from, const std::vector<std::string>& ids);
+    void send_access_batch();
+    void housekeeping();
+    void note_access(const std::shared_ptr<session>& s);
+    void malformed(const membership::member& from, const boost::system::error_code& ec, std::size_t size);
+    link::done_handler count_failures();
+    bool older(const membership::member& m) const;
+    std::uint64_t random_request() const;
+
+    /// Lets send handlers that call back into the manager know it is still there.
+    struct lifetime {
+        std::shared_mutex mutex;
+        bool open = true;
+    };
+
+    std::unique_ptr<link> link_;
+    membership::member self_;
+    std::shared_ptr<lifetime> lifetime_ = std::make_shared<lifetime>();
+    std::shared_ptr<replication_counters> counters_ = std::make_shared<replication_counters>();
+    worker bulk_;
+    std::atomic<bool> stopping_{false};
+
+    mutable std::mutex repl_mutex_; // everything below, until access_mutex_
+    std::condition_variable repl_cv_;
+    bool transferring_ = false;
+    bool transfer_done_ = false;
+    transfer_info transfer_;
+    std::set<membership::member_id> tried_;
+    std::vector<queued> queue_;
+    std::vector<std::pair<membership::member, wire::get_all_msg>> deferred_;
+    std::unordered_map<std::string, awaited> awaiting_;
+    std::unordered_map<std::string, std::chrono::steady_clock::time_point> tombstones_;
+    std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> tombstone_order_;
+
+    std::mutex access_mutex_;
+    std::unordered_set<std::string> accessed_;
+
+    detail::rate_limit malformed_log_{std::chrono::seconds(60)};
+    detail::rate_limit async_failure_log_{std::chrono::seconds(5)};
+    std::atomic<bool> malformed_logged_{false};
+};
+
+} // namespace troupe::managers::detail

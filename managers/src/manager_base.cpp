@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "manager_base.hpp"
+
+#include "log.hpp"
+
+#include <nlohmann/json.hpp>
+#include <openssl/rand.h>
+
+#include <random>
+#include <sstream>
+
+namespace troupe::managers {
+
+// ---- request_scope
+
+struct request_scope::state final : detail::handle_backend {
+    detail::manager_base* mgr = nullptr;
+    bool replicates = true;
+    std::shared_ptr<managers::session> s;
+    std::optional<session_handle> handle;
+    bool created = false;
+    bool rotated = false;
+    bool ended = false;
+    end_result result;
+
+    void set_attribute(std::string_view name, attribute value) override {
+        if (auto existed = detail::session_access::set(*s, name, std::move(value))) {
+            mgr->fire({*existed ? session_event::kind::attribute_replaced : session_event::kind::attribute_added,
+                       s->id(), std::string(name), false, false});
+        }
+    }
+
+    void remove_attribute(std::string_view name) override {
+        if (auto existed = detail::session_access::remove(*s, name); existed && *existed) {
+            mgr->fire({session_event::kind::attribute_removed, s->id(), std::string(name), false, false});
+        }
+    }
+
+    void update_attribute(std::string_view name,
+                          const std::function<attribute(const attribute*)>& fn) override {
+        if (auto existed = detail::session_access::update(*s, name, fn)) {
+            mgr->fire({*existed ? session_event::kind::attribute_replaced : session_event::kind::attribute_added,
+                       s->id(), std::string(name), false, false});
+        }
+    }
+
+    void set_max_inactive(std::chrono::seconds interval) override {
+        detail::session_access::set_max_inactive(*s, interval);
+    }
+
+    void invalidate() override {
+        if (detail::session_access::invalidate(*s)) {
+            mgr->destroyed(s, s->id(), false, false);
+        }
+    }
+};
+
+request_scope::request_scope(std::unique_ptr<state> s)
+    : state_(std::move(s)) {}
+
+request_scope::request_scope(request_scope&&) noexcept = default;
+
+request_scope& request_scope::operator=(request_scope&& other) noexcept {
+    if (this != &other) {
+        if (state_ && !state_->ended) {
+            try {
+                (void)end();
+            } catch (...) {
+            }
+        }
+        state_ = std::move(other.state_);
+    }
+    return *this;
+}
+
+request_scope::~request_scope() {
+    if (state_ && !state_->ended) {
+        try {
+            (void)end();
+        } catch (const std::exception& e) {
+            log()->error("request scope: end() threw in the destructor: {}", e.what());
+        } catch (...) {
+        }
+    }
+}
+
+session_handle* request_scope::session(bool create) {
+    if (!state_ || state_->ended) {
+        return nullptr;
+    }
+    if (!state_->s) {
+        if (!create) {
+            return nullptr;
+        }
+        state_->s = state_->mgr->create_session();
+        state_->created = true;
+    }
+    if (!state_->handle) {
+        state_->handle.emplace(state_->s, state_.get());
+    }
+    return &*state_->handle;
+}
+
+std::string request_scope::session_id() const {
+    return state_ && state_->s ? state_->s->id() : std::string();
+}
+
+bool request_scope::id_changed() const { return state_ && (state_->created || state_->rotated); }
+
+void request_scope::rotate_id() {
+    if (!state_ || state_->ended || !state_->s) {
+        return;
+    }
+    if (state_->mgr->rotate(state_->s)) {
+        state_->rotated = true;
+    }
+}
+
+bool request_scope::replicates() const noexcept { return state_ && state_->replicates; }
+
+end_result request_scope::end() {
+    if (!state_) {
+        return {};
+    }
+    if (state_->ended) {
+        return state_->result;
+    }
+    state_->ended = true;
+    if (!state_->s) {
+        return {};
+    }
+    detail::session_access::end_use(*state_->s);
+    state_->result = state_->mgr->finish(state_->s, state_->replicates);
+    return state_->result;
+}
+
+session_manager::~session_manager() = default;
+
+namespace detail {
+
+manager_base::manager_base(std::string node_name, manager_config config)
+    : config_(std::move(config))
+    , node_(std::move(node_name))
+    , timers_("troupe-mgr-" + config_.context) {
+    if (!config_.filter.empty()) {
+        filter_.emplace(config_.filter, std::regex::ECMAScript | std::regex::optimize);
+    }
+    // Ids are str8 on the wire: 32 hex digits, '.', and at most 200 of the name.
+    if (node_.size() > 200) {
+        node_.resize(200);
+    }
+}
+
+manager_base::~manager_base() { stop_base(); }
+
+void manager_base::start_timers() {
+    if (config_.expiry_interval.count() > 0) {
+        timers_.every(config_.expiry_interval, [this] { expire_now(); });
+    }
+    timers_.start();
+}
+
+void manager_base::stop_base() {
+    stopped_ = true;
+    timers_.stop();
+}
+
+request_scope manager_base::begin_request(std::string_view cookie_id, std::string_view path) {
+    counters_.requests.fetch_add(1, std::memory_order_relaxed);
+    auto st = std::make_unique<request_scope::state>();
+    st->mgr = this;
+    st->replicates = !filter_ || !std::regex_match(path.begin(), path.end(), *filter_);
+    if (!st->replicates) {
+        counters_.requests_filtered.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (!cookie_id.empty() && cookie_id.size() <= wire::max_id) {
+        auto s = store_.find(cookie_id);
+        if (!s) {
+            s = wait_for(cookie_id);
+        }
+        if (s && session_access::begin_use(*s, now())) {
+            st->s = std::move(s);
+        }
+    }
+    return request_scope(std::move(st));
+}
+
+std::string manager_base::new_id() const {
+    std::array<unsigned char, 16> bytes{};
+    if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
+        // Never expected; a predictable id would be a security hole, so refuse.
+        throw std::runtime_error("troupe: no cryptographic randomness for a session id (RAND_bytes failed)");
+    }
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string id;
+    id.reserve(33 + node_.size());
+    for (auto b : bytes) {
+        id.push_back(hex[b >> 4]);
+        id.push_back(hex[b & 0xf]);
+    }
+    id.push_back('.');
+    id += node_;
+    return id;
+}
+
+std::shared_ptr<session> manager_base::create_session() {
+    const auto t = now();
+    std::shared_ptr<session> s;
+    // 128 random bits do not collide; the loop only makes sure of it.
+    for (int attempt = 0; attempt < 4; ++attempt) {
+        s = std::make_shared<session>(new_id(), t, config_.max_inactive);
+        session_access::begin_use(*s, t);
+        if (store_.insert(s)) {
+            break;
+        }
+        s.reset();
+    }
+    if (!s) {
+        throw std::runtime_error("troupe: could not find a free session id");
+    }
+    counters_.created.fetch_add(1, std::memory_order_relaxed);
+    fire({session_event::kind::created, s->id(), {}, false, false});
+    return s;
+}
+
+bool manager_base::rotate(const std::shared_ptr<session>& s) {
+    if (!s->valid()) {
+        return false;
+    }
+    const auto old_id = s->id();
+    if (!store_.rename(s, old_id, new_id())) {
+        return false;
+    }
+    counters_.rotated.fetch_add(1, std::memory_order_relaxed);
+    id_gone(old_id);
+    return true;
+}
+
+void manager_base::destroyed(const std::shared_ptr<session>& s, const std::string& id, bool expired,
+                             bool replicated) {
+    store_.erase_if_same(id, s.get());
+    id_gone(id);
+    (expired ? counters_.expired : counters_.invalidated).fetch_add(1, std::memory_order_relaxed);
+    if (!replicated || fire_on_replication()) {
+        fire({session_event::kind::destroyed, id, {}, replicated, expired});
+    }
+}
+
+end_result manager_base::finish(const std::shared_ptr<session>& s, bool replicates) {
+    return replicate(s, replicates);
+}
+
+end_result manager_base::replicate(const std::shared_ptr<session>& s, bool replicates) {
+    (void)replicates;
+    session_access::commit_local(*s);
+    return {};
+}
+
+void manager_base::add_listener(session_listener listener) {
+    std::unique_lock lock(listeners_mutex_);
+    listeners_.push_back(std::make_shared<const session_listener>(std::move(listener)));
+}
+
+void manager_base::fire(const session_event& e) {
+    std::vector<std::shared_ptr<const session_listener>> copy;
+    {
+        std::shared_lock lock(listeners_mutex_);
+        if (listeners_.empty()) {
+            return;
+        }
+        copy = listeners_;
+    }
+    for (const auto& l : copy) {
+        try {
+            (*l)(e);
+        } catch (const std::exception& ex) {
+            counters_.listener_failures.fetch_add(1, std::memory_order_relaxed);
+            if (auto n = listener_log_.allow()) {
+                log()->warn("session listener threw: {} ({} such since the last line)", ex.what(), *n);
+            }
+        } catch (...) {
+            counters_.listener_failures.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+}
+
+std::shared_ptr<session> manager_base::find(std::string_view id) const { return store_.find(id); }
+
+std::size_t manager_base::size() const { return store_.size(); }
+
+std::vector<std::string> manager_base::session_ids() const {
+    std::vector<std::string> ids;
+    store_.for_each_locked([&ids](const std::shared_ptr<session>& s) { ids.emplace_back(session_access::key(*s)); });
+    return ids;
+}
+
+std::size_t manager_base::expire_now() {
+    const auto t = now();
+    const auto grace = expiry_grace();
+    std::vector<std::shared_ptr<session>> gone;
+    store_.for_each_locked([&](const std::shared_ptr<session>& s) {
+        if (session_access::expire_if_idle(*s, t, grace)) {
+            gone.push_back(s);
+        }
+    });
+    for (const auto& s : gone) {
+        const auto id = s->id();
+        destroyed(s, id, true, false);
+        expired_here(s);
+    }
+    if (!gone.empty()) {
+        SPDLOG_LOGGER_DEBUG(log(), "context {}: {} sessions expired", config_.context, gone.size());
+    }
+    return gone.size();
+}
+
+bool manager_base::await_state_transfer(std::chrono::milliseconds) { return true; }
+
+void manager_base::stop() {
+    if (stopped_.exchange(true)) {
+        return;
+    }
+    if (config_.expire_sessions_on_shutdown) {
+        std::vector<std::shared_ptr<session>> all;
+        store_.for_each_locked([&](const std::shared_ptr<session>& s) {
+            if (session_access::expire(*s)) {
+                all.push_back(s);
+            }
+        });
+        for (const auto& s : all) {
+            destroyed(s, s->id(), true, false);
+        }
+    }
+    stop_base();
+}
+
+void manager_base::add_stats(nlohmann::json&) const {}
+
+std::string manager_base::stats_json() const {
+    nlohmann::json j;
+    j["type"] = std::string(type_name());
+    j["context"] = config_.context;
+    j["node"] = node_;
+    j["sessions"] = store_.size();
+    const auto& c = counters_;
+    j["requests"] = c.requests.load();
+    j["requests_filtered"] = c.requests_filtered.load();
+    j["created"] = c.created.load();
+    j["expired"] = c.expired.load();
+    j["invalidated"] = c.invalidated.load();
+    j["rotated"] = c.rotated.load();
+    j["listener_failures"] = c.listener_failures.load();
+    j["replication_failures"] = c.replication_failures.load();
+    j["on_replication_failure"] =
+        config_.on_replication_failure == manager_config::on_failure::fail ? "fail" : "log";
+    add_stats(j);
+    return j.dump();
+}
+
+std::string manager_base::metrics_text() const {
+    std::string out;
+    const std::string label = "{context=\"" + config_.context + "\"}";
+    auto gauge = [&](const char* name, std::uint64_t v) {
+        out += std::string("# TYPE ") + name + " gauge\n" + name + label + " " + std::to_string(v) + "\n";
+    };
+    auto counter = [&](const char* name, std::uint64_t v) {
+        out += std::string("# TYPE ") + name + " counter\n" + name + label + " " + std::to_string(v) + "\n";
+    };
+    const auto& c = counters_;
+    gauge("troupe_sessions", store_.size());
+    counter("troupe_session_requests_total", c.requests.load());
+    counter("troupe_session_requests_filtered_total", c.requests_filtered.load());
+    counter("troupe_sessions_created_total", c.created.load());
+    counter("troupe_sessions_expired_total", c.expired.load());
+    counter("troupe_sessions_invalidated_total", c.invalidated.load());
+    counter("troupe_session_ids_rotated_total", c.rotated.load());
+    counter("troupe_session_listener_failures_total", c.listener_failures.load());
+    counter("troupe_session_replication_failures_total", c.replication_failures.load());
+    add_metrics(out);
+    return out;
+}
+
+} // namespace detail
+} // namespace troupe::managers

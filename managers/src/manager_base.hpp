@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <troupe/managers/manager.hpp>
+
+#include "rate_limit.hpp"
+#include "session_access.hpp"
+#include "session_store.hpp"
+#include "worker.hpp"
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+namespace troupe::managers::detail {
+
+/// Counters for /stats and /metrics. Atomics: bumped from request threads, I/O
+/// threads and the timer thread alike.
+struct manager_counters {
+    std::atomic<std::uint64_t> requests{0};
+    std::atomic<std::uint64_t> requests_filtered{0};
+    std::atomic<std::uint64_t> created{0};
+    std::atomic<std::uint64_t> expired{0};
+    std::atomic<std::uint64_t> invalidated{0};
+    std::atomic<std::uint64_t> rotated{0};
+    std::atomic<std::uint64_t> listener_failures{0};
+    std::atomic<std::uint64_t> replication_failures{0};
+};
+
+/// The common part of every manager: the sharded store, request scopes,
+/// listeners, expiry on the timer thread and counters. Replicating managers
+/// override the hooks.
+class manager_base : public session_manager {
+public:
+    manager_base(std::string node_name, manager_config config);
+    ~manager_base() override;
+
+    request_scope begin_request(std::string_view cookie_id, std::string_view path) override;
+    void add_listener(session_listener listener) override;
+    std::shared_ptr<session> find(std::string_view id) const override;
+    std::size_t size() const override;
+    std::vector<std::string> session_ids() const override;
+    std::size_t expire_now() override;
+    bool await_state_transfer(std::chrono::milliseconds limit) override;
+    void stop() override;
+    const manager_config& config() const noexcept override { return config_; }
+    std::string stats_json() const override;
+    std::string metrics_text() const override;
+
+    // ---- called by request scopes
+    std::shared_ptr<session> create_session();
+    void fire(const session_event& e);
+    bool fire_on_replication() const noexcept { return config_.notify_listeners_on_replication; }
+    /// One session left the store (invalidated or expired here).
+    void destroyed(const std::shared_ptr<session>& s, const std::string& id, bool expired, bool replicated);
+    bool rotate(const std::shared_ptr<session>& s);
+    end_result finish(const std::shared_ptr<session>& s, bool replicates);
+    wall_clock::time_point now() const { return config_.now ? config_.now() : wall_clock::now(); }
+    std::string new_id() const;
+    const std::string& node() const noexcept { return node_; }
+    manager_counters& counters() noexcept { return counters_; }
+
+protected:
+    /// Starts the timer thread; subclasses add periodic tasks to timers() first.
+    void start_timers();
+    worker& timers() noexcept { return timers_; }
+    session_store& store() noexcept { return store_; }
+    const session_store& store() const noexcept { return store_; }
+    /// Stops the timer thread (idempotent).
+    void stop_base();
+    bool stopped() const noexcept { return stopped_.load(); }
+
+    /// What end() does with what the request changed. The standard manager
+    /// commits it locally (a version step).
+    virtual end_result replicate(const std::shared_ptr<session>& s, bool replicates);
+    /// A session expired here (not yet announced to anyone).
+    virtual void expired_here(const std::shared_ptr<session>& s) { (void)s; }
+    /// A session id left the store (expired, invalidated, renamed away).
+    virtual void id_gone(const std::string& id) { (void)id; }
+    /// Extra wait for sessions another member served last (their expiry is its job).
+    virtual std::chrono::milliseconds expiry_grace() const { return std::chrono::milliseconds(0); }
+    /// begin_request found no session for `id`: a replicating manager may wait
+    /// for it (state transfer, a copy on its way). @return the session if it came.
+    virtual std::shared_ptr<session> wait_for(std::string_view id) { (void)id; return nullptr; }
+    virtual void add_stats(nlohmann::json& j) const;
+    virtual void add_metrics(std::string& out) const { (void)out; }
+    virtual std::string_view type_name() const noexcept { return "standard"; }
+
+    detail::rate_limit failure_log_{std::chrono::seconds(1)};
+
+private:
+    manager_config config_;
+    std::string node_;
+    std::optional<std::regex> filter_;
+    session_store store_;
+    worker timers_;
+    manager_counters counters_;
+    mutable std::shared_mutex listeners_mutex_;
+    std::vector<std::shared_ptr<const session_listener>> listeners_;
+    std::atomic<bool> stopped_{false};
+    detail::rate_limit listener_log_{std::chrono::seconds(1)};
+};
+
+} // namespace troupe::managers::detail

@@ -1,0 +1,448 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "session_access.hpp"
+
+#include <algorithm>
+
+namespace troupe::managers::detail {
+
+namespace {
+
+std::uint64_t ms_between(wall_clock::time_point earlier, wall_clock::time_point later) {
+    if (later <= earlier) {
+        return 0;
+    }
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(later - earlier).count());
+}
+
+// Ages and intervals from the wire are clamped to a century: chrono arithmetic
+// in nanoseconds overflows (undefined behaviour) a little beyond 290 years.
+constexpr std::uint64_t century_ms = 100ULL * 365 * 24 * 3600 * 1000;
+
+std::chrono::milliseconds age(std::uint64_t ms) {
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::min(ms, century_ms)));
+}
+
+std::chrono::seconds interval(std::int64_t s) {
+    return std::chrono::seconds(std::min<std::int64_t>(s, static_cast<std::int64_t>(century_ms / 1000)));
+}
+
+void mark_dirty(std::vector<std::string>& dirty, std::string_view name) {
+    if (std::find(dirty.begin(), dirty.end(), name) == dirty.end()) {
+        dirty.emplace_back(name);
+    }
+}
+
+} // namespace
+
+bool session_access::begin_use(session& s, wall_clock::time_point now) {
+    std::lock_guard lock(s.mutex_);
+    if (!s.valid_) {
+        return false;
+    }
+    s.accessed_ = std::max(s.accessed_, now);
+    s.local_ = true;
+    ++s.in_use_;
+    return true;
+}
+
+void session_access::end_use(session& s) {
+    std::lock_guard lock(s.mutex_);
+    if (s.in_use_ > 0) {
+        --s.in_use_;
+    }
+}
+
+std::optional<bool> session_access::set(session& s, std::string_view name, attribute value) {
+    std::lock_guard lock(s.mutex_);
+    if (!s.valid_) {
+        return std::nullopt;
+    }
+    auto it = s.attributes_.find(name);
+    const bool existed = it != s.attributes_.end();
+    if (existed) {
+        it->second = std::move(value);
+    } else {
+        s.attributes_.emplace(std::string(name), std::move(value));
+    }
+    mark_dirty(s.dirty_, name);
+    return existed;
+}
+
+std::optional<bool> session_access::remove(session& s, std::string_view name) {
+    std::lock_guard lock(s.mutex_);
+    if (!s.valid_) {
+        return std::nullopt;
+    }
+    auto it = s.attributes_.find(name);
+    if (it == s.attributes_.end()) {
+        return false;
+    }
+    s.attributes_.erase(it);
+    mark_dirty(s.dirty_, name);
+    return true;
+}
+
+std::optional<bool> session_access::update(session& s, std::string_view name,
+                                           const std::function<attribute(const attribute*)>& fn) {
+    std::lock_guard lock(s.mutex_);
+    if (!s.valid_) {
+        return std::nullopt;
+    }
+    auto it = s.attributes_.find(name);
+    const bool existed = it != s.attributes_.end();
+    // fn may throw (a value that does not decode, the application's own error):
+    // nothing changes then.
+    attribute value = fn(existed ? &it->second : nullptr);
+    if (existed) {
+        it->second = std::move(value);
+    } else {
+        s.attributes_.emplace(std::string(name), std::move(value));
+    }
+    mark_dirty(s.dirty_, name);
+    return existed;
+}
+
+bool session_access::set_max_inactive(session& s, std::chrono::seconds interval) {
+    std::lock_guard lock(s.mutex_);
+    if (!s.valid_) {
+        return false;
+    }
+    s.max_inactive_ = detail::interval(interval.count());
+    s.max_inactive_dirty_ = true;
+    return true;
+}
+
+bool session_access::invalidate(session& s) {
+    std::lock_guard lock(s.mutex_);
+    if (!s.valid_) {
+        return false;
+    }
+    s.valid_ = false;
+    s.expired_ = false;
+    return true;
+}
+
+void session_access::note_rename_locked(session& s) {
+    if (s.announced_ && s.replicated_id_.empty()) {
+        s.replicated_id_ = s.id_;
+    }
+}
+
+void session_access::commit_local(session& s) {
+    std::lock_guard lock(s.mutex_);
+    if (!s.valid_) {
+        return;
+    }
+    if (!s.dirty_.empty() || s.max_inactive_dirty_ || !s.replicated_id_.empty() || !s.announced_) {
+        ++s.version_;
+        s.dirty_.clear();
+        s.max_inactive_dirty_ = false;
+        s.replicated_id_.clear();
+        s.announced_ = true;
+    }
+}
+
+outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_clock::time_point now) {
+    outgoing o;
+    std::lock_guard lock(s.mutex_);
+    if (!s.valid_) {
+        if (s.announced_ && !s.expired_) {
+            wire::buffer b;
+            wire::append_header(b, wire::msg_type::expired);
+            wire::append_str8(b, s.replicated_id_.empty() ? s.id_ : s.replicated_id_);
+            wire::append_u64(b, s.version_);
+            wire::append_u8(b, 1);
+            o.messages.push_back(std::move(b));
+            o.types.push_back(wire::msg_type::expired);
+            s.announced_ = false;
+        }
+        return o;
+    }
+    const bool rename = s.announced_ && !s.replicated_id_.empty();
+    if (!s.announced_) {
+        if (!replicate_changes) {
+            o.touched_only = true;
+            return o;
+        }
+        ++s.version_;
+        wire::buffer b;
+        b.reserve(wire::session_size(s.id_.size(), s.attributes_.size(), 0) + 64);
+        wire::append_header(b, wire::msg_type::created);
+        wire::append_session_header(
+            b, {s.id_, ms_between(s.created_, now), ms_between(s.accessed_, now), s.max_inactive_.count(),
+                s.version_, static_cast<std::uint32_t>(s.attributes_.size())});
+        for (const auto& [name, a] : s.attributes_) {
+            wire::append_attribute(b, name, a);
+        }
+        o.messages.push_back(std::move(b));
+        o.types.push_back(wire::msg_type::created);
+        s.announced_ = true;
+        s.dirty_.clear();
+        s.max_inactive_dirty_ = false;
+        s.origin_ = {};
+        return o;
+    }
+    if (rename) {
+        wire::buffer b;
+        wire::append_header(b, wire::msg_type::id_changed);
+        wire::append_str8(b, s.replicated_id_);
+        wire::append_str8(b, s.id_);
+        wire::append_u64(b, s.version_);
+        wire::append_u64(b, s.version_ + 1);
+        ++s.version_;
+        s.replicated_id_.clear();
+        s.origin_ = {};
+        o.messages.push_back(std::move(b));
+        o.types.push_back(wire::msg_type::id_changed);
+    }
+    if ((replicate_changes || rename) && (!s.dirty_.empty() || s.max_inactive_dirty_)) {
+        wire::buffer b;
+        wire::append_header(b, wire::msg_type::delta);
+        wire::append_str8(b, s.id_);
+        wire::append_u64(b, s.version_);
+        wire::append_u64(b, s.version_ + 1);
+        wire::append_u32(b, static_cast<std::uint32_t>(s.dirty_.size() + (s.max_inactive_dirty_ ? 1 : 0)));
+        // The state of each changed name now, not what each request wrote: the
+        // last delta in version order then always leaves replicas where we are.
+        for (const auto& name : s.dirty_) {
+            auto it = s.attributes_.find(name);
+            if (it != s.attributes_.end()) {
+                wire::append_u8(b, static_cast<std::uint8_t>(change::kind::set));
+                wire::append_attribute(b, name, it->second);
+            } else {
+                wire::append_u8(b, static_cast<std::uint8_t>(change::kind::remove));
+                wire::append_str16(b, name);
+            }
+        }
+        if (s.max_inactive_dirty_) {
+            wire::append_u8(b, static_cast<std::uint8_t>(change::kind::max_inactive));
+            wire::append_u64(b, static_cast<std::uint64_t>(s.max_inactive_.count()));
+        }
+        ++s.version_;
+        s.dirty_.clear();
+        s.max_inactive_dirty_ = false;
+        s.origin_ = {};
+        o.messages.push_back(std::move(b));
+        o.types.push_back(wire::msg_type::delta);
+    }
+    o.touched_only = o.messages.empty();
+    return o;
+}
+
+std::optional<wire::buffer> session_access::take_expired(session& s) {
+    std::lock_guard lock(s.mutex_);
+    if (!s.announced_) {
+        return std::nullopt;
+    }
+    wire::buffer b;
+    wire::append_header(b, wire::msg_type::expired);
+    wire::append_str8(b, s.replicated_id_.empty() ? s.id_ : s.replicated_id_);
+    wire::append_u64(b, s.version_);
+    wire::append_u8(b, s.expired_ ? 0 : 1);
+    s.announced_ = false;
+    return b;
+}
+
+bool session_access::expire_if_idle(session& s, wall_clock::time_point now, std::chrono::milliseconds grace) {
+    std::lock_guard lock(s.mutex_);
+    if (!s.valid_ || s.in_use_ > 0 || s.max_inactive_.count() <= 0 ||
+        s.max_inactive_ > interval(INT64_MAX)) {
+        return false;
+    }
+    const auto limit = std::chrono::duration_cast<wall_clock::duration>(s.max_inactive_) +
+                       (s.local_ ? wall_clock::duration::zero()
+                                 : std::chrono::duration_cast<wall_clock::duration>(grace));
+    if (now - s.accessed_ <= limit) {
+        return false;
+    }
+    s.valid_ = false;
+    s.expired_ = true;
+    return true;
+}
+
+bool session_access::expire(session& s) {
+    std::lock_guard lock(s.mutex_);
+    if (!s.valid_) {
+        return false;
+    }
+    s.valid_ = false;
+    s.expired_ = true;
+    return true;
+}
+
+bool session_access::local(const session& s) {
+    std::lock_guard lock(s.mutex_);
+    return s.local_;
+}
+
+bool session_access::announced(const session& s) {
+    std::lock_guard lock(s.mutex_);
+    return s.announced_;
+}
+
+apply_result session_access::apply_delta(session& s, const wire::delta_msg& d,
+                                         const membership::member_id& from, wall_clock::time_point now,
+                                         bool events, std::vector<session_event>& out) {
+    std::lock_guard lock(s.mutex_);
+    if (!s.valid_) {
+        return apply_result::invalid;
+    }
+    if (d.before != s.version_) {
+        if (d.after <= s.version_) {
+            return d.after == s.version_ && s.origin_ != from ? apply_result::conflict : apply_result::stale;
+        }
+        return apply_result::gap;
+    }
+    for (const auto& c : d.changes) {
+        switch (c.what) {
+        case change::kind::set: {
+            auto it = s.attributes_.find(c.name);
+            const bool existed = it != s.attributes_.end();
+            if (existed) {
+                it->second = c.value;
+            } else {
+                s.attributes_.emplace(c.name, c.value);
+            }
+            if (events) {
+                out.push_back(session_event{existed ? session_event::kind::attribute_replaced
+                                                    : session_event::kind::attribute_added,
+                                            s.id_, c.name, true, false});
+            }
+            break;
+        }
+        case change::kind::remove:
+            if (s.attributes_.erase(c.name) > 0 && events) {
+                out.push_back(
+                    session_event{session_event::kind::attribute_removed, s.id_, c.name, true, false});
+            }
+            break;
+        case change::kind::max_inactive: s.max_inactive_ = interval(c.seconds); break;
+        }
+    }
+    s.version_ = d.after;
+    s.origin_ = from;
+    s.accessed_ = std::max(s.accessed_, now);
+    s.local_ = false;
+    s.announced_ = true;
+    return apply_result::applied;
+}
+
+bool session_access::install(session& s, const wire::full_session& f, const membership::member_id& from,
+                             wall_clock::time_point now, bool force) {
+    std::lock_guard lock(s.mutex_);
+    if (!s.valid_ || (!force && f.version <= s.version_)) {
+        return false;
+    }
+    s.attributes_.clear();
+    for (const auto& [name, a] : f.attributes) {
+        s.attributes_.insert_or_assign(name, a);
+    }
+    s.version_ = f.version;
+    s.max_inactive_ = interval(f.max_inactive_s);
+    s.created_ = now - age(f.created_age_ms);
+    const auto accessed = now - age(f.idle_ms);
+    if (accessed > s.accessed_) {
+        s.accessed_ = accessed;
+        s.local_ = false;
+    }
+    s.origin_ = from;
+    s.announced_ = true;
+    return true;
+}
+
+std::shared_ptr<session> session_access::from_full(const wire::full_session& f,
+                                                   const membership::member_id& from,
+                                                   wall_clock::time_point now) {
+    auto s = std::make_shared<session>(f.id, now - age(f.created_age_ms), interval(f.max_inactive_s));
+    for (const auto& [name, a] : f.attributes) {
+        s->attributes_.insert_or_assign(name, a);
+    }
+    s->accessed_ = now - age(f.idle_ms);
+    s->version_ = f.version;
+    s->origin_ = from;
+    s->announced_ = true;
+    s->local_ = false;
+    return s;
+}
+
+void session_access::touch_remote(session& s, std::chrono::milliseconds idle, wall_clock::time_point now) {
+    std::lock_guard lock(s.mutex_);
+    const auto t = now - idle;
+    if (t >= s.accessed_) {
+        s.accessed_ = t;
+        s.local_ = false;
+    }
+}
+
+apply_result session_access::apply_rename_version(session& s, std::uint64_t before, std::uint64_t after,
+                                                  const membership::member_id& from,
+                                                  wall_clock::time_point now) {
+    std::lock_guard lock(s.mutex_);
+    if (!s.valid_) {
+        return apply_result::invalid;
+    }
+    if (before != s.version_) {
+        return after <= s.version_ ? apply_result::stale : apply_result::gap;
+    }
+    s.version_ = after;
+    s.origin_ = from;
+    s.accessed_ = std::max(s.accessed_, now);
+    s.local_ = false;
+    return apply_result::applied;
+}
+
+membership::member_id session_access::origin(const session& s) {
+    std::lock_guard lock(s.mutex_);
+    return s.origin_;
+}
+
+wire::full_session session_access::to_full(const session& s, wall_clock::time_point now) {
+    std::lock_guard lock(s.mutex_);
+    wire::full_session f;
+    f.id = s.id_;
+    f.created_age_ms = ms_between(s.created_, now);
+    f.idle_ms = ms_between(s.accessed_, now);
+    f.max_inactive_s = s.max_inactive_.count();
+    f.version = s.version_;
+    f.attributes.reserve(s.attributes_.size());
+    for (const auto& [name, a] : s.attributes_) {
+        f.attributes.emplace_back(name, a);
+    }
+    return f;
+}
+
+bool session_access::append_full(const session& s, wire::buffer& out, wall_clock::time_point now) {
+    std::lock_guard lock(s.mutex_);
+    if (!s.valid_) {
+        return false;
+    }
+    wire::append_session_header(out, {s.id_, ms_between(s.created_, now), ms_between(s.accessed_, now),
+                                      s.max_inactive_.count(), s.version_,
+                                      static_cast<std::uint32_t>(s.attributes_.size())});
+    for (const auto& [name, a] : s.attributes_) {
+        wire::append_attribute(out, name, a);
+    }
+    return true;
+}
+
+std::size_t session_access::wire_size(const session& s) {
+    std::lock_guard lock(s.mutex_);
+    std::size_t payload = 0;
+    for (const auto& [name, a] : s.attributes_) {
+        payload += name.size() + a.type.size() + a.bytes.size();
+    }
+    return wire::session_size(s.id_.size(), s.attributes_.size(), payload);
+}
+
+std::pair<bool, std::uint64_t> session_access::valid_version(const session& s) {
+    std::lock_guard lock(s.mutex_);
+    return {s.valid_, s.version_};
+}
+
+std::chrono::milliseconds session_access::idle(const session& s, wall_clock::time_point now) {
+    std::lock_guard lock(s.mutex_);
+    return std::chrono::milliseconds(ms_between(s.accessed_, now));
+}
+
+} // namespace troupe::managers::detail

@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: Apache-2.0
+// troupe-httpd as a load balancer's client sees it: real processes on 127.0.0.1,
+// a plain Boost.Beast HTTP client, sessions that survive a SIGKILLed node.
+#include "cluster_fixture.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+using troupe::test::scratch;
+using troupe::tools::child_process;
+
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using namespace std::chrono_literals;
+
+constexpr auto io_timeout = 10s;
+
+struct reply {
+    unsigned status = 0;
+    std::string body;
+    std::string set_cookie;
+    bool closed = false; ///< the server closed the connection after this reply
+
+    nlohmann::json json() const { return nlohmann::json::parse(body); }
+};
+
+/// One keep-alive connection to a troupe-httpd, every operation bounded.
+class client {
+public:
+    explicit client(std::uint16_t port)
+        : stream_(io_) {
+        stream_.expires_after(io_timeout);
+        stream_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    }
+
+    reply get(const std::string& target,
+              const std::string& cookie = {},
+              http::verb method = http::verb::get) {
+        http::request<http::string_body> req{method, target, 11};
+        req.set(http::field::host, "127.0.0.1");
+        if (!cookie.empty()) {
+            req.set(http::field::cookie, cookie);
+        }
+        req.prepare_payload();
+        stream_.expires_after(io_timeout);
+        http::write(stream_, req);
+        return read();
+    }
+
+    /// Bytes as they are, for requests no well-behaved client would send.
+    reply raw(const std::string& bytes) {
+        stream_.expires_after(io_timeout);
+        net::write(stream_.socket(), net::buffer(bytes));
+        return read();
+    }
+
+    /// Sends bytes and expects no reply: whether the server closes the connection
+    /// (EOF or reset) within `limit`.
+    bool closed_within(const std::string& bytes, std::chrono::seconds limit) {
+        net::write(stream_.socket(), net::buffer(bytes));
+        stream_.expires_after(limit);
+        char c = 0;
+        beast::error_code ec;
+        stream_.read_some(net::buffer(&c, 1), ec);
+        return ec == net::error::eof || ec == net::error::connection_reset;
+    }
+
+private:
+    reply read() {
+        http::response<http::string_body> res;
+        http::read(stream_, buffer_, res);
+        reply r;
+        r.status = res.result_int();
+        r.body = res.body();
+        r.set_cookie = std::string(res[http::field::set_cookie]);
+        r.closed = !res.keep_alive();
+        return r;
+    }
+
+    net::io_context io_;
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+};
+
+/// One request on a connection of its own.
+reply get(std::uint16_t port, const std::string& target, const std::string& cookie = {}) {
+    return client(port).get(target, cookie);
+}
+
+/// The `NAME=value` part of a Set-Cookie header, ready for a Cookie header.
+std::string cookie_of(const std::string& set_cookie) {
+    return set_cookie.substr(0, set_cookie.find(';'));
+}
+
+/// One troupe-httpd process, started by path, ended by PID.
+struct httpd {
+    std::optional<child_process> proc;
+    nlohmann::json ready;
+
+    httpd(const std::string& config,
+          const std::vector<std::string>& sets,
+          const std::vector<std::string>& flags = {}) {
+        std::vector<std::string> argv{
+            TROUPE_HTTPD, "--config",          config, "--set", "http.port=0",
+            "--set",      "admin.enabled=true"};
+        for (const auto& s : sets) {
+            argv.push_back("--set");
+            argv.push_back(s);
+        }
+        argv.insert(argv.end(), flags.begin(), flags.end());
+        proc.emplace(child_process::spawn(argv));
+        const auto line = proc->read_line(20s);
+        REQUIRE(line);
+        ready = nlohmann::json::parse(*line);
+        REQUIRE(ready["ready"] == true);
+        REQUIRE(ready["http_port"].get<int>() > 0);
+    }
+
+    std::uint16_t http() const { return ready["http_port"].get<std::uint16_t>(); }
+
+    std::uint16_t admin() const { return ready["admin_port"].get<std::uint16_t>(); }
+
+    std::string endpoint() const { return "127.0.0.1:" + std::to_string(ready["port"].get<int>()); }
+
+    int alive_members() const {
+        const auto r = get(admin(), "/members");
+        int alive = 0;
+        for (const auto& m : nlohmann::json::parse(r.body)) {
+            alive += m["state"] == "alive" ? 1 : 0;
+        }
+        return alive;
+    }
+};
+
+/// Three troupe-httpd nodes a, b, c with static membership, each seeing all three alive.
+struct trio {
+    scratch s;
+    std::optional<httpd> a, b, c;
+
+    explicit trio(const std::vector<std::string>& sets = {}) {
+        auto with = [&sets](std::vector<std::string> more) {
+            more.insert(more.end(), sets.begin(), sets.end());
+            return more;
+        };
+        a.emplace(s.write_config("a"), with({}));
+        b.emplace(s.write_config("b"), with({"membership.static=[" + a->endpoint() + "]"}));
+        c.emplace(s.write_config("c"),
+                  with({"membership.static=[" + a->endpoint() + ", " + b->endpoint() + "]"}));
+        for (const httpd* n : {&*a, &*b, &*c}) {
+            int alive = 0;
+            for (int i = 0; i < 300 && alive != 3; ++i) {
+                alive = n->alive_members();
+                if (alive != 3) {
+                    std::this_thread::sleep_for(20ms);
+                }
+            }
+            REQUIRE(alive == 3);
+        }
+    }
+};
+
+/// Polls GET /session on `port` until its counter is `want` (bounded): an async
+/// delta may still be on its way.
+std::int64_t counter_seen(std::uint16_t port, const std::string& cookie, std::int64_t want) {
+    std::int64_t seen = -1;
+    for (int i = 0; i < 500; ++i) {
+        const auto r = get(port, "/session", cookie);
+        if (r.status == 200) {
+            const auto j = r.json();
+            if (j["attributes"].contains("counter")) {
+                seen = j["attributes"]["counter"].get<std::int64_t>();
+                if (seen == want) {
+                    return seen;
+                }
+            }
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+    return seen;
+}
+
+std::string metrics(std::uint16_t port) {
+    const auto r = get(port, "/metrics");
+    REQUIRE(r.status == 200);
+    return r.body;
+}
+
+} // namespace
+
+TEST_CASE("troupe-httpd answers bad requests with 4xx and keeps serving", "[integration][httpd]") {
+    scratch s;
+    httpd n(s.write_config("a"), {"manager.type=standard"});
+
+    CHECK(get(n.http(), "/healthz").status == 200);
+    CHECK(get(n.http(), "/nowhere").status == 404);
+    {
+        client c(n.http());
+        const auto r = c.get("/counter", {}, http::verb::post);
+        CHECK(r.status == 405);
+        // The connection stays usable after a well-formed refusal.
+        CHECK(c.get("/healthz").status == 200);
+    }
+    const std::vector<std::string> malformed{
+        "GARBAGE\r\n\r\n",
+        "GET /healthz HTTP/9.1\r\nHost: x\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost x\r\n\r\n",
+        "GET http://example.com/counter HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /static/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /static/%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /static/a%2 HTTP/1.1\r\nHost: x\r\n\r\n",
+    };
+    for (const auto& bytes : malformed) {
+        INFO(bytes);
+        CHECK(client(n.http()).raw(bytes).status == 400);
+        CHECK(get(n.http(), "/healthz").status == 200);
+    }
+    {
+        INFO("a body over the limit");
+        const auto r = client(n.http()).raw(
+            "POST /counter HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n");
+        CHECK(r.status == 413);
+        CHECK(r.closed);
+    }
+    {
+        INFO("headers over the limit");
+        const auto r = client(n.http()).raw(
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'x') + "\r\n\r\n");
+        CHECK(r.status == 431);
+    }
+    CHECK(get(n.http(), "/healthz").status == 200);
+
+    const auto text = metrics(n.http());
+    CHECK_THAT(text,
+               Catch::Contains("troupe_http_requests_total{route=\"other\",status=\"400\"} 5"));
+    CHECK_THAT(text,
+               Catch::Contains("troupe_http_requests_total{route=\"static\",status=\"400\"} 3"));
+    CHECK_THAT(text,
+               Catch::Contains("troupe_http_requests_total{route=\"other\",status=\"404\"} 1"));
+    CHECK_THAT(text,
+               Catch::Contains("troupe_http_requests_total{route=\"counter\",status=\"405\"} 1"));
+    CHECK_THAT(text,
+               Catch::Contains("troupe_http_requests_total{route=\"other\",status=\"413\"} 1"));
+    CHECK_THAT(text,
+               Catch::Contains("troupe_http_requests_total{route=\"other\",status=\"431\"} 1"));
+    CHECK_THAT(text, Catch::Contains("troupe_http_connections_accepted_total"));
+    // The channel's own metrics are there too.
+    CHECK_THAT(text, Catch::Contains("troupe_receiver_connections_open"));
+
+    n.proc->signal(SIGTERM);
+    CHECK(n.proc->wait(15s) == 0);
+}
+
+TEST_CASE("troupe-httpd drops a client that sends its request too slowly", "[integration][httpd]") {
+    scratch s;
+    httpd n(s.write_config("a"), {"manager.type=standard"}, {"--read-timeout", "1s"});
+    client slow(n.http());
+    CHECK(slow.closed_within("GET /healthz HTTP/1.1\r\nHo", 5s));
+    CHECK(get(n.http(), "/healthz").status == 200);
+}
+
+TEST_CASE("troupe-httpd serves static files without a session", "[integration][httpd]") {
+    scratch s;
+    const auto dir = std::filesystem::temp_directory_path() / (s.cluster() + "-static");
+    std::filesystem::create_directories(dir / "css");
+    std::ofstream(dir / "css" / "site.css") << "body { color: teal; }\n";
+    std::ofstream(dir / "index.html") << "<p>hello</p>\n";
+    httpd n(s.write_config("a"), {"manager.type=standard"}, {"--static", dir.string()});
+
+    const auto css = get(n.http(), "/static/css/site.css");
+    CHECK(css.status == 200);
+    CHECK(css.body == "body { color: teal; }\n");
+    CHECK(css.set_cookie.empty());
+    CHECK(get(n.http(), "/static/").body == "<p>hello</p>\n");
+    CHECK(get(n.http(), "/static/missing.png").status == 404);
+
+    // A session cookie on a static request neither creates nor needs a session.
+    const auto counted = get(n.http(), "/counter");
+    REQUIRE(counted.status == 200);
+    const auto cookie = cookie_of(counted.set_cookie);
+    const auto with_cookie = get(n.http(), "/static/css/site.css", cookie);
+    CHECK(with_cookie.status == 200);
+    CHECK(with_cookie.set_cookie.empty());
+    CHECK_THAT(metrics(n.http()), Catch::Contains("troupe_sessions{context=\"app\"} 1"));
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("troupe-httpd's built-in static page creates no session", "[integration][httpd]") {
+    scratch s;
+    httpd n(s.write_config("a"), {"manager.type=standard"});
+    for (int i = 0; i < 3; ++i) {
+        const auto r = get(n.http(), "/static/index.html");
+        CHECK(r.status == 200);
+        CHECK(r.set_cookie.empty());
+    }
+    CHECK(get(n.http(), "/session").status == 404);
+    CHECK_THAT(metrics(n.http()), Catch::Contains("troupe_sessions{context=\"app\"} 0"));
+}
+
+TEST_CASE("troupe-httpd keeps a counter in the session, on one keep-alive connection",
+          "[integration][httpd]") {
+    scratch s;
+    httpd n(s.write_config("a"),
+            {"manager.type=standard", "manager.cookie=SID", "manager.cookie_secure=true"});
+    client c(n.http());
+    const auto first = c.get("/counter");
+    REQUIRE(first.status == 200);
+    CHECK(first.json()["counter"] == 1);
+    CHECK(first.json()["node"] == "a");
+    const auto id = first.json()["session"].get<std::string>();
+    CHECK(id.size() > 3);
+    CHECK(id.substr(id.size() - 2) == ".a");
+    CHECK(first.set_cookie == "SID=" + id + "; Path=/; HttpOnly; SameSite=Lax; Secure");
+    const auto cookie = cookie_of(first.set_cookie);
+    for (int i = 2; i <= 5; ++i) {
+        const auto r = c.get("/counter", "other=1; " + cookie);
+        CHECK(r.json()["counter"] == i);
+        CHECK(r.set_cookie.empty()); // the id did not change
+    }
+    const auto session = c.get("/session", cookie);
+    REQUIRE(session.status == 200);
+    const auto j = session.json();
+    CHECK(j["id"] == id);
+    CHECK(j["attributes"]["counter"] == 5);
+    CHECK(j["created"].get<std::int64_t>() > 1600000000000);
+    CHECK(j["accessed"].get<std::int64_t>() >= j["created"].get<std::int64_t>());
+    CHECK(j.contains("version"));
+    // An unknown id gets a new session.
+    const auto fresh = c.get("/counter", "SID=unknown.a");
+    CHECK(fresh.json()["counter"] == 1);
+    CHECK_FALSE(fresh.set_cookie.empty());
+}
+
+TEST_CASE("a session counter continues on another troupe-httpd, and after its node is SIGKILLed",
+          "[integration][httpd]") {
+    trio t;
+    std::string cookie;
+    for (int i = 1; i <= 10; ++i) {
+        const auto r = get(t.a->http(), "/counter", cookie);
+        REQUIRE(r.status == 200);
+        CHECK(r.json()["counter"] == i);
+        CHECK(r.json()["node"] == "a");
+        if (cookie.empty()) {
+            cookie = cookie_of(r.set_cookie);
+        }
+    }
+    // async: the last delta may still be on its way to b.
+    REQUIRE(counter_seen(t.b->http(), cookie, 10) == 10);
+    const auto on_b = get(t.b->http(), "/counter", cookie);
+    CHECK(on_b.json()["counter"] == 11);
+    CHECK(on_b.json()["node"] == "b");
+    CHECK(on_b.set_cookie.empty()); // same session, same id
+    REQUIRE(counter_seen(t.c->http(), cookie, 11) == 11);
+
+    t.a->proc->signal(SIGKILL);
+    t.a->proc->wait(10s);
+    const auto on_c = get(t.c->http(), "/counter", cookie);
+    CHECK(on_c.json()["counter"] == 12);
+    CHECK(on_c.json()["node"] == "c");
+    CHECK(counter_seen(t.b->http(), cookie, 12) == 12);
+
+    const auto text = metrics(t.c->http());
+    CHECK_THAT(text,
+               Catch::Contains("troupe_http_requests_total{route=\"counter\",status=\"200\"} 1"));
+    CHECK_THAT(text, Catch::Contains("troupe_sessions{context=\"app\"} 1"));
+}
+
+TEST_CASE("with sync replication a counter is on every node as soon as it is answered",
+          "[integration][httpd]") {
+    trio t({"manager.send_options=sync"});
+    std::string cookie;
+    for (int i = 1; i <= 10; ++i) {
+        const auto r = get(t.a->http(), "/counter", cookie);
+        REQUIRE(r.status == 200);
+        if (cookie.empty()) {
+            cookie = cookie_of(r.set_cookie);
+        }
+    }
+    // No waiting: sync answers only once every member has applied the change.
+    CHECK(get(t.b->http(), "/counter", cookie).json()["counter"] == 11);
+    t.b->proc->signal(SIGKILL);
+    CHECK(get(t.c->http(), "/counter", cookie).json()["counter"] == 12);
+    t.b->proc->wait(10s);
+    CHECK(get(t.a->http(), "/counter", cookie).json()["counter"] == 13);
+}

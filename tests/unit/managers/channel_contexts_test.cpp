@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+// Delta managers on real channels (127.0.0.1, static membership): several
+// contexts share one channel, and a joiner whose context the oldest member
+// lacks is told so at once (the channel's no-listener NACK) instead of
+// waiting out state_transfer_timeout.
+#include <troupe/managers/manager.hpp>
+
+#include "wait_until.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+using namespace troupe;
+using namespace troupe::managers;
+using namespace std::chrono_literals;
+
+namespace {
+
+conf::cluster_config node(const std::string& name, std::vector<conf::host_port> statics) {
+    conf::cluster_config c;
+    c.cluster.name = "unit-managers-" + std::to_string(::getpid());
+    c.cluster.node = name;
+    c.receiver.address = "127.0.0.1";
+    c.receiver.port = 0;
+    c.admin.enabled = false;
+    c.membership.multicast.enabled = false;
+    c.membership.static_members = std::move(statics);
+    return c;
+}
+
+manager_config context(const std::string& name) {
+    manager_config c;
+    c.context = name;
+    c.expiry_interval = 0ms;
+    c.state_transfer_timeout = 30s;
+    return c;
+}
+
+std::string create(session_manager& m, const std::string& value) {
+    auto r = m.begin_request("", "/");
+    r.session(true)->set("v", value);
+    return r.session_id();
+}
+
+} // namespace
+
+TEST_CASE("several contexts share one channel and stay apart", "[managers][channel]") {
+    engine::channel a(node("a", {}));
+    a.start();
+    engine::channel b(node("b", {{"127.0.0.1", a.port()}}));
+    b.start();
+    REQUIRE(test::wait_until([&] { return a.members().size() == 1 && b.members().size() == 1; }));
+
+    auto ax = make_manager(a, context("x"));
+    const auto in_x = create(*ax, "x1");
+    auto bx = make_manager(b, context("x")); // joins: receives x's sessions
+    CHECK(bx->find(in_x) != nullptr);
+    CHECK(nlohmann::json::parse(bx->stats_json())["state_transfer"]["state"] == "done");
+
+    // B has a context A lacks: A's channel answers "no listener" at once.
+    auto by = make_manager(b, context("y"));
+    const auto st = nlohmann::json::parse(by->stats_json())["state_transfer"];
+    CHECK(st["state"] == "failed");
+    CHECK_THAT(st["detail"].get<std::string>(), Catch::Contains("has no manager for context 'y'"));
+
+    auto ay = make_manager(a, context("y"));
+    const auto in_y = create(*by, "y1");
+    REQUIRE(test::wait_until([&] { return ay->find(in_y) != nullptr; }));
+    const auto more_x = create(*bx, "x2");
+    REQUIRE(test::wait_until([&] { return ax->find(more_x) != nullptr; }));
+    CHECK(ax->find(in_y) == nullptr);
+    CHECK(bx->find(in_y) == nullptr);
+    CHECK(ay->find(in_x) == nullptr);
+    CHECK(ax->size() == 2);
+    CHECK(ay->size() == 1);
+    for (auto* m : {ax.get(), bx.get(), ay.get(), by.get()}) {
+        m->stop();
+    }
+}

@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// An in-memory group for the managers' unit tests: every endpoint is a
+// detail::link, messages wait in one queue until the test pumps them, and a
+// test can drop, fail or reorder them. No sockets, no timing.
+
+#include "delta_manager.hpp"
+#include "link.hpp"
+
+#include <troupe/transport/error.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace troupe::test {
+
+class fake_bus {
+public:
+    struct envelope {
+        membership::member from;
+        membership::member_id to;
+        std::vector<std::uint8_t> payload;
+        std::uint32_t options = 0;
+        std::function<void(engine::send_result)> done;
+    };
+
+    enum class verdict { deliver, drop, fail };
+
+    /// Decides each message's fate as it is pumped (default: deliver).
+    std::function<verdict(const envelope&)> filter;
+
+    class endpoint final : public managers::detail::link {
+    public:
+        endpoint(fake_bus& bus, membership::member self)
+            : bus_(bus)
+            , self_(std::move(self)) {}
+        ~endpoint() override { bus_.leave(self_.id); }
+
+        membership::member self() const override { return self_; }
+        std::vector<membership::member> members() const override { return bus_.members_except(self_.id); }
+        void attach(managers::detail::link_events events) override {
+            std::unique_lock lock(mutex_);
+            events_ = std::move(events);
+            attached_ = true;
+        }
+        void detach() override {
+            std::unique_lock lock(mutex_);
+            attached_ = false;
+            events_ = {};
+        }
+        void send(std::vector<membership::member_id> to, std::vector<std::uint8_t> payload, std::uint32_t options,
+                  done_handler done) override {
+            bus_.enqueue(self_, std::move(to), std::move(payload), options, std::move(done));
+        }
+        bool on_io_thread() const override { return in_delivery(); }
+        std::chrono::milliseconds wait_limit() const override { return std::chrono::seconds(10); }
+        std::size_t max_message() const override { return 16u << 20; }
+
+        /// @return false if nobody listens (the channel's "no listener").
+        bool deliver(const membership::member& from, const std::vector<std::uint8_t>& payload) {
+            std::shared_lock lock(mutex_);
+            if (!attached_ || !events_.message) {
+                return false;
+            }
+            events_.message(from, payload);
+            return true;
+        }
+        void member_event(const membership::member& m) {
+            std::shared_lock lock(mutex_);
+            if (attached_ && events_.member_changed) {
+                events_.member_changed(m);
+            }
+        }
+
+    private:
+        fake_bus& bus_;
+        membership::member self_;
+        mutable std::shared_mutex mutex_;
+        managers::detail::link_events events_;
+        bool attached_ = false;
+    };
+
+    /// A new member; older members have smaller incarnations.
+    std::unique_ptr<endpoint> join(const std::string& name, std::uint64_t incarnation) {
+        membership::member m;
+        m.id = membership::member_id::random();
+        m.incarnation = incarnation;
+        m.name = name;
+        m.host = "127.0.0.1";
+        m.port = static_cast<std::uint16_t>(4000 + incarnation);
+        auto e = std::make_unique<endpoint>(*this, m);
+        std::vector<endpoint*> others;
+        {
+            std::lock_guard lock(mutex_);
+            endpoints_[m.id] = e.get();
+            for (auto& [id, ep] : endpoints_) {
+                if (id != m.id) {
+                    others.push_back(ep);
+                }
+            }
+        }
+        for (auto* o : others) {
+            o->member_event(m);
+        }
+        return e;
+    }
+
+    /// Delivers what is queued, and what that causes, until nothing is queued and
+    /// `quiet()` holds (the managers' workers are idle), or `limit` passes.
+    bool pump(const std::function<bool()>& quiet = [] { return true; },
+              std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        int calm = 0;
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (deliver_queued() > 0) {
+                calm = 0;
+                continue;
+            }
+            if (quiet() && queued() == 0) {
+                // Twice in a row: a worker may have just picked up a task.
+                if (++calm >= 3) {
+                    return true;
+                }
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        return false;
+    }
+
+    /// Delivers what is queued now (not what delivery causes). In reverse order
+    /// when `reverse`. @return how many.
+    std::size_t deliver_queued(bool reverse = false) {
+        std::deque<envelope> batch;
+        {
+            std::lock_guard lock(mutex_);
+            batch.swap(queue_);
+        }
+        if (reverse) {
+            std::reverse(batch.begin(), batch.end());
+        }
+        for (auto& e : batch) {
+            deliver(e);
+        }
+        return batch.size();
+    }
+
+    std::size_t queued() const {
+        std::lock_guard lock(mutex_);
+        return queue_.size();
+    }
+
+    /// Messages queued now, for a look (types, sizes).
+    std::vector<envelope> peek() const {
+        std::lock_guard lock(mutex_);
+        std::vector<envelope> out;
+        for (const auto& e : queue_) {
+            out.push_back({e.from, e.to, e.payload, e.options, nullptr});
+        }
+        return out;
+    }
+
+    /// Sends raw bytes from a member that is not a manager (malformed input).
+    void inject(const membership::member& from, const membership::member_id& to, std::vector<std::uint8_t> bytes) {
+        std::lock_guard lock(mutex_);
+        queue_.push_back({from, to, std::move(bytes), 8, nullptr});
+    }
+
+    void announce_gone(const membership::member_id& id) {
+        membership::member gone;
+        std::vector<endpoint*> others;
+        {
+            std::lock_guard lock(mutex_);
+            auto it = endpoints_.find(id);
+            if (it == endpoints_.end()) {
+                return;
+            }
+            gone = it->second->self();
+            hidden_.push_back(id);
+            for (auto& [other, ep] : endpoints_) {
+                if (other != id) {
+                    others.push_back(ep);
+                }
+            }
+        }
+        gone.state = membership::member_state::gone;
+        for (auto* o : others) {
+            o->member_event(gone);
+        }
+    }
+
+    membership::member_id id_of(const std::string& name) const {
+        std::lock_guard lock(mutex_);
+        for (const auto& [id, ep] : endpoints_) {
+            if (ep->self().name == name) {
+                return id;
+            }
+        }
+        return {};
+    }
+
+    static bool in_delivery() { return delivering_flag(); }
+
+private:
+    static bool& delivering_flag() {
+        thread_local bool flag = false;
+        return flag;
+    }
+
+    struct pending_result {
+        std::mutex mutex;
+        std::size_t remaining = 0;
+        engine::send_result result;
+        std::function<void(engine::send_result)> done;
+
+        void complete(std::optional<engine::member_failure> failure) {
+            std::function<void(engine::send_result)> fire;
+            engine::send_result r;
+            {
+                std::lock_guard lock(mutex);
+                if (failure) {
+                    result.failures.push_back(std::move(*failure));
+                }
+                if (--remaining > 0) {
+                    return;
+                }
+                fire = std::move(done);
+                r = result;
+            }
+            if (fire) {
+                fire(std::move(r));
+            }
+        }
+    };
+
+    void enqueue(const membership::member& from, std::vector<membership::member_id> to,
+                 std::vector<std::uint8_t> payload, std::uint32_t options,
+                 std::function<void(engine::send_result)> done) {
+        std::vector<membership::member_id> targets;
+        std::shared_ptr<pending_result> pr;
+        {
+            std::lock_guard lock(mutex_);
+            if (to.empty()) {
+                for (const auto& [id, ep] : endpoints_) {
+                    if (id != from.id && !hidden(id)) {
+                        targets.push_back(id);
+                    }
+                }
+            } else {
+                targets = std::move(to);
+            }
+            pr = std::make_shared<pending_result>();
+            pr->remaining = targets.size();
+            pr->result.destinations = targets.size();
+            pr->done = std::move(done);
+            for (const auto& t : targets) {
+                queue_.push_back({from, t, payload, options,
+                                  [pr](engine::send_result r) {
+                                      pr->complete(r.ok() ? std::nullopt
+                                                          : std::optional<engine::member_failure>(r.failures.front()));
+                                  }});
+            }
+        }
+        if (targets.empty() && pr->done) {
+            // Like the channel: the handler never runs inside the call.
+            std::thread([d = std::move(pr->done)] { d({}); }).detach();
+        }
+    }
+
+    void deliver(envelope& e) {
+        const auto v = filter ? filter(e) : verdict::deliver;
+        endpoint* target = nullptr;
+        {
+            std::lock_guard lock(mutex_);
+            auto it = endpoints_.find(e.to);
+            if (it != endpoints_.end() && !hidden(e.to)) {
+                target = it->second;
+            }
+        }
+        engine::send_result r;
+        r.destinations = 1;
+        membership::member to;
+        to.id = e.to;
+        if (v == verdict::fail || target == nullptr) {
+            r.failures.push_back({to, transport::error::not_a_member, "fake bus: failed"});
+        } else if (v == verdict::deliver) {
+            delivering_flag() = true;
+            const bool heard = target->deliver(e.from, e.payload);
+            delivering_flag() = false;
+            if (!heard) {
+                r.failures.push_back({to, transport::error::no_listener, "fake bus: no listener"});
+            }
+        }
+        if (e.done) {
+            e.done(std::move(r));
+        }
+    }
+
+    void leave(const membership::member_id& id) {
+        std::lock_guard lock(mutex_);
+        endpoints_.erase(id);
+    }
+
+    bool hidden(const membership::member_id& id) const {
+        return std::find(hidden_.begin(), hidden_.end(), id) != hidden_.end();
+    }
+
+    std::vector<membership::member> members_except(const membership::member_id& self) const {
+        std::lock_guard lock(mutex_);
+        std::vector<membership::member> out;
+        for (const auto& [id, ep] : endpoints_) {
+            if (id != self && !hidden(id)) {
+                out.push_back(ep->self());
+            }
+        }
+        return out;
+    }
+
+    mutable std::mutex mutex_;
+    std::map<membership::member_id, endpoint*> endpoints_;
+    std::vector<membership::member_id> hidden_;
+    std::deque<envelope> queue_;
+};
+
+} // namespace troupe::test

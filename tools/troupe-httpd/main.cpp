@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: Apache-2.0
+// troupe-httpd: a Boost.Beast HTTP/1.1 server whose sessions are replicated by a
+// troupe session manager, plus the admin endpoint troupe-node has.
+//
+//   troupe-httpd --config FILE [--set key=value]... [--events] [--static DIR]
+//   troupe-httpd --check-config FILE [--set key=value]...
+//
+// Prints one JSON "ready" line on stdout once it serves (troupe-node's, with
+// "http_port"), then logs to stderr (or logging.file). SIGTERM/SIGINT stop it
+// gracefully: no new connections, requests in progress answered, then the
+// manager and the channel stop (BYE to peers, queues flushed).
+#include <troupe/engine/admin_server.hpp>
+#include <troupe/managers/manager.hpp>
+#include <troupe/troupe.hpp>
+
+#include "http_server.hpp"
+#include "session_app.hpp"
+#include "troupe-node/node_setup.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <pthread.h>
+
+namespace {
+
+using namespace troupe;
+
+void usage(std::FILE* to) {
+    std::fprintf(
+        to, "usage: troupe-httpd --config FILE [--set key=value]... [--events] [--static DIR]\n"
+            "                    [--read-timeout DURATION]\n"
+            "       troupe-httpd --check-config FILE [--set key=value]...\n"
+            "  --events        print one JSON line per member event on stdout\n"
+            "  --static DIR    serve DIR under /static/ (default: a built-in page)\n"
+            "  --read-timeout  a request must arrive whole within this (default 10s)\n");
+}
+
+/// manager.* of the cluster file as the managers library takes it (conf does not
+/// depend on managers, so the mapping lives with its user).
+managers::manager_config manager_settings(const conf::manager_section& m) {
+    managers::manager_config c;
+    c.type = m.type;
+    c.context = m.context;
+    c.cookie = m.cookie;
+    c.filter = m.filter;
+    // validate() has made sure max_inactive is a whole number of seconds.
+    c.max_inactive = std::chrono::duration_cast<std::chrono::seconds>(m.max_inactive);
+    c.send_options = m.send_options;
+    c.on_replication_failure = m.on_replication_failure == conf::replication_failure_policy::fail
+                                   ? managers::manager_config::on_failure::fail
+                                   : managers::manager_config::on_failure::log;
+    c.notify_listeners_on_replication = m.notify_listeners_on_replication;
+    c.expire_sessions_on_shutdown = m.expire_sessions_on_shutdown;
+    c.state_transfer_timeout = m.state_transfer_timeout;
+    return c;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::string config_path;
+    bool check_only = false;
+    bool events = false;
+    std::optional<std::filesystem::path> static_dir;
+    conf::duration read_timeout{10000};
+    std::vector<std::string> overrides;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "troupe-httpd: %s needs a value\n", arg.c_str());
+                usage(stderr);
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (arg == "--config") {
+            config_path = value();
+        } else if (arg == "--check-config") {
+            config_path = value();
+            check_only = true;
+        } else if (arg == "--set") {
+            overrides.push_back(value());
+        } else if (arg == "--events") {
+            events = true;
+        } else if (arg == "--static") {
+            static_dir = value();
+        } else if (arg == "--read-timeout") {
+            const auto text = value();
+            if (!conf::parse_duration(text, read_timeout) || read_timeout.count() <= 0) {
+                std::fprintf(
+                    stderr,
+                    "troupe-httpd: --read-timeout: expected a duration like 10s (got '%s')\n",
+                    text.c_str());
+                return 2;
+            }
+        } else if (arg == "-h" || arg == "--help") {
+            usage(stdout);
+            return 0;
+        } else {
+            std::fprintf(stderr, "troupe-httpd: unknown argument '%s'\n", arg.c_str());
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (config_path.empty()) {
+        usage(stderr);
+        return 2;
+    }
+
+    conf::cluster_config config;
+    try {
+        config = conf::load_file(config_path, overrides);
+    } catch (const conf::config_error& e) {
+        for (const auto& d : e.diagnostics()) {
+            std::fprintf(stderr, "%s\n", d.str().c_str());
+        }
+        return 2;
+    }
+    if (check_only) {
+        auto shown = config;
+        if (!shown.cluster.secret.empty()) {
+            shown.cluster.secret =
+                "<hidden: " + std::to_string(config.cluster.secret.size()) + " bytes>";
+        }
+        std::cout << conf::to_yaml(shown);
+        return 0;
+    }
+
+    // Block the stop signals in every thread (they inherit the mask); main waits for them.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    tools::setup_logging(config);
+    try {
+        engine::channel channel(config);
+        if (events) {
+            tools::print_member_events(channel);
+        }
+        channel.start();
+        // Returns once the sessions of the running members are here (or
+        // manager.state_transfer_timeout passed): no request is served without them.
+        const auto manager = managers::make_manager(channel, manager_settings(config.manager));
+
+        httpd::app_options app_options;
+        app_options.node = channel.self().name;
+        app_options.cookie = config.manager.cookie;
+        app_options.cookie_secure = config.manager.cookie_secure;
+        app_options.static_dir = static_dir;
+        httpd::session_app app(*manager, channel, app_options);
+
+        httpd::server_options server_options;
+        server_options.address = config.http.address;
+        server_options.port = config.http.port;
+        server_options.threads = config.http.threads;
+        server_options.read_timeout = read_timeout;
+        httpd::http_server server(
+            server_options, [&app](const httpd::request& req) { return app.handle(req); },
+            [&app](unsigned status) { app.count_rejected(status); });
+        app.set_server(&server);
+
+        std::unique_ptr<engine::admin_server> admin;
+        if (config.admin.enabled) {
+            admin = std::make_unique<engine::admin_server>(channel.io_context(),
+                                                           config.admin.address, config.admin.port);
+            tools::add_channel_routes(*admin, channel);
+            // The admin /metrics shows what the HTTP front's does.
+            admin->add_route("/metrics", [&app] {
+                return engine::http_reply{200, "text/plain; version=0.0.4", app.metrics_text()};
+            });
+            admin->add_route("/manager", [&manager] {
+                return engine::http_reply{200, "application/json", manager->stats_json()};
+            });
+        }
+        server.start();
+        if (admin) {
+            admin->start();
+        }
+        tools::print_ready(channel, admin ? admin->port() : 0, server.port());
+
+        int sig = 0;
+        sigwait(&signals, &sig);
+        spdlog::info("signal {}: stopping", sig);
+        // Front first: no request may start once the manager stops.
+        server.stop();
+        if (admin) {
+            admin->stop();
+        }
+        manager->stop();
+        channel.stop();
+    } catch (const std::exception& e) {
+        spdlog::critical("troupe-httpd: {}", e.what());
+        if (!config.logging.file.empty()) {
+            std::fprintf(stderr, "troupe-httpd: %s\n", e.what());
+        }
+        return 1;
+    }
+    return 0;
+}

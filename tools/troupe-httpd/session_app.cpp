@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "session_app.hpp"
+
+#include <troupe/managers/attribute_codec.hpp>
+
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+#include <utility>
+
+namespace troupe::httpd {
+
+namespace {
+
+namespace http = boost::beast::http;
+using json = nlohmann::json;
+
+// Files are read whole into the response: this is a demo server's static
+// route, not a file server.
+constexpr std::uintmax_t max_static_file = 1024 * 1024;
+// Session ids are 32 hex digits, '.', and a node name of at most 64 bytes;
+// anything much longer is not ours and is not looked up.
+constexpr std::size_t max_cookie_id = 128;
+
+constexpr std::string_view builtin_page = R"(<!doctype html>
+<html><head><meta charset="utf-8"><title>troupe-httpd</title></head>
+<body><h1>troupe-httpd</h1>
+<p>A static page: it is served without a session and replicates nothing.</p>
+<p><a href="/counter">/counter</a> counts in your session; <a href="/session">/session</a> shows it.</p>
+</body></html>
+)";
+
+std::string dump(const json& j) {
+    // Attribute values and paths come from outside: invalid UTF-8 must not throw.
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+response json_response(http::status status, const json& body) {
+    response res{status, 11};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::cache_control, "no-store");
+    res.body() = dump(body);
+    return res;
+}
+
+response error(http::status status, std::string_view message) {
+    return json_response(status, json{{"error", message}});
+}
+
+std::int64_t epoch_ms(managers::wall_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+bool is_id_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+}
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+std::string_view content_type(const std::filesystem::path& file) {
+    static const std::pair<std::string_view, std::string_view> types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".htm", "text/html; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".json", "application/json"},
+        {".txt", "text/plain; charset=utf-8"},
+        {".png", "image/png"},
+        {".jpg", "image/jpeg"},
+        {".jpeg", "image/jpeg"},
+        {".gif", "image/gif"},
+        {".ico", "image/x-icon"},
+        {".svg", "image/svg+xml"},
+    };
+    const auto ext = file.extension().string();
+    for (const auto& [e, type] : types) {
+        if (ext == e) {
+            return type;
+        }
+    }
+    return "application/octet-stream";
+}
+
+std::string_view route_name(session_app::route r) {
+    switch (r) {
+    case session_app::route::counter:
+        return "counter";
+    case session_app::route::session:
+        return "session";
+    case session_app::route::static_files:
+        return "static";
+    case session_app::route::healthz:
+        return "healthz";
+    case session_app::route::metrics:
+        return "metrics";
+    default:
+        return "other";
+    }
+}
+
+} // namespace
+
+std::string cookie_value(const request& req, std::string_view name) {
+    const auto [first, last] = req.equal_range(http::field::cookie);
+    for (auto it = first; it != last; ++it) {
+        const auto& field = *it;
+        std::string_view rest(field.value().data(), field.value().size());
+        while (!rest.empty()) {
+            const auto semi = rest.find(';');
+            const auto pair = trim(rest.substr(0, semi));
+            rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+            const auto eq = pair.find('=');
+            if (eq == std::string_view::npos || trim(pair.substr(0, eq)) != name) {
+                continue;
+            }
+            auto value = trim(pair.substr(eq + 1));
+            if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+                value = value.substr(1, value.size() - 2);
+            }
+            if (value.empty() || value.size() > max_cookie_id ||
+                !std::all_of(value.begin(), value.end(), is_id_char)) {
+                return {};
+            }
+            return std::string(value);
+        }
+    }
+    return {};
+}
+
+std::optional<std::string> safe_path(std::string_view raw) {
+    std::string decoded;
+    decoded.reserve(raw.size());
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        if (raw[i] != '%') {
+            decoded += raw[i];
+            continue;
+        }
+        if (i + 2 >= raw.size()) {
+            return std::nullopt;
+        }
+        const int hi = hex_value(raw[i + 1]);
+        const int lo = hex_value(raw[i + 2]);
+        if (hi < 0 || lo < 0) {
+            return std::nullopt;
+        }
+        decoded += static_cast<char>(hi * 16 + lo);
+        i += 2;
+    }
+    if (decoded.find('\0') != std::string::npos || decoded.find('\\') != std::string::npos) {
+        return std::nullopt;
+    }
+    std::string_view rest = decoded;
+    while (!rest.empty()) {
+        const auto slash = rest.find('/');
+        if (rest.substr(0, slash) == "..") {
+            return std::nullopt;
+        }
+        rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+    }
+    return decoded;
+}
+
+session_app::session_app(managers::session_manager& manager,
+                         engine::channel& channel,
+                         app_options options)
+    : manager_(manager)
+    , channel_(channel)
+    , options_(std::move(options)) {
+    if (options_.static_dir) {
+        std::error_code ec;
+        auto root = std::filesystem::canonical(*options_.static_dir, ec);
+        if (ec || !std::filesystem::is_directory(root)) {
+            throw std::invalid_argument("--static " + options_.static_dir->string() +
+                                        ": not a directory" + (ec ? ": " + ec.message() : ""));
+        }
+        static_root_ = std::move(root);
+    }
+}
+
+void session_app::count(route r, unsigned status) {
+    if (status < first_status || status >= first_status + statuses) {
+        return;
+    }
+    counts_[static_cast<std::size_t>(r) * statuses + (status - first_status)].fetch_add(
+        1, std::memory_order_relaxed);
+}
+
+void session_app::count_rejected(unsigned status) {
+    count(route::other, status);
+}
+
+response session_app::handle(const request& req) {
+    const auto target = std::string_view(req.target().data(), req.target().size());
+    if (target.empty() || target.front() != '/') {
+        // Absolute-form ("http://host/x") and authority-form are for proxies.
+        count(route::other, 400);
+        return error(http::status::bad_request, "the request target must be a path");
+    }
+    const auto path = target.substr(0, target.find_first_of("?#"));
+
+    route r = route::other;
+    if (path == "/counter") {
+        r = route::counter;
+    } else if (path == "/session") {
+        r = route::session;
+    } else if (path == "/static" || path.substr(0, 8) == "/static/") {
+        r = route::static_files;
+    } else if (path == "/healthz") {
+        r = route::healthz;
+    } else if (path == "/metrics") {
+        r = route::metrics;
+    }
+
+    response res;
+    if (r == route::other) {
+        res = json_response(http::status::not_found, json{{"error", "not found"}, {"path", path}});
+    } else if (req.method() != http::verb::get) {
+        res = json_response(
+            http::status::method_not_allowed,
+            json{{"error", "method not allowed"}, {"method", std::string(req.method_string())}});
+        res.set(http::field::allow, "GET");
+    } else if (r == route::healthz) {
+        res = json_response(http::status::ok, json{{"ok", true}, {"node", options_.node}});
+    } else if (r == route::metrics) {
+        // Operational routes stay outside the valve: a scraper never touches sessions.
+        res = response{http::status::ok, 11};
+        res.set(http::field::content_type, "text/plain; version=0.0.4");
+        res.body() = metrics_text();
+    } else {
+        res = with_session(req, path, r);
+    }
+    count(r, res.result_int());
+    return res;
+}
+
+response session_app::with_session(const request& req, std::string_view path, route r) {
+    const auto cookie = cookie_value(req, options_.cookie);
+    auto scope = manager_.begin_request(cookie, path);
+    response res;
+    try {
+        switch (r) {
+        case route::counter:
+            res = counter(req, scope);
+            break;
+        case route::session:
+            res = session_json(req, scope);
+            break;
+        default:
+            res = static_file(req, path);
+            break;
+        }
+    } catch (const managers::attribute_error& e) {
+        res = error(http::status::internal_server_error, e.what());
+    } catch (const std::exception& e) {
+        spdlog::error("{}: {}", path, e.what());
+        res = error(http::status::internal_server_error, "internal error");
+    }
+    // The id to send back: a new session's, or one rotated during the request.
+    const bool set_cookie = scope.id_changed();
+    const auto id = scope.session_id();
+    const auto ended = scope.end();
+    if (!ended.error.empty()) {
+        // on_replication_failure: fail. The change is on this node only; the client
+        // must not believe it is safe.
+        res = json_response(http::status::service_unavailable,
+                            json{{"error", "replication failed"}, {"detail", ended.error}});
+    }
+    if (set_cookie && !id.empty()) {
+        std::string value = options_.cookie + "=" + id + "; Path=/; HttpOnly; SameSite=Lax";
+        if (options_.cookie_secure) {
+            value += "; Secure";
+        }
+        res.set(http::field::set_cookie, value);
+    }
+    return res;
+}
+
+response session_app::counter(const request& /*req*/, managers::request_scope& scope) {
+    auto* s = scope.session(true);
+    if (s == nullptr) {
+        return error(http::status::internal_server_error, "no session could be created");
+    }
+    std::int64_t value = 0;
+    s->modify<std::int64_t>("counter", [&value](std::int64_t& v) { value = ++v; });
+    return json_response(http::status::ok,
+                         json{{"counter", value}, {"session", s->id()}, {"node", options_.node}});
+}
+
+response session_app::session_json(const request& /*req*/, managers::request_scope& scope) {
+    auto* s = scope.session(false);
+    if (s == nullptr) {
+        return error(http::status::not_found, "no session");
+    }
+    json attributes = json::object();
+    for (const auto& [name, a] : s->underlying()->attributes()) {
+        try {
+            if (a.type == "string") {
+                attributes[name] = managers::decode_attribute<std::string>(name, a);
+                continue;
+            }
+            if (a.type == "i64") {
+                attributes[name] = managers::decode_attribute<std::int64_t>(name, a);
+                continue;
+            }
+            if (a.type == "u64") {
+                attributes[name] = managers::decode_attribute<std::uint64_t>(name, a);
+                continue;
+            }
+        } catch (const managers::attribute_error&) {
+            // Shown by type and size below, like any value this page cannot print.
+        }
+        attributes[name] = json{{"type", a.type}, {"bytes", a.bytes.size()}};
+    }
+    return json_response(http::status::ok, json{{"id", s->id()},
+                                                {"created", epoch_ms(s->created())},
+                                                {"accessed", epoch_ms(s->last_accessed())},
+                                                {"version", s->version()},
+                                                {"attributes", attributes}});
+}
+
+response session_app::static_file(const request& /*req*/, std::string_view path) {
+    const auto decoded = safe_path(path);
+    if (!decoded) {
+        return error(http::status::bad_request, "bad path");
+    }
+    std::string relative = decoded->size() > 8 ? decoded->substr(8) : std::string();
+    if (relative.empty() || relative.back() == '/') {
+        relative += "index.html";
+    }
+    if (!static_root_) {
+        if (relative != "index.html") {
+            return json_response(http::status::not_found,
+                                 json{{"error", "not found"}, {"path", *decoded}});
+        }
+        response res{http::status::ok, 11};
+        res.set(http::field::content_type, "text/html; charset=utf-8");
+        res.body() = std::string(builtin_page);
+        return res;
+    }
+    std::error_code ec;
+    const auto file = std::filesystem::weakly_canonical(*static_root_ / relative, ec);
+    // Also refuses a symbolic link pointing out of the directory.
+    const auto [root_end, unused] =
+        std::mismatch(static_root_->begin(), static_root_->end(), file.begin(), file.end());
+    (void)unused;
+    if (ec || root_end != static_root_->end() || !std::filesystem::is_regular_file(file, ec)) {
+        return json_response(http::status::not_found,
+                             json{{"error", "not found"}, {"path", *decoded}});
+    }
+    const auto size = std::filesystem::file_size(file, ec);
+    if (ec || size > max_static_file) {
+        return error(http::status::forbidden, "file too large to serve (over 1 MiB)");
+    }
+    std::ifstream in(file, std::ios::binary);
+    std::ostringstream body;
+    body << in.rdbuf();
+    if (!in) {
+        return error(http::status::internal_server_error, "cannot read the file");
+    }
+    response res{http::status::ok, 11};
+    const auto type = content_type(file);
+    res.set(http::field::content_type, boost::beast::string_view(type.data(), type.size()));
+    res.body() = std::move(body).str();
+    return res;
+}
+
+std::string session_app::http_metrics() const {
+    std::string out =
+        "# HELP troupe_http_requests_total HTTP requests answered, by route and status.\n"
+        "# TYPE troupe_http_requests_total counter\n";
+    for (std::size_t r = 0; r < static_cast<std::size_t>(route::count); ++r) {
+        for (unsigned s = 0; s < statuses; ++s) {
+            const auto n = counts_[r * statuses + s].load(std::memory_order_relaxed);
+            if (n == 0) {
+                continue;
+            }
+            out += "troupe_http_requests_total{route=\"";
+            out += route_name(static_cast<route>(r));
+            out += "\",status=\"" + std::to_string(first_status + s) + "\"} " + std::to_string(n) +
+                   "\n";
+        }
+    }
+    if (server_ != nullptr) {
+        out += "# TYPE troupe_http_connections_accepted_total counter\n"
+               "troupe_http_connections_accepted_total " +
+               std::to_string(server_->accepted_connections()) +
+               "\n# TYPE troupe_http_connections_open gauge\ntroupe_http_connections_open " +
+               std::to_string(server_->open_connections()) + "\n";
+    }
+    return out;
+}
+
+std::string session_app::metrics_text() const {
+    // The manager labels its own series with its context (troupe_sessions{context="app"}).
+    return channel_.metrics_text() + manager_.metrics_text() + http_metrics();
+}
+
+} // namespace troupe::httpd

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "http_server.hpp"
+
+#include <troupe/engine/channel.hpp>
+#include <troupe/managers/manager.hpp>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace troupe::httpd {
+
+struct app_options {
+    std::string node; ///< cluster.node, echoed by /counter
+    std::string cookie = "TROUPE_SESSION";
+    bool cookie_secure = false;
+    /// Files served under /static/; nullopt: a built-in page (/static/ and /static/index.html).
+    std::optional<std::filesystem::path> static_dir;
+};
+
+/// troupe-httpd's application: the routes of the contract, run through the
+/// session manager's request scope (begin_request before, end() after).
+///
+///   GET /counter   increments "counter" in the session (created if need be)
+///   GET /session   the session as JSON, 404 without one
+///   GET /static/…  files; the manager's filter makes them replicate nothing
+///   GET /healthz   liveness; GET /metrics: Prometheus text
+///
+/// @par Thread safety
+/// handle() is called by many HTTP threads at once; it may block in end() (sync).
+class session_app {
+public:
+    session_app(managers::session_manager& manager, engine::channel& channel, app_options options);
+
+    /// The http_server's request handler.
+    response handle(const request& req);
+    /// The http_server's reject observer: counts requests refused before routing.
+    void count_rejected(unsigned status);
+
+    /// The server whose connection counts /metrics reports (optional).
+    void set_server(const http_server* server) { server_ = server; }
+
+    /// Prometheus text: channel metrics, manager stats, HTTP counters.
+    std::string metrics_text() const;
+
+    /// Routes, as the label of troupe_http_requests_total.
+    enum class route : std::uint8_t {
+        counter,
+        session,
+        static_files,
+        healthz,
+        metrics,
+        other,
+        count
+    };
+
+private:
+    response counter(const request& req, managers::request_scope& scope);
+    response session_json(const request& req, managers::request_scope& scope);
+    response static_file(const request& req, std::string_view path);
+    response with_session(const request& req, std::string_view path, route r);
+    void count(route r, unsigned status);
+    std::string http_metrics() const;
+
+    managers::session_manager& manager_;
+    engine::channel& channel_;
+    const app_options options_;
+    std::optional<std::filesystem::path> static_root_; // canonical static_dir
+    const http_server* server_ = nullptr;
+
+    static constexpr unsigned first_status = 100;
+    static constexpr unsigned statuses = 500; // 100..599
+    std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(route::count) * statuses>
+        counts_{};
+};
+
+/// The session id a request's Cookie headers carry under `name`, or "" (also for
+/// an id with characters or a length no session id has).
+std::string cookie_value(const request& req, std::string_view name);
+
+/// Percent-decodes a path; nullopt for a bad escape, a NUL or a '\\', or a ".."
+/// segment (path traversal).
+std::optional<std::string> safe_path(std::string_view raw);
+
+} // namespace troupe::httpd
