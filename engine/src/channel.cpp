@@ -694,6 +694,18 @@ void channel::start() {
     d.identity = transport::local_identity{d.self.id, d.self.incarnation, d.config.cluster.name,
                                            d.self.name, d.self.host, port, d.config.cluster.secret};
     d.receiver->start(d.identity);
+    if (d.config.membership.multicast.enabled) {
+        // Made before any I/O thread runs: their handlers read `discovery`.
+        membership::heartbeat me;
+        me.cluster = d.config.cluster.name;
+        me.id = d.self.id;
+        me.incarnation = d.self.incarnation;
+        me.host = d.self.host;
+        me.port = port;
+        me.node = d.self.name;
+        me.payload = d.config.membership.payload;
+        d.discovery = std::make_unique<membership::multicast_discovery>(d.io, d.config, std::move(me));
+    }
     d.started_at = std::chrono::steady_clock::now();
     d.work.emplace(d.io.get_executor());
     const auto n = std::max<std::uint32_t>(1, d.config.receiver.threads);
@@ -731,16 +743,7 @@ void channel::start() {
     for (auto& s : fresh) {
         s->start();
     }
-    if (d.config.membership.multicast.enabled) {
-        membership::heartbeat me;
-        me.cluster = d.config.cluster.name;
-        me.id = d.self.id;
-        me.incarnation = d.self.incarnation;
-        me.host = d.self.host;
-        me.port = port;
-        me.node = d.self.name;
-        me.payload = d.config.membership.payload;
-        d.discovery = std::make_unique<membership::multicast_discovery>(d.io, d.config, std::move(me));
+    if (d.discovery) {
         d.discovery->start([&d](const membership::heartbeat& hb) { d.on_heartbeat(hb); });
     }
     asio::post(d.events, [&d] { d.arm_detector_timer(); });

@@ -33,11 +33,17 @@ struct io_runner {
             });
         }
     }
-    ~io_runner() {
+    ~io_runner() { shutdown(); }
+
+    /// Stops the io_context and joins its threads; idempotent. Call it before
+    /// destroying anything its handlers touch.
+    void shutdown() {
         work.reset();
         io.stop();
         for (auto& t : threads) {
-            t.join();
+            if (t.joinable()) {
+                t.join();
+            }
         }
     }
 };
@@ -85,7 +91,10 @@ struct recording_receiver {
         self.id = id;
         rx->start(self);
     }
-    ~recording_receiver() { rx->stop(); }
+    ~recording_receiver() {
+        rx->stop();
+        runner.shutdown(); // no delivery may touch `payloads` once it is gone
+    }
 
     std::uint16_t port() const { return rx->port(); }
     std::size_t count() {
