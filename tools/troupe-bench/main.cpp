@@ -19,6 +19,10 @@
 #include <vector>
 
 namespace troupe::bench {
+
+// sessions.cpp: 3 members with the delta manager (replication, memory, state transfer).
+int sessions_main(flag_parser& flags);
+int session_member_main(flag_parser& flags);
 namespace {
 
 constexpr std::string_view usage_text = R"(usage: troupe-bench <scenario> [options]
@@ -27,6 +31,10 @@ Scenarios (each member is its own process, all on 127.0.0.1):
   raw          loopback TCP limit: round trip to 1 and to 2 echo servers, one-stream MB/s
   throughput   1 sender -> N receivers over the troupe Channel: delivered msgs/s per receiver
   latency      C caller threads sending one message at a time: send() percentiles
+  sessions     3 members with the delta manager: replicated requests/s and overhead
+               (async, sync), memory per session, state transfer of --fill sessions
+               (--members N --size BYTES --requests N --sessions N --fill N
+                --skip replication|memory|transfer)
 
 raw options:
   --size BYTES             request and reply size (1024)
@@ -234,6 +242,12 @@ int run(const std::vector<std::string>& args) {
     }
     if (command == "latency") {
         return run_channel(flags, channel_scenario::latency);
+    }
+    if (command == "sessions") {
+        return sessions_main(flags);
+    }
+    if (command == "_session_member") {
+        return session_member_main(flags);
     }
     if (command == "_raw-server") {
         return raw_server_main(flags);
