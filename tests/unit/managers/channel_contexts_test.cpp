@@ -10,6 +10,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <thread>
+
 #include <unistd.h>
 
 using namespace troupe;
@@ -49,6 +51,9 @@ std::string create(session_manager& m, const std::string& value) {
 TEST_CASE("several contexts share one channel and stay apart", "[managers][channel]") {
     engine::channel a(node("a", {}));
     a.start();
+    // The joiner asks an older member, and age is the start time in ms with the
+    // random id breaking ties: B must start in a later millisecond than A.
+    std::this_thread::sleep_for(2ms);
     engine::channel b(node("b", {{"127.0.0.1", a.port()}}));
     b.start();
     REQUIRE(test::wait_until([&] { return a.members().size() == 1 && b.members().size() == 1; }));
