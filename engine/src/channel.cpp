@@ -156,6 +156,7 @@ struct channel::impl {
     std::optional<membership::failure_detector> detector;
     std::unique_ptr<membership::discovery> discovery;
     std::vector<member_listener> member_listeners;
+    /// Read without `mutex` by senders (std::atomic_load), replaced whole under it.
     std::shared_ptr<const target_list> targets = std::make_shared<target_list>();
 
     mutable std::shared_mutex listeners_mutex;
@@ -174,7 +175,7 @@ struct channel::impl {
                 list->push_back(target{m, it->second.sender});
             }
         }
-        targets = std::move(list);
+        std::atomic_store(&targets, std::shared_ptr<const target_list>(std::move(list)));
     }
 
     void emit(std::vector<member> changes) {
@@ -401,7 +402,7 @@ struct channel::impl {
         auto sender = std::make_shared<peer_sender>(io, config.sender, config.channel.max_message,
                                                     config.membership.failure_detector.ping_interval,
                                                     identity, host, port, std::move(cb));
-        peers.emplace(endpoint, peer_slot{sender, is_static, std::nullopt});
+        peers.emplace(endpoint, peer_slot{sender, is_static, std::nullopt, std::nullopt});
         return sender;
     }
 
@@ -539,11 +540,7 @@ struct channel::impl {
     /// Destinations for a send, and a failure for each requested id we cannot send to.
     /// Sending to everyone shares the current list instead of copying it.
     std::shared_ptr<const target_list> resolve(std::span<const member_id> to, send_result& result) const {
-        std::shared_ptr<const target_list> all;
-        {
-            std::lock_guard lock(mutex);
-            all = targets;
-        }
+        auto all = std::atomic_load(&targets); // no lock on the per-send path
         if (to.empty()) {
             return all;
         }
@@ -792,7 +789,7 @@ void channel::stop() {
     {
         std::lock_guard lock(d.mutex);
         d.peers.clear();
-        d.targets = std::make_shared<impl::target_list>();
+        std::atomic_store(&d.targets, std::shared_ptr<const impl::target_list>(std::make_shared<impl::target_list>()));
     }
     log()->info("node {} stopped", d.self.name);
 }

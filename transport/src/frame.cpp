@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <troupe/transport/frame.hpp>
 
+#include <array>
 #include <cstring>
 
 namespace troupe::transport {
@@ -225,11 +226,24 @@ void append_data(buffer& out, std::uint64_t id, std::uint32_t options, std::stri
     // before it gets here.
     const auto ctx_len = static_cast<std::uint8_t>(context.size() > 255 ? 255 : context.size());
     const auto body_len = static_cast<std::uint32_t>(8 + 4 + 1 + ctx_len + payload.size());
+    // Header and fixed fields are laid out on the stack and appended at once:
+    // this runs once per message per member, so a push_back per byte shows.
+    std::array<std::uint8_t, header_size + 8 + 4 + 1> head{};
+    const auto store = [&head](std::size_t at, std::uint64_t v, int bytes) {
+        for (int i = bytes - 1; i >= 0; --i, v >>= 8) {
+            head[at + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(v);
+        }
+    };
+    store(0, frame_magic, 4);
+    head[4] = frame_version;
+    head[5] = static_cast<std::uint8_t>(frame_type::data);
+    store(6, 0, 2); // flags
+    store(8, body_len, 4);
+    store(header_size, id, 8);
+    store(header_size + 8, options, 4);
+    head[header_size + 12] = ctx_len;
     out.reserve(out.size() + header_size + body_len);
-    append_header(out, frame_type::data, 0, body_len);
-    put_u64(out, id);
-    put_u32(out, options);
-    put_u8(out, ctx_len);
+    out.insert(out.end(), head.begin(), head.end());
     put_str(out, context.substr(0, ctx_len));
     put_bytes(out, payload);
 }

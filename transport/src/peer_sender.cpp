@@ -130,7 +130,12 @@ error_code peer_sender::enqueue(frame_ptr frame, std::uint64_t id, ack_handler o
     if (auto ec = make_room_locked(lock, size)) {
         return ec;
     }
-    const bool needs_tick = static_cast<bool>(on_ack);
+    // The tick times out unanswered frames; while it runs (it does for as long
+    // as the stream is up) there is no need to wake the I/O thread for it.
+    const bool needs_tick = on_ack && !ticking_;
+    if (needs_tick) {
+        ticking_ = true;
+    }
     const auto now = clock::now();
     if (on_ack && connected_ && !writing_ && queue_.empty() && fd_ >= 0) {
         // An ack/sync sender waits for this frame, and the stream is idle: write
@@ -618,13 +623,35 @@ void peer_sender::arm_tick() {
         return;
     }
     tick_armed_ = true;
+    {
+        std::lock_guard lock(mutex_);
+        ticking_ = true;
+    }
     tick_timer_.expires_after(tick_period);
     tick_timer_.async_wait([self = shared_from_this()](const error_code& ec) {
         self->tick_armed_ = false;
         if (!ec) {
             self->on_tick();
         }
+        if (!self->tick_armed_) {
+            self->tick_stopped();
+        }
     });
+}
+
+void peer_sender::tick_stopped() {
+    {
+        std::lock_guard lock(mutex_);
+        // A frame that enqueue() saw ticking_ for may have come in since.
+        const bool waiting = !awaiting_.empty() || std::any_of(queue_.begin(), queue_.end(), [](const entry& e) {
+            return static_cast<bool>(e.on_ack);
+        });
+        if (stopped_ || !waiting) {
+            ticking_ = false;
+            return;
+        }
+    }
+    arm_tick();
 }
 
 void peer_sender::on_tick() {

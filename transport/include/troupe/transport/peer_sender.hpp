@@ -150,6 +150,7 @@ private:
     void fail_connection(const boost::system::error_code& ec, const std::string& reason);
     void schedule_reconnect();
     void arm_tick();
+    void tick_stopped();
     void on_tick();
     void kick_writer_locked();
     void complete(entry& e, const boost::system::error_code& ec, std::string_view detail);
@@ -181,6 +182,9 @@ private:
     /// The connected socket's descriptor while `connected_`, else -1: lets an
     /// idle stream be written from the sending thread (see enqueue()).
     int fd_ = -1;
+    /// The tick timer is armed or about to be: enqueue() posts arm_tick() only
+    /// when it is not, saving an I/O-thread wake-up per ack/sync send.
+    bool ticking_ = false;
     /// Bytes of queue_.front() already written by a direct write.
     std::size_t front_offset_ = 0;
     /// The block at the queue's tail that async frames are appended to; reset
