@@ -28,6 +28,7 @@ constexpr std::size_t min_secret_bytes = 16;
 constexpr std::uint32_t max_threads = 64;
 constexpr std::uint64_t min_message = std::uint64_t{1} << 10;
 constexpr std::uint64_t max_message = std::uint64_t{1} << 30;
+constexpr std::uint64_t min_queue_limit = std::uint64_t{64} << 10;
 constexpr std::uint32_t max_port = 65535;
 constexpr std::uint32_t max_ttl = 255;
 // A heartbeat must fit one datagram under 1,400 bytes, next to the names, the
@@ -294,14 +295,11 @@ void check_sender(const cluster_config& config, checker& c) {
     const auto& sender = config.sender;
     c.positive("sender.connect_timeout", sender.connect_timeout);
     c.positive("sender.ack_timeout", sender.ack_timeout);
-    // A message is queued whole, so a queue smaller than the largest message
-    // would refuse that message forever instead of applying back-pressure.
-    if (c.trusted({"sender.queue_limit", "channel.max_message"}) &&
-        sender.queue_limit < config.channel.max_message) {
-        c.fail("sender.queue_limit",
-               "must be at least channel.max_message (got " + format_size(sender.queue_limit) +
-                   " < " + format_size(config.channel.max_message) + ")",
-               "channel.max_message");
+    // The limit may be below channel.max_message: a message larger than it is
+    // admitted alone, once the queue is empty. Below 64KiB even small messages
+    // would queue one at a time.
+    if (c.trusted({"sender.queue_limit"}) && sender.queue_limit < min_queue_limit) {
+        c.fail("sender.queue_limit", "must be at least 64KiB (got " + format_size(sender.queue_limit) + ")");
     }
     c.positive("sender.block_timeout", sender.block_timeout);
     c.positive("sender.reconnect_backoff_max", sender.reconnect_backoff_max);

@@ -323,7 +323,7 @@ membership:
     frequncy: 1s
 sender:
   ack_timout: 3s
-  queue_limit: 1MiB
+  queue_limit: 1KiB
   on_queue_full: drop
 channel:
   send_options: fast
@@ -351,8 +351,7 @@ logging:
         "mean 'frequency'?)",
         "cluster.yaml:19:3: error: sender.ack_timout: unknown key 'ack_timout' (did you mean "
         "'ack_timeout'?)",
-        "cluster.yaml:20:3: error: sender.queue_limit: must be at least channel.max_message (got "
-        "1MiB < 16MiB)",
+        "cluster.yaml:20:3: error: sender.queue_limit: must be at least 64KiB (got 1KiB)",
         "cluster.yaml:21:18: error: sender.on_queue_full: expected one of block, fail (got "
         "'drop')",
         "cluster.yaml:23:17: error: channel.send_options: expected async, ack, sync or 8, 2, 6 "
@@ -394,7 +393,7 @@ TEST_CASE("a missing section or key keeps the documented default", "[conf]") {
     CHECK(config.membership.failure_detector.ping_interval == 1s);
     CHECK(config.membership.failure_detector.verify_timeout == 1s);
     CHECK(config.membership.payload.empty());
-    CHECK(config.sender.queue_limit == 64ULL << 20);
+    CHECK(config.sender.queue_limit == 4ULL << 20);
     CHECK(config.sender.on_queue_full == troupe::conf::queue_full_policy::block);
     CHECK(config.channel.send_options == 8);
     CHECK(config.channel.max_message == 16ULL << 20);

@@ -94,7 +94,7 @@ membership:
 sender:
   connect_timeout: 1s
   ack_timeout: 3s
-  queue_limit: 64MiB
+  queue_limit: 4MiB
   on_queue_full: block
   block_timeout: 1s
   reconnect_backoff_max: 1s

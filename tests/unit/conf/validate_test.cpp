@@ -139,15 +139,12 @@ TEST_CASE("sender timeouts must be greater than zero", "[conf]") {
        });
 }
 
-TEST_CASE("sender.queue_limit must hold at least one message of channel.max_message", "[conf]") {
-    CHECK(errors("sender:\n  queue_limit: 1MiB\n") ==
-          strings{"cluster.yaml:2:3: error: sender.queue_limit: must be at least "
-                  "channel.max_message (got 1MiB < 16MiB)"});
-    CHECK(errors("sender:\n  queue_limit: 16MiB\n").empty());
-    // queue_limit left at its default: the position is that of the key that broke the rule.
-    CHECK(errors("channel:\n  max_message: 128MiB\n") ==
-          strings{"cluster.yaml:2:3: error: sender.queue_limit: must be at least "
-                  "channel.max_message (got 64MiB < 128MiB)"});
+TEST_CASE("sender.queue_limit is at least 64KiB and may be below channel.max_message", "[conf]") {
+    CHECK(errors("sender:\n  queue_limit: 1000\n") ==
+          strings{"cluster.yaml:2:3: error: sender.queue_limit: must be at least 64KiB (got 1000)"});
+    CHECK(errors("sender:\n  queue_limit: 64KiB\n").empty());
+    // A larger message waits for an empty queue and goes alone (peer_sender).
+    CHECK(errors("sender:\n  queue_limit: 1MiB\nchannel:\n  max_message: 128MiB\n").empty());
 }
 
 TEST_CASE("channel.max_message is between 1KiB and 1GiB", "[conf]") {
@@ -390,11 +387,11 @@ TEST_CASE("validate checks rules a file cannot break but code can", "[conf]") {
 }
 
 TEST_CASE("rules are not applied to values the file failed to set", "[conf]") {
-    // queue_limit is unreadable, so comparing its default with max_message would
+    // frequency is unreadable, so comparing its default with drop_time would
     // report a value nobody wrote; only the type error shows.
-    CHECK(errors("sender:\n  queue_limit: lots\nchannel:\n  max_message: 128MiB\n") ==
-          strings{"cluster.yaml:2:16: error: sender.queue_limit: expected a size like 64MiB, "
-                  "512KiB or 1000 (got 'lots')"});
+    CHECK(errors("membership:\n  multicast:\n    frequency: often\n    drop_time: 100ms\n") ==
+          strings{"cluster.yaml:3:16: error: membership.multicast.frequency: expected a duration "
+                  "like 500ms or 3s (got 'often')"});
 }
 
 TEST_CASE("http.threads is from 1 to 64 and http.address must not be empty", "[conf]") {

@@ -70,7 +70,7 @@ struct membership_section {
 struct sender_section {
     duration connect_timeout{1000};  ///< TCP connect + HELLO
     duration ack_timeout{3000};      ///< ack/sync sends fail after this
-    std::uint64_t queue_limit = 64ull << 20; ///< queued bytes per member
+    std::uint64_t queue_limit = 4ull << 20; ///< queued bytes per member
     queue_full_policy on_queue_full = queue_full_policy::block;
     duration block_timeout{1000};    ///< with `block`: how long a send waits for room
     duration reconnect_backoff_max{1000}; ///< reconnect delay doubles up to this
