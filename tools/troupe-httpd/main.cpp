@@ -21,10 +21,8 @@
 
 #include <csignal>
 #include <cstdio>
-#include <iostream>
 #include <memory>
 #include <optional>
-#include <pthread.h>
 
 namespace {
 
@@ -113,31 +111,18 @@ int main(int argc, char** argv) {
         return 2;
     }
 
-    conf::cluster_config config;
-    try {
-        config = conf::load_file(config_path, overrides);
-    } catch (const conf::config_error& e) {
-        for (const auto& d : e.diagnostics()) {
-            std::fprintf(stderr, "%s\n", d.str().c_str());
-        }
+    const auto loaded = tools::load_config(config_path, overrides);
+    if (!loaded) {
         return 2;
     }
+    const auto& config = *loaded;
     if (check_only) {
-        auto shown = config;
-        if (!shown.cluster.secret.empty()) {
-            shown.cluster.secret =
-                "<hidden: " + std::to_string(config.cluster.secret.size()) + " bytes>";
-        }
-        std::cout << conf::to_yaml(shown);
+        tools::print_effective_config(config);
         return 0;
     }
 
-    // Block the stop signals in every thread (they inherit the mask); main waits for them.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    // Before any thread starts, so all inherit the mask; main sigwaits.
+    const sigset_t signals = tools::block_stop_signals();
 
     tools::setup_logging(config);
     try {

@@ -6,14 +6,47 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <troupe/conf/load.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
+#include <iostream>
+#include <pthread.h>
 #include <mutex>
 #include <unistd.h>
 
 namespace troupe::tools {
+
+std::optional<conf::cluster_config> load_config(const std::string& path,
+                                                const std::vector<std::string>& overrides) {
+    try {
+        return conf::load_file(path, overrides);
+    } catch (const conf::config_error& e) {
+        for (const auto& d : e.diagnostics()) {
+            std::fprintf(stderr, "%s\n", d.str().c_str());
+        }
+        return std::nullopt;
+    }
+}
+
+void print_effective_config(const conf::cluster_config& config) {
+    auto shown = config;
+    if (!shown.cluster.secret.empty()) {
+        shown.cluster.secret = "<hidden: " + std::to_string(config.cluster.secret.size()) + " bytes>";
+    }
+    std::cout << conf::to_yaml(shown);
+}
+
+sigset_t block_stop_signals() {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    return signals;
+}
 
 void setup_logging(const conf::cluster_config& config) {
     std::shared_ptr<spdlog::logger> logger;

@@ -5,10 +5,26 @@
 #include <troupe/engine/admin_server.hpp>
 #include <troupe/engine/channel.hpp>
 
+#include <csignal>
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace troupe::tools {
+
+/// Loads the cluster file with its `--set` overrides. On a mistake prints every
+/// diagnostic (file:line:column: ...) to stderr and returns nothing: exit 2.
+std::optional<conf::cluster_config> load_config(const std::string& path,
+                                                const std::vector<std::string>& overrides);
+
+/// `--check-config`: the effective config on stdout, the secret hidden (printed
+/// configs end up in tickets and chat).
+void print_effective_config(const conf::cluster_config& config);
+
+/// Blocks SIGTERM and SIGINT in this thread and every thread it starts later;
+/// returns the set for main to sigwait() on (graceful stop).
+sigset_t block_stop_signals();
 
 /// Default logger to stderr (or logging.file) at logging.level; SPDLOG_LEVEL
 /// (e.g. `troupe.transport=debug`) overrides per logger.
