@@ -38,31 +38,6 @@ T& as(wire::message& m) {
     return std::get<T>(m);
 }
 
-/// Waits for the results of several sends and merges them.
-struct send_waiter {
-    std::mutex mutex;
-    std::condition_variable cv;
-    std::size_t remaining = 0;
-    engine::send_result merged;
-
-    void done(engine::send_result r) {
-        std::lock_guard lock(mutex);
-        merged.destinations = std::max(merged.destinations, r.destinations);
-        for (auto& f : r.failures) {
-            merged.failures.push_back(std::move(f));
-        }
-        if (remaining > 0) {
-            --remaining;
-        }
-        cv.notify_all();
-    }
-
-    bool wait(std::chrono::milliseconds limit) {
-        std::unique_lock lock(mutex);
-        return cv.wait_for(lock, limit, [&] { return remaining == 0; });
-    }
-};
-
 /// The chunks of a state transfer in flight: at most transfer_window at once.
 struct send_window {
     std::mutex mutex;
@@ -73,6 +48,46 @@ struct send_window {
 };
 
 } // namespace
+
+/// Waits for the results of several sends and merges them.
+struct send_waiter {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::size_t remaining = 0;
+    engine::send_result merged;
+
+    /// The asynchronous form's completion: runs once, after the last done().
+    std::function<void(engine::send_result)> on_done;
+
+    void done(engine::send_result r) {
+        std::function<void(engine::send_result)> finished;
+        engine::send_result all;
+        {
+            std::lock_guard lock(mutex);
+            merged.destinations = std::max(merged.destinations, r.destinations);
+            for (auto& f : r.failures) {
+                merged.failures.push_back(std::move(f));
+            }
+            if (remaining > 0) {
+                --remaining;
+            }
+            cv.notify_all();
+            if (remaining == 0 && on_done) {
+                finished = std::move(on_done);
+                on_done = nullptr;
+                all = merged;
+            }
+        }
+        if (finished) {
+            finished(std::move(all));
+        }
+    }
+
+    bool wait(std::chrono::milliseconds limit) {
+        std::unique_lock lock(mutex);
+        return cv.wait_for(lock, limit, [&] { return remaining == 0; });
+    }
+};
 
 delta_manager::delta_manager(std::unique_ptr<link> l, manager_config config)
     : manager_base(l->self().name, std::move(config))
@@ -173,49 +188,68 @@ link::done_handler delta_manager::count_failures() {
 // ---------------------------------------------------------------------------
 // Sending
 
+std::optional<std::size_t> delta_manager::send_changes(const std::shared_ptr<session>& s, bool replicates,
+                                                      const std::shared_ptr<send_waiter>& waiter) {
+    const auto options = config().send_options;
+    // The order lock spans the version step and the queuing, so messages of
+    // one session leave in version order on every member's stream.
+    std::lock_guard order(session_access::order(*s));
+    auto out = session_access::take_outgoing(*s, replicates, now());
+    if (out.touched_only) {
+        note_access(s);
+        return std::nullopt;
+    }
+    if (waiter) {
+        // Before the first send: a completion may run on an I/O thread at once.
+        std::lock_guard lock(waiter->mutex);
+        waiter->remaining = out.messages.size();
+    }
+    for (std::size_t i = 0; i < out.messages.size(); ++i) {
+        switch (out.types[i]) {
+        case wire::msg_type::created: counters_->created_sent.fetch_add(1, std::memory_order_relaxed); break;
+        case wire::msg_type::delta: counters_->deltas_sent.fetch_add(1, std::memory_order_relaxed); break;
+        case wire::msg_type::expired: counters_->expired_sent.fetch_add(1, std::memory_order_relaxed); break;
+        case wire::msg_type::id_changed:
+            counters_->id_changes_sent.fetch_add(1, std::memory_order_relaxed);
+            break;
+        default: break;
+        }
+        link::done_handler done;
+        if (waiter) {
+            done = [waiter](engine::send_result r) { waiter->done(std::move(r)); };
+        } else {
+            done = count_failures();
+        }
+        link_->send({}, std::move(out.messages[i]), options, std::move(done));
+    }
+    return out.messages.size();
+}
+
+void delta_manager::account(end_result& result, const std::string& session_id, engine::send_result merged) {
+    if (!merged.ok()) {
+        counters().replication_failures.fetch_add(1, std::memory_order_relaxed);
+        if (auto n = failure_log_.allow()) {
+            log()->warn("context {}: replication of session {} failed: {} ({} such since the last line)",
+                        config().context, session_id, merged.describe(), *n);
+        }
+        if (config().on_replication_failure == manager_config::on_failure::fail) {
+            result.error = "replication failed: " + merged.describe();
+        }
+    }
+    result.send = std::move(merged);
+}
+
 end_result delta_manager::replicate(const std::shared_ptr<session>& s, bool replicates) {
     if (stopping_) {
         session_access::commit_local(*s);
         return {};
     }
-    const auto options = config().send_options;
-    const bool wait = engine::send_options::wants_ack(options);
-    std::shared_ptr<send_waiter> waiter;
+    const bool wait = engine::send_options::wants_ack(config().send_options);
+    auto waiter = wait ? std::make_shared<send_waiter>() : nullptr;
+    const auto sent = send_changes(s, replicates, waiter);
     end_result result;
-    {
-        // The order lock spans the version step and the queuing, so messages of
-        // one session leave in version order on every member's stream.
-        std::lock_guard order(session_access::order(*s));
-        auto out = session_access::take_outgoing(*s, replicates, now());
-        if (out.touched_only) {
-            note_access(s);
-            return {};
-        }
-        if (wait) {
-            waiter = std::make_shared<send_waiter>();
-            waiter->remaining = out.messages.size();
-        }
-        for (std::size_t i = 0; i < out.messages.size(); ++i) {
-            switch (out.types[i]) {
-            case wire::msg_type::created: counters_->created_sent.fetch_add(1, std::memory_order_relaxed); break;
-            case wire::msg_type::delta: counters_->deltas_sent.fetch_add(1, std::memory_order_relaxed); break;
-            case wire::msg_type::expired: counters_->expired_sent.fetch_add(1, std::memory_order_relaxed); break;
-            case wire::msg_type::id_changed:
-                counters_->id_changes_sent.fetch_add(1, std::memory_order_relaxed);
-                break;
-            default: break;
-            }
-            link::done_handler done;
-            if (waiter) {
-                done = [waiter](engine::send_result r) { waiter->done(std::move(r)); };
-            } else {
-                done = count_failures();
-            }
-            link_->send({}, std::move(out.messages[i]), options, std::move(done));
-        }
-        result.replicated = !out.messages.empty();
-    }
-    if (!waiter) {
+    result.replicated = sent.value_or(0) > 0;
+    if (!waiter || !result.replicated) {
         return result;
     }
     if (link_->on_io_thread()) {
@@ -232,18 +266,37 @@ end_result delta_manager::replicate(const std::shared_ptr<session>& s, bool repl
         std::lock_guard lock(waiter->mutex);
         merged = waiter->merged;
     }
-    if (!merged.ok()) {
-        counters().replication_failures.fetch_add(1, std::memory_order_relaxed);
-        if (auto n = failure_log_.allow()) {
-            log()->warn("context {}: replication of session {} failed: {} ({} such since the last line)",
-                        config().context, s->id(), merged.describe(), *n);
-        }
-        if (config().on_replication_failure == manager_config::on_failure::fail) {
-            result.error = "replication failed: " + merged.describe();
-        }
-    }
-    result.send = std::move(merged);
+    account(result, s->id(), std::move(merged));
     return result;
+}
+
+void delta_manager::replicate_async(const std::shared_ptr<session>& s, bool replicates, end_handler done) {
+    if (stopping_ || !engine::send_options::wants_ack(config().send_options)) {
+        done(replicate(s, replicates));
+        return;
+    }
+    auto waiter = std::make_shared<send_waiter>();
+    // Runs once, when the last send completes: on an I/O thread, maybe after
+    // this manager stopped (then only the caller hears of a failure).
+    waiter->on_done = [this, life = lifetime_, id = s->id(), done](engine::send_result merged) {
+        end_result result;
+        result.replicated = true;
+        {
+            std::shared_lock lock(life->mutex);
+            if (life->open) {
+                account(result, id, merged);
+            }
+        }
+        if (!result.send) {
+            result.send = std::move(merged);
+        }
+        done(std::move(result));
+    };
+    const auto sent = send_changes(s, replicates, waiter);
+    if (sent.value_or(0) == 0) {
+        waiter->on_done = nullptr;
+        done({});
+    }
 }
 
 void delta_manager::note_access(const std::shared_ptr<session>& s) {

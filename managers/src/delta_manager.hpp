@@ -21,6 +21,8 @@
 
 namespace troupe::managers::detail {
 
+struct send_waiter;
+
 /// `manager.type: delta`: every member holds every session of the context.
 ///
 /// Sending: a request's end turns what changed into CREATED (first time), an
@@ -68,6 +70,7 @@ public:
 
 protected:
     end_result replicate(const std::shared_ptr<session>& s, bool replicates) override;
+    void replicate_async(const std::shared_ptr<session>& s, bool replicates, end_handler done) override;
     void expired_here(const std::shared_ptr<session>& s) override;
     void id_gone(const std::string& id) override;
     std::chrono::milliseconds expiry_grace() const override;
@@ -163,6 +166,13 @@ private:
     void note_access(const std::shared_ptr<session>& s);
     void malformed(const membership::member& from, const boost::system::error_code& ec, std::size_t size);
     link::done_handler count_failures();
+    /// Queues what the request changed (one message per version step) on the
+    /// link; each send reports to `waiter` if given. @return how many messages,
+    /// or nullopt when the request only touched the session (an access).
+    std::optional<std::size_t> send_changes(const std::shared_ptr<session>& s, bool replicates,
+                                            const std::shared_ptr<send_waiter>& waiter);
+    /// Counts and logs a failed replication; sets end_result::error under `fail`.
+    void account(end_result& result, const std::string& session_id, engine::send_result merged);
     bool older(const membership::member& m) const;
     std::uint64_t random_request() const;
 

@@ -134,6 +134,24 @@ end_result request_scope::end() {
     return state_->result;
 }
 
+void request_scope::end_async(end_handler done) {
+    if (!state_) {
+        done({});
+        return;
+    }
+    if (state_->ended) {
+        done(state_->result);
+        return;
+    }
+    state_->ended = true;
+    if (!state_->s) {
+        done({});
+        return;
+    }
+    detail::session_access::end_use(*state_->s);
+    state_->mgr->finish_async(state_->s, state_->replicates, std::move(done));
+}
+
 session_manager::~session_manager() = default;
 
 namespace detail {
@@ -248,6 +266,14 @@ void manager_base::destroyed(const std::shared_ptr<session>& s, const std::strin
 
 end_result manager_base::finish(const std::shared_ptr<session>& s, bool replicates) {
     return replicate(s, replicates);
+}
+
+void manager_base::finish_async(const std::shared_ptr<session>& s, bool replicates, end_handler done) {
+    replicate_async(s, replicates, std::move(done));
+}
+
+void manager_base::replicate_async(const std::shared_ptr<session>& s, bool replicates, end_handler done) {
+    done(replicate(s, replicates));
 }
 
 end_result manager_base::replicate(const std::shared_ptr<session>& s, bool replicates) {

@@ -62,6 +62,7 @@ public:
     void destroyed(const std::shared_ptr<session>& s, const std::string& id, bool expired, bool replicated);
     bool rotate(const std::shared_ptr<session>& s);
     end_result finish(const std::shared_ptr<session>& s, bool replicates);
+    void finish_async(const std::shared_ptr<session>& s, bool replicates, end_handler done);
     wall_clock::time_point now() const { return config_.now ? config_.now() : wall_clock::now(); }
     std::string new_id() const;
     const std::string& node() const noexcept { return node_; }
@@ -80,6 +81,9 @@ protected:
     /// What end() does with what the request changed. The standard manager
     /// commits it locally (a version step).
     virtual end_result replicate(const std::shared_ptr<session>& s, bool replicates);
+    /// replicate() without blocking: `done` runs once with the outcome (see
+    /// request_scope::end_async). By default it is replicate()'s result at once.
+    virtual void replicate_async(const std::shared_ptr<session>& s, bool replicates, end_handler done);
     /// A session expired here (not yet announced to anyone).
     virtual void expired_here(const std::shared_ptr<session>& s) { (void)s; }
     /// A session id left the store (expired, invalidated, renamed away).

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Several real member processes on 127.0.0.1 exchanging messages.
 #include "cluster_fixture.hpp"
+#include "../support/process_state.hpp"
 #include "../support/wait_until.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -85,17 +86,6 @@ TEST_CASE("sync sends fail with a NACK for exactly the messages whose listener t
     CHECK(t.a->cmd("send 100 64 ack b")["ok"] == 100);
 }
 
-namespace {
-/// The state letter of /proc/PID/stat ('R', 'S', 'T' for stopped...), or 0.
-char process_state(int pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(in, line);
-    const auto close = line.rfind(')'); // the command name may hold spaces
-    return close != std::string::npos && close + 2 < line.size() ? line[close + 2] : '\0';
-}
-} // namespace
-
 TEST_CASE("a frozen receiver makes ack and sync sends fail naming it and traffic resumes after SIGCONT",
           "[integration]") {
     // The first sends time out; the failure detector then verifies the frozen
@@ -103,7 +93,7 @@ TEST_CASE("a frozen receiver makes ack and sync sends fail naming it and traffic
     trio t("sender:\n  ack_timeout: 500ms\n");
     t.b->process().signal(SIGSTOP);
     // kill() only queues the signal: wait until the kernel reports b stopped.
-    REQUIRE(troupe::test::wait_until([&] { return process_state(t.b->process().pid()) == 'T'; }));
+    REQUIRE(troupe::test::wait_until([&] { return troupe::test::process_state(t.b->process().pid()) == 'T'; }));
     const auto r = t.a->cmd("send 4 64 sync b");
     INFO("a's reply: " << r.dump());
     CHECK(r["failed"] == 4);

@@ -2,6 +2,8 @@
 // troupe-httpd as a load balancer's client sees it: real processes on 127.0.0.1,
 // a plain Boost.Beast HTTP client, sessions that survive a SIGKILLed node.
 #include "cluster_fixture.hpp"
+#include "../support/process_state.hpp"
+#include "../support/wait_until.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -398,4 +400,42 @@ TEST_CASE("with sync replication a counter is on every node as soon as it is ans
     CHECK(get(t.c->http(), "/counter", cookie).json()["counter"] == 12);
     t.b->proc->wait(10s);
     CHECK(get(t.a->http(), "/counter", cookie).json()["counter"] == 13);
+}
+
+TEST_CASE("with sync and on_replication_failure fail, a frozen member turns /counter into a 503 "
+          "while the node keeps serving",
+          "[integration][httpd]") {
+    // One HTTP thread: the request waiting for the frozen member must not hold it.
+    trio t({"manager.send_options=sync", "manager.on_replication_failure=fail", "sender.ack_timeout=700ms",
+            "http.threads=1"});
+    const auto first = get(t.a->http(), "/counter");
+    REQUIRE(first.status == 200);
+    const auto cookie = cookie_of(first.set_cookie);
+
+    const int c_pid = t.c->proc->pid();
+    t.c->proc->signal(SIGSTOP);
+    REQUIRE(troupe::test::wait_until([&] { return troupe::test::process_state(c_pid) == 'T'; }));
+    std::optional<reply> waited;
+    std::thread slow([&] { waited = get(t.a->http(), "/counter", cookie); });
+    // Answered while /counter waits for c's ack on the only HTTP thread.
+    std::this_thread::sleep_for(100ms);
+    CHECK(get(t.a->http(), "/healthz").status == 200);
+    slow.join();
+    t.c->proc->signal(SIGCONT);
+    REQUIRE(waited);
+    CHECK(waited->status == 503);
+    const auto j = waited->json();
+    CHECK(j["error"] == "replication failed");
+    CHECK_THAT(j["detail"].get<std::string>(), Catch::Contains("no ack within 700ms"));
+    CHECK_THAT(metrics(t.a->http()), Catch::Contains("troupe_session_replication_failures_total"));
+
+    // c answers again: the next change is acknowledged by everyone.
+    bool ok = false;
+    for (int i = 0; i < 100 && !ok; ++i) {
+        ok = get(t.a->http(), "/counter", cookie).status == 200;
+        if (!ok) {
+            std::this_thread::sleep_for(50ms);
+        }
+    }
+    CHECK(ok);
 }

@@ -55,6 +55,32 @@ spdlog::logger* http_log() {
 
 } // namespace
 
+/// Shared by a request's responder copies: delivers the first response, or a
+/// 500 when the last copy goes uncalled.
+struct responder::state {
+    explicit state(std::function<void(response)> d) : deliver(std::move(d)) {}
+    state(const state&) = delete;
+    state& operator=(const state&) = delete;
+    ~state() {
+        if (!answered.exchange(true)) {
+            http_log()->error("request handler dropped its responder without answering");
+            response res{http::status::internal_server_error, 11};
+            res.set(http::field::content_type, "application/json");
+            res.body() = R"({"error":"internal error"})";
+            deliver(std::move(res));
+        }
+    }
+
+    std::function<void(response)> deliver;
+    std::atomic<bool> answered{false};
+};
+
+void responder::operator()(response res) const {
+    if (state_ && !state_->answered.exchange(true)) {
+        state_->deliver(std::move(res));
+    }
+}
+
 class connection;
 
 /// Everything the server owns. Connections and pending accept handlers hold it by
@@ -178,12 +204,28 @@ private:
         }
 
         const auto& req = parser_->get();
+        auto state = std::make_shared<responder::state>(
+            [self = shared_from_this()](response res) {
+                net::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
+                    self->on_response(std::move(res));
+                });
+            });
+        const responder respond(state);
+        state.reset(); // the handler's copies decide when it is dropped
         try {
-            response_ = server_->handler(req);
+            server_->handler(req, respond);
         } catch (const std::exception& e) {
             http_log()->error("request handler failed: {}", e.what());
-            response_ = error_response(http::status::internal_server_error, "internal error");
+            respond(error_response(http::status::internal_server_error, "internal error"));
         }
+    }
+
+    void on_response(response res) {
+        if (closed_) {
+            return;
+        }
+        const auto& req = parser_->get();
+        response_ = std::move(res);
         response_.version(req.version());
         response_.keep_alive(req.keep_alive() && !stopping_);
         do_write();

@@ -15,10 +15,27 @@ namespace troupe::httpd {
 using request = boost::beast::http::request<boost::beast::http::string_body>;
 using response = boost::beast::http::response<boost::beast::http::string_body>;
 
-/// Builds the response to one parsed request. Runs on one of the server's own
-/// threads and may block there (a sync replication does); it must not throw, but
-/// an exception becomes a 500 all the same.
-using request_handler = std::function<response(const request&)>;
+/// Sends the response to one request. Call it exactly once, from any thread
+/// (the write moves to the connection's strand); later calls are ignored. When
+/// the last copy is dropped uncalled, the client gets a 500: a handler that
+/// loses it cannot hang a connection.
+class responder {
+public:
+    void operator()(response res) const;
+
+    struct state;
+    explicit responder(std::shared_ptr<state> s) : state_(std::move(s)) {}
+
+private:
+    std::shared_ptr<state> state_;
+};
+
+/// Answers one parsed request through `respond`, now or later: a handler that
+/// waits for something (a sync replication) returns at once and responds from
+/// the completion, so the server's few threads never block. Runs on one of the
+/// server's threads; `req` stays valid until the response is written. It must
+/// not throw, but an exception becomes a 500 all the same.
+using request_handler = std::function<void(const request& req, responder respond)>;
 
 /// Told about every request refused before it reached the handler (400 for a
 /// malformed request, 413 for a body over the limit, 431 for headers over it).
@@ -37,8 +54,9 @@ struct server_options {
 };
 
 /// A Boost.Beast HTTP/1.1 server (keep-alive, pipelining answered in order) with
-/// its own io_context run by `threads` threads, so that request handlers, which
-/// may block, never run on the channel's I/O threads.
+/// its own io_context run by `threads` threads, so that request handlers never
+/// run on the channel's I/O threads. A connection reads its next request once
+/// the response to the current one is written.
 ///
 /// Owns its threads, the acceptor and every connection. stop() closes the
 /// acceptor and idle connections, lets requests being handled finish and send

@@ -148,7 +148,9 @@ int main(int argc, char** argv) {
         server_options.threads = config.http.threads;
         server_options.read_timeout = read_timeout;
         httpd::http_server server(
-            server_options, [&app](const httpd::request& req) { return app.handle(req); },
+            server_options, [&app](const httpd::request& req, httpd::responder respond) {
+                app.handle(req, std::move(respond));
+            },
             [&app](unsigned status) { app.count_rejected(status); });
         app.set_server(&server);
 

@@ -205,11 +205,11 @@ session_app::session_app(managers::session_manager& manager,
     }
 }
 
-void session_app::count(route r, unsigned status) {
+void session_app::count_status(status_counts& counts, route r, unsigned status) {
     if (status < first_status || status >= first_status + statuses) {
         return;
     }
-    counts_[static_cast<std::size_t>(r) * statuses + (status - first_status)].fetch_add(
+    counts[static_cast<std::size_t>(r) * statuses + (status - first_status)].fetch_add(
         1, std::memory_order_relaxed);
 }
 
@@ -217,12 +217,13 @@ void session_app::count_rejected(unsigned status) {
     count(route::other, status);
 }
 
-response session_app::handle(const request& req) {
+void session_app::handle(const request& req, responder respond) {
     const auto target = std::string_view(req.target().data(), req.target().size());
     if (target.empty() || target.front() != '/') {
         // Absolute-form ("http://host/x") and authority-form are for proxies.
         count(route::other, 400);
-        return error(http::status::bad_request, "the request target must be a path");
+        respond(error(http::status::bad_request, "the request target must be a path"));
+        return;
     }
     const auto path = target.substr(0, target.find_first_of("?#"));
 
@@ -255,13 +256,14 @@ response session_app::handle(const request& req) {
         res.set(http::field::content_type, "text/plain; version=0.0.4");
         res.body() = metrics_text();
     } else {
-        res = with_session(req, path, r);
+        with_session(req, path, r, std::move(respond));
+        return;
     }
     count(r, res.result_int());
-    return res;
+    respond(std::move(res));
 }
 
-response session_app::with_session(const request& req, std::string_view path, route r) {
+void session_app::with_session(const request& req, std::string_view path, route r, responder respond) {
     const auto cookie = cookie_value(req, options_.cookie);
     auto scope = manager_.begin_request(cookie, path);
     response res;
@@ -284,23 +286,29 @@ response session_app::with_session(const request& req, std::string_view path, ro
         res = error(http::status::internal_server_error, "internal error");
     }
     // The id to send back: a new session's, or one rotated during the request.
-    const bool set_cookie = scope.id_changed();
-    const auto id = scope.session_id();
-    const auto ended = scope.end();
-    if (!ended.error.empty()) {
-        // on_replication_failure: fail. The change is on this node only; the client
-        // must not believe it is safe.
-        res = json_response(http::status::service_unavailable,
-                            json{{"error", "replication failed"}, {"detail", ended.error}});
-    }
-    if (set_cookie && !id.empty()) {
-        std::string value = options_.cookie + "=" + id + "; Path=/; HttpOnly; SameSite=Lax";
+    std::string set_cookie;
+    if (const auto id = scope.session_id(); scope.id_changed() && !id.empty()) {
+        set_cookie = options_.cookie + "=" + id + "; Path=/; HttpOnly; SameSite=Lax";
         if (options_.cookie_secure) {
-            value += "; Secure";
+            set_cookie += "; Secure";
         }
-        res.set(http::field::set_cookie, value);
     }
-    return res;
+    // With ack/sync options this completes on a channel I/O thread once the
+    // members answered; the response waits for it, no HTTP thread does.
+    scope.end_async([counts = counts_, r, res = std::move(res), set_cookie = std::move(set_cookie),
+                     respond = std::move(respond)](managers::end_result ended) mutable {
+        if (!ended.error.empty()) {
+            // on_replication_failure: fail. The change is on this node only; the
+            // client must not believe it is safe.
+            res = json_response(http::status::service_unavailable,
+                                json{{"error", "replication failed"}, {"detail", ended.error}});
+        }
+        if (!set_cookie.empty()) {
+            res.set(http::field::set_cookie, set_cookie);
+        }
+        count_status(*counts, r, res.result_int());
+        respond(std::move(res));
+    });
 }
 
 response session_app::counter(const request& /*req*/, managers::request_scope& scope) {
@@ -398,7 +406,7 @@ std::string session_app::http_metrics() const {
         "# TYPE troupe_http_requests_total counter\n";
     for (std::size_t r = 0; r < static_cast<std::size_t>(route::count); ++r) {
         for (unsigned s = 0; s < statuses; ++s) {
-            const auto n = counts_[r * statuses + s].load(std::memory_order_relaxed);
+            const auto n = (*counts_)[r * statuses + s].load(std::memory_order_relaxed);
             if (n == 0) {
                 continue;
             }

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,13 +34,15 @@ struct app_options {
 ///   GET /healthz   liveness; GET /metrics: Prometheus text
 ///
 /// @par Thread safety
-/// handle() is called by many HTTP threads at once; it may block in end() (sync).
+/// handle() is called by many HTTP threads at once; it never blocks on replication.
 class session_app {
 public:
     session_app(managers::session_manager& manager, engine::channel& channel, app_options options);
 
-    /// The http_server's request handler.
-    response handle(const request& req);
+    /// The http_server's request handler. Session routes respond from the
+    /// request scope's end_async() completion: with ack/sync options that is
+    /// when the members answered, and no HTTP thread waits for it.
+    void handle(const request& req, responder respond);
     /// The http_server's reject observer: counts requests refused before routing.
     void count_rejected(unsigned status);
 
@@ -64,9 +67,15 @@ private:
     response counter(const request& req, managers::request_scope& scope);
     response session_json(const request& req, managers::request_scope& scope);
     response static_file(const request& req, std::string_view path);
-    response with_session(const request& req, std::string_view path, route r);
-    void count(route r, unsigned status);
+    void with_session(const request& req, std::string_view path, route r, responder respond);
+    void count(route r, unsigned status) { count_status(*counts_, r, status); }
     std::string http_metrics() const;
+
+    static constexpr unsigned first_status = 100;
+    static constexpr unsigned statuses = 500; // 100..599
+    using status_counts =
+        std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(route::count) * statuses>;
+    static void count_status(status_counts& counts, route r, unsigned status);
 
     managers::session_manager& manager_;
     engine::channel& channel_;
@@ -74,10 +83,8 @@ private:
     std::optional<std::filesystem::path> static_root_; // canonical static_dir
     const http_server* server_ = nullptr;
 
-    static constexpr unsigned first_status = 100;
-    static constexpr unsigned statuses = 500; // 100..599
-    std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(route::count) * statuses>
-        counts_{};
+    // Shared with replication completions, which may outlive this object.
+    std::shared_ptr<status_counts> counts_ = std::make_shared<status_counts>();
 };
 
 /// The session id a request's Cookie headers carry under `name`, or "" (also for

@@ -637,6 +637,92 @@ TEST_CASE("with sync options a failed replication is reported per on_replication
     }
 }
 
+TEST_CASE("end_async does not wait: its handler runs once, when the members answered", "[managers][delta]") {
+    delta_cluster c([](manager_config& cfg) {
+        cfg.send_options = engine::send_options::sync;
+        cfg.on_replication_failure = manager_config::on_failure::fail;
+    });
+    auto& a = c.add("a");
+    auto& b = c.add("b");
+    std::vector<end_result> results;
+    std::mutex results_mutex;
+    auto record = [&](end_result r) {
+        std::lock_guard lock(results_mutex);
+        results.push_back(std::move(r));
+    };
+    std::string id;
+    {
+        auto r = a.begin_request("", "/");
+        r.session(true)->set("k", 1);
+        id = r.session_id();
+        // The fake bus holds the send until deliver_queued(): a blocking end()
+        // would never return here, end_async() must.
+        r.end_async(record);
+        CHECK(results.empty());
+        CHECK(r.end().replicated == false); // a second end: empty, no second send
+    }
+    CHECK(results.empty());
+    c.bus.deliver_queued();
+    REQUIRE(results.size() == 1);
+    CHECK(results[0].replicated);
+    REQUIRE(results[0].send);
+    CHECK(results[0].send->ok());
+    CHECK(results[0].error.empty());
+    CHECK(b.find(id) != nullptr);
+
+    c.bus.filter = [](const test::fake_bus::envelope&) { return verdict::fail; };
+    {
+        auto r = a.begin_request(id, "/");
+        r.session()->set("k", 2);
+        r.end_async(record);
+    }
+    c.bus.deliver_queued();
+    c.bus.filter = nullptr;
+    REQUIRE(results.size() == 2);
+    REQUIRE(results[1].send);
+    CHECK_FALSE(results[1].send->ok());
+    CHECK_THAT(results[1].error, Catch::Contains("replication failed"));
+    CHECK(stats(a)["replication_failures"] == 1);
+
+    // Nothing to wait for: the handler runs at once, on this thread.
+    {
+        auto r = a.begin_request("", "/"); // no session asked for
+        r.end_async(record);
+        REQUIRE(results.size() == 3);
+        CHECK_FALSE(results[2].replicated);
+    }
+    {
+        auto r = a.begin_request(id, "/");
+        (void)r.session(); // read only: an access, not a delta
+        r.end_async(record);
+        REQUIRE(results.size() == 4);
+        CHECK_FALSE(results[3].replicated);
+    }
+}
+
+TEST_CASE("end_async with async options completes at once", "[managers][delta]") {
+    delta_cluster c;
+    auto& a = c.add("a");
+    auto& b = c.add("b");
+    int calls = 0;
+    end_result got;
+    std::string id;
+    {
+        auto r = a.begin_request("", "/");
+        r.session(true)->set("k", 1);
+        id = r.session_id();
+        r.end_async([&](end_result res) {
+            ++calls;
+            got = std::move(res);
+        });
+        CHECK(calls == 1);
+        CHECK(got.replicated);
+        CHECK_FALSE(got.send);
+    }
+    REQUIRE(c.pump());
+    require_same(a, b);
+}
+
 TEST_CASE("a filtered request replicates nothing and its changes go with the next one", "[managers][delta]") {
     delta_cluster c;
     auto& a = c.add("a");

@@ -183,6 +183,26 @@ TEST_CASE("end() is idempotent and the destructor ends an open scope", "[manager
     CHECK(f.m->find(id)->version() == 2);
 }
 
+TEST_CASE("end_async commits at once and runs its handler exactly once", "[managers]") {
+    standard_fixture f;
+    int calls = 0;
+    std::string id;
+    {
+        auto r = f.m->begin_request("", "/");
+        r.session(true)->set("a", 1);
+        id = r.session_id();
+        r.end_async([&](end_result res) {
+            ++calls;
+            CHECK_FALSE(res.replicated);
+            CHECK(res.error.empty());
+        });
+        CHECK(calls == 1);
+        r.end_async([&](end_result) { ++calls; }); // ended: answered with the (empty) result
+        CHECK(calls == 2);
+    } // the destructor does not end it again
+    CHECK(f.m->find(id)->version() == 1);
+}
+
 TEST_CASE("filtered paths are recognised and their session still works", "[managers]") {
     standard_fixture f;
     const auto id = f.create();

@@ -66,6 +66,9 @@ struct end_result {
     std::string error; ///< non-empty when on_replication_failure = fail and a send failed
 };
 
+/// Completion of request_scope::end_async(): runs exactly once with the outcome.
+using end_handler = std::function<void(end_result)>;
+
 class session_manager;
 
 namespace detail {
@@ -104,6 +107,15 @@ public:
     /// ack/sync options it blocks until the members answered; it must not run
     /// on a troupe I/O thread (there it does not wait, and says so in `error`).
     end_result end();
+    /// Ends the request without blocking, for servers that answer asynchronously
+    /// (a Beast server's handler should not hold one of its few threads for a
+    /// round trip). `done` runs exactly once with what end() would return: at
+    /// once on this thread when there is nothing to wait for (async options,
+    /// nothing changed), else on a channel I/O thread when every member answered
+    /// or failed (the transport's ack timeout bounds the wait). Keep `done`
+    /// short there: post the response to your own executor. Safe on any thread.
+    /// A second end()/end_async() after this one returns an empty end_result.
+    void end_async(end_handler done);
 
 private:
     friend class detail::manager_base;
