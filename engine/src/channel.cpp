@@ -855,11 +855,9 @@ void channel::async_send(std::span<const member_id> to, std::span<const std::byt
         for (auto& layer : d.layers) {
             layer->on_sent(om, result);
         }
-        asio::post(d.io, [h = std::move(handler), r = std::move(result)]() mutable {
-            if (h) {
-                h(std::move(r));
-            }
-        });
+        if (handler) { // no wake-up of an I/O thread for nobody
+            asio::post(d.io, [h = std::move(handler), r = std::move(result)]() mutable { h(std::move(r)); });
+        }
     }
 }
 

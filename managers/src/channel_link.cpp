@@ -78,6 +78,17 @@ public:
 
     void send(std::vector<membership::member_id> to, std::vector<std::uint8_t> payload,
               std::uint32_t options, done_handler done) override {
+        if (!engine::send_options::wants_ack(options)) {
+            // Nothing to wait for: the blocking form returns at once, and the
+            // result is reported here rather than by waking an I/O thread per
+            // message (one per HTTP request's delta otherwise).
+            auto r = channel_.send(to, std::as_bytes(std::span(payload.data(), payload.size())), options,
+                                   context_);
+            if (done) {
+                done(std::move(r));
+            }
+            return;
+        }
         channel_.async_send(to, std::as_bytes(std::span(payload.data(), payload.size())), options, context_,
                             [done = std::move(done)](engine::send_result r) {
                                 if (done) {

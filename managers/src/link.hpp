@@ -39,8 +39,10 @@ public:
     /// Stops delivering: when it returns, no event call is running or will run.
     virtual void detach() = 0;
     /// Sends to `to` (empty: every member). Never blocks for acks: `done` (may
-    /// be empty) runs later on another thread with what the send achieved, and
-    /// runs even after detach(), so it must only touch state it co-owns.
+    /// be empty) runs with what the send achieved, even after detach(), so it
+    /// must only touch state it co-owns. With ack/sync options it runs later on
+    /// another thread; with async it may run before send() returns (all there
+    /// is to report is the enqueue), so it must not take a lock the caller holds.
     /// Messages to one member leave in the order of these calls.
     virtual void send(std::vector<membership::member_id> to, std::vector<std::uint8_t> payload,
                       std::uint32_t options, done_handler done) = 0;
