@@ -115,7 +115,7 @@ struct key_spec {
 };
 
 // clang-format off
-const std::array<key_spec, 46> keys{{
+const std::array<key_spec, 47> keys{{
     {"cluster", "name", kind::text,
      [](cluster_config& c) -> field_ptr { return &c.cluster.name; }},
     {"cluster", "node", kind::text,
@@ -164,6 +164,8 @@ const std::array<key_spec, 46> keys{{
      [](cluster_config& c) -> field_ptr { return &c.sender.block_timeout; }},
     {"sender", "reconnect_backoff_max", kind::duration,
      [](cluster_config& c) -> field_ptr { return &c.sender.reconnect_backoff_max; }},
+    {"sender", "linger_us", kind::count,
+     [](cluster_config& c) -> field_ptr { return &c.sender.linger_us; }},
     {"channel", "send_options", kind::send_options,
      [](cluster_config& c) -> field_ptr { return &c.channel.send_options; }},
     {"channel", "max_message", kind::size,

@@ -26,6 +26,8 @@ constexpr std::size_t max_name_bytes = 64;
 // HMAC keys shorter than this are guessable; 16 bytes is the usual floor.
 constexpr std::size_t min_secret_bytes = 16;
 constexpr std::uint32_t max_threads = 64;
+// Lingering trades async delivery delay for fewer writes; beyond 100 ms it is only delay.
+constexpr std::uint32_t max_linger_us = 100000;
 constexpr std::uint64_t min_message = std::uint64_t{1} << 10;
 constexpr std::uint64_t max_message = std::uint64_t{1} << 30;
 constexpr std::uint64_t min_queue_limit = std::uint64_t{64} << 10;
@@ -303,6 +305,10 @@ void check_sender(const cluster_config& config, checker& c) {
     }
     c.positive("sender.block_timeout", sender.block_timeout);
     c.positive("sender.reconnect_backoff_max", sender.reconnect_backoff_max);
+    if (c.trusted({"sender.linger_us"}) && sender.linger_us > max_linger_us) {
+        c.fail("sender.linger_us",
+               "must be from 0 to 100000 (got " + std::to_string(sender.linger_us) + ")");
+    }
 }
 
 void check_channel(const channel_section& channel, checker& c) {

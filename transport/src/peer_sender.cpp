@@ -28,6 +28,8 @@ constexpr std::size_t max_bytes_per_write = 4 << 20;
 // hundreds of small messages, small enough to stay cheap to allocate.
 constexpr std::size_t block_capacity = 256 * 1024;
 constexpr auto tick_period = std::chrono::milliseconds(100);
+// Lingering ends early once this much is queued: a write this big gains nothing more.
+constexpr std::size_t linger_cutoff = 64 * 1024;
 
 } // namespace
 
@@ -51,7 +53,8 @@ peer_sender::peer_sender(asio::io_context& io, const conf::sender_section& setti
     , socket_(strand_)
     , connect_timer_(strand_)
     , tick_timer_(strand_)
-    , reconnect_timer_(strand_) {
+    , reconnect_timer_(strand_)
+    , linger_timer_(strand_) {
     rbuf_.resize(64 * 1024);
 }
 
@@ -120,7 +123,7 @@ error_code peer_sender::enqueue_data(std::uint64_t id, std::uint32_t options, st
         tail_block_ = std::move(block);
     }
     queued_bytes_ += size;
-    kick_writer_locked();
+    kick_writer_locked(queued_bytes_ >= linger_cutoff);
     return {};
 }
 
@@ -137,7 +140,8 @@ error_code peer_sender::enqueue(frame_ptr frame, std::uint64_t id, ack_handler o
         ticking_ = true;
     }
     const auto now = clock::now();
-    if (on_ack && connected_ && !writing_ && queue_.empty() && fd_ >= 0) {
+    // Lingering means the last write completed and nothing is queued: idle too.
+    if (on_ack && connected_ && (!writing_ || lingering_) && queue_.empty() && fd_ >= 0) {
         // An ack/sync sender waits for this frame, and the stream is idle: write
         // from this thread instead of waking an I/O thread (one cross-thread
         // wake-up less per lone sync send). Async frames take the queue, where
@@ -181,11 +185,39 @@ error_code peer_sender::enqueue(frame_ptr frame, std::uint64_t id, ack_handler o
     return {};
 }
 
-void peer_sender::kick_writer_locked() {
+void peer_sender::kick_writer_locked(bool urgent) {
+    if (lingering_ && urgent && connected_ && !queue_.empty()) {
+        lingering_ = false; // the linger timer's handler does nothing now
+        ++linger_generation_;
+        asio::post(strand_, [self = shared_from_this()] { self->do_write(); });
+        return;
+    }
     if (!writing_ && connected_ && !queue_.empty()) {
         writing_ = true;
         asio::post(strand_, [self = shared_from_this()] { self->do_write(); });
     }
+}
+
+void peer_sender::linger(std::uint64_t generation) {
+    linger_timer_.expires_after(std::chrono::microseconds(settings_.linger_us));
+    linger_timer_.async_wait([self = shared_from_this(), generation](const error_code& ec) {
+        if (ec) {
+            return; // stopped
+        }
+        {
+            std::lock_guard lock(self->mutex_);
+            if (!self->lingering_ || generation != self->linger_generation_) {
+                return; // cut short by an urgent frame, or the connection broke
+            }
+            self->lingering_ = false;
+            if (self->queue_.empty() || !self->connected_) {
+                self->writing_ = false;
+                self->drained_cv_.notify_all();
+                return;
+            }
+        }
+        self->do_write();
+    });
 }
 
 void peer_sender::do_connect() {
@@ -531,16 +563,31 @@ void peer_sender::on_write(const error_code& ec, std::size_t) {
     stats_.writes.fetch_add(1, std::memory_order_relaxed);
     last_write_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     writing_frames_.clear();
+    std::uint64_t lingering = 0;
     {
         std::lock_guard lock(mutex_);
         queued_bytes_ -= writing_bytes_;
         writing_bytes_ = 0;
         space_cv_.notify_all();
         if (queue_.empty()) {
-            writing_ = false;
-            drained_cv_.notify_all();
-            return;
+            // After a write of async frames the writer lingers (sender.linger_us)
+            // before writing again, so that a steady trickle (an HTTP request's
+            // delta every few tens of µs) leaves in one write per linger instead
+            // of one per message: fewer wake-ups here and at every receiver. The
+            // first frame after a quiet spell, and every ack/sync frame, go at once.
+            if (writing_async_ == 0 || closing_ || stopped_ || settings_.linger_us == 0) {
+                writing_ = false;
+                drained_cv_.notify_all();
+                return;
+            }
+            // writing_ stays set: async frames queued meanwhile wait for the timer.
+            lingering_ = true;
+            lingering = ++linger_generation_;
         }
+    }
+    if (lingering != 0) {
+        linger(lingering);
+        return;
     }
     do_write();
 }
@@ -584,6 +631,8 @@ void peer_sender::fail_connection(const error_code& ec, const std::string& reaso
         std::lock_guard lock(mutex_);
         connected_ = false;
         writing_ = false;
+        lingering_ = false;
+        ++linger_generation_;
         lost.swap(awaiting_);
         stopped = stopped_;
         drained_cv_.notify_all();
@@ -839,6 +888,7 @@ void peer_sender::stop(error_code why) {
         self->connect_timer_.cancel();
         self->tick_timer_.cancel();
         self->reconnect_timer_.cancel();
+        self->linger_timer_.cancel();
         for (auto& e : dropped) {
             self->complete(e, why, why.message());
         }

@@ -124,6 +124,16 @@ TEST_CASE("receiver.address and admin.address must not be empty", "[conf]") {
                   "cluster.yaml:4:3: error: admin.address: must not be empty"});
 }
 
+TEST_CASE("sender.linger_us is from 0 to 100000", "[conf]") {
+    CHECK(errors("sender:\n  linger_us: 100001\n") ==
+          strings{"cluster.yaml:2:3: error: sender.linger_us: must be from 0 to 100000 (got 100001)"});
+    CHECK(errors("sender:\n  linger_us: 0\n").empty());
+    CHECK(errors("sender:\n  linger_us: 100000\n").empty());
+    CHECK(errors("sender:\n  linger_us: 1ms\n") ==
+          strings{"cluster.yaml:2:14: error: sender.linger_us: expected an integer from 0 to 4294967295 "
+                  "(got '1ms')"});
+}
+
 TEST_CASE("sender timeouts must be greater than zero", "[conf]") {
     CHECK(errors(R"(sender:
   connect_timeout: 0ms

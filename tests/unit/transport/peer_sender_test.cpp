@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <future>
+#include <span>
+#include <thread>
 
 using namespace troupe;
 using namespace troupe::transport;
@@ -50,6 +52,54 @@ TEST_CASE("peer_sender delivers frames in order", "[transport]") {
     // Coalescing: fewer writes than frames.
     CHECK(s->stats().writes.load() < s->stats().frames_out.load());
     s->stop(error::stopped);
+}
+
+namespace {
+std::span<const std::uint8_t> bytes_of(const std::string& s) {
+    return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+} // namespace
+
+TEST_CASE("a lingering writer turns a trickle of async frames into few writes, and ack frames and a "
+          "graceful close do not wait for it",
+          "[transport]") {
+    auto c = test::loopback_config();
+    c.sender.linger_us = 100000; // 100 ms: a whole trickle fits in one or two lingers
+    test::recording_receiver rx(c);
+    test::io_runner tx;
+    auto s = make_sender(tx.io, c, rx.port());
+    REQUIRE(wait_until([&] { return s->connected(); }));
+
+    // One message a millisecond: without lingering, each would be a write of its own.
+    const int trickle = 50;
+    for (int i = 0; i < trickle; ++i) {
+        const auto text = "t" + std::to_string(i);
+        REQUIRE_FALSE(s->enqueue_data(i, 8, "test", bytes_of(text)));
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    // An ack frame ends the linger at once and leaves after what was queued.
+    std::promise<boost::system::error_code> acked;
+    REQUIRE_FALSE(s->enqueue(test::data_frame(1000, 2, "ack"), 1000,
+                             [&](const boost::system::error_code& ec, std::string_view) { acked.set_value(ec); }));
+    auto f = acked.get_future();
+    REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    CHECK_FALSE(f.get());
+    const auto writes = s->stats().writes.load();
+    CHECK(writes <= 10);
+    INFO("writes: " << writes);
+
+    // More async frames, then a graceful close: BYE flushes them, lingering or not.
+    for (int i = 0; i < 5; ++i) {
+        REQUIRE_FALSE(s->enqueue_data(2000 + i, 8, "test", bytes_of("c" + std::to_string(i))));
+    }
+    s->close_gracefully("leaving", std::chrono::seconds(10));
+    REQUIRE(wait_until([&] { return rx.count() == trickle + 1 + 5; }));
+    const auto got = rx.snapshot();
+    for (int i = 0; i < trickle; ++i) {
+        REQUIRE(got[i] == "t" + std::to_string(i));
+    }
+    CHECK(got[trickle] == "ack");
+    CHECK(got[trickle + 5] == "c4");
 }
 
 TEST_CASE("peer_sender keeps order across a reconnect", "[transport]") {

@@ -74,6 +74,9 @@ struct sender_section {
     queue_full_policy on_queue_full = queue_full_policy::block;
     duration block_timeout{1000};    ///< with `block`: how long a send waits for room
     duration reconnect_backoff_max{1000}; ///< reconnect delay doubles up to this
+    /// After a write of async frames empties a member's queue, wait this many µs
+    /// for more before the next write (0 = write every message at once).
+    std::uint32_t linger_us = 300;
 };
 
 struct channel_section {

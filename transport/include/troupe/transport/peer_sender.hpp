@@ -152,7 +152,10 @@ private:
     void arm_tick();
     void tick_stopped();
     void on_tick();
-    void kick_writer_locked();
+    /// Starts the writer if it is idle; `urgent` also cuts a linger short.
+    void kick_writer_locked(bool urgent = true);
+    /// After a write of async frames emptied the queue: write again in a moment.
+    void linger(std::uint64_t generation);
     void complete(entry& e, const boost::system::error_code& ec, std::string_view detail);
     void drop_all_locked(std::vector<entry>& out);
 
@@ -185,6 +188,10 @@ private:
     /// The tick timer is armed or about to be: enqueue() posts arm_tick() only
     /// when it is not, saving an I/O-thread wake-up per ack/sync send.
     bool ticking_ = false;
+    /// The writer waits for more async frames (writing_ stays set meanwhile);
+    /// the generation tells the linger timer's handler whether it still counts.
+    bool lingering_ = false;
+    std::uint64_t linger_generation_ = 0;
     /// Bytes of queue_.front() already written by a direct write.
     std::size_t front_offset_ = 0;
     /// The block at the queue's tail that async frames are appended to; reset
@@ -197,6 +204,7 @@ private:
     boost::asio::steady_timer connect_timer_;
     boost::asio::steady_timer tick_timer_;
     boost::asio::steady_timer reconnect_timer_;
+    boost::asio::steady_timer linger_timer_;
     bool tick_armed_ = false;
     std::vector<std::uint8_t> rbuf_;
     std::size_t rlen_ = 0;
