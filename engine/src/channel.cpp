@@ -55,8 +55,6 @@ const std::shared_ptr<spdlog::logger>& log() {
     return logger;
 }
 
-/// One send waiting for its destinations: completes exactly once, either by
-/// waking the blocked caller or by posting the async handler.
 /// How long a blocking ack/sync send polls for its acks before it sleeps on
 /// its condition variable: a loopback round trip fits, and a caller that is
 /// still runnable when the ack lands saves a futex wake-up (5-10 µs across CPUs
@@ -78,6 +76,8 @@ void spin_wait(const std::atomic<bool>& flag) {
     spinning.fetch_sub(1, std::memory_order_relaxed);
 }
 
+/// One send waiting for its destinations: completes exactly once, either by
+/// waking the blocked caller or by posting the async handler.
 struct pending_send {
     std::mutex mutex;
     std::condition_variable cv;

@@ -53,6 +53,14 @@ spdlog::logger* http_log() {
     return spdlog::default_logger_raw();
 }
 
+response error_response(http::status status, std::string_view reason) {
+    response res{status, 11};
+    res.set(http::field::content_type, "application/json");
+    res.body() = nlohmann::json{{"error", reason}}.dump(
+        -1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return res;
+}
+
 } // namespace
 
 /// Shared by a request's responder copies: delivers the first response, or a
@@ -64,10 +72,7 @@ struct responder::state {
     ~state() {
         if (!answered.exchange(true)) {
             http_log()->error("request handler dropped its responder without answering");
-            response res{http::status::internal_server_error, 11};
-            res.set(http::field::content_type, "application/json");
-            res.body() = R"({"error":"internal error"})";
-            deliver(std::move(res));
+            deliver(error_response(http::status::internal_server_error, "internal error"));
         }
     }
 
@@ -206,7 +211,9 @@ private:
         const auto& req = parser_->get();
         auto state = std::make_shared<responder::state>(
             [self = shared_from_this()](response res) {
-                net::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
+                // Inline when answered on this connection's strand (a handler that
+                // responds at once); posted there from any other thread.
+                net::dispatch(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
                     self->on_response(std::move(res));
                 });
             });
@@ -229,14 +236,6 @@ private:
         response_.version(req.version());
         response_.keep_alive(req.keep_alive() && !stopping_);
         do_write();
-    }
-
-    static response error_response(http::status status, std::string_view reason) {
-        response res{status, 11};
-        res.set(http::field::content_type, "application/json");
-        res.body() = nlohmann::json{{"error", reason}}.dump(
-            -1, ' ', false, nlohmann::json::error_handler_t::replace);
-        return res;
     }
 
     void reject(http::status status, const std::string& reason) {

@@ -16,7 +16,8 @@ using request = boost::beast::http::request<boost::beast::http::string_body>;
 using response = boost::beast::http::response<boost::beast::http::string_body>;
 
 /// Sends the response to one request. Call it exactly once, from any thread
-/// (the write moves to the connection's strand); later calls are ignored. When
+/// (the write starts at once on the connection's strand, or is posted there);
+/// later calls are ignored. When
 /// the last copy is dropped uncalled, the client gets a 500: a handler that
 /// loses it cannot hang a connection.
 class responder {
