@@ -141,7 +141,10 @@ error_code peer_sender::enqueue(frame_ptr frame, std::uint64_t id, ack_handler o
     }
     const auto now = clock::now();
     // Lingering means the last write completed and nothing is queued: idle too.
-    if (on_ack && connected_ && (!writing_ || lingering_) && queue_.empty() && fd_ >= 0) {
+    // Only a lone waiter writes itself: while other acks are outstanding, sends
+    // come in parallel and coalesce better in the writer's gathered writes.
+    if (on_ack && connected_ && (!writing_ || lingering_) && queue_.empty() && awaiting_.empty() &&
+        fd_ >= 0) {
         // An ack/sync sender waits for this frame, and the stream is idle: write
         // from this thread instead of waking an I/O thread (one cross-thread
         // wake-up less per lone sync send). Async frames take the queue, where
