@@ -112,6 +112,7 @@ public:
     std::atomic<std::uint16_t> bound_port{0};
     std::atomic<std::uint64_t> open{0};
     std::atomic<std::uint64_t> accepted{0};
+    std::atomic<bool> finished{false}; ///< stop() joined the threads
 
 private:
     void do_accept();
@@ -134,9 +135,9 @@ private:
 class connection : public std::enable_shared_from_this<connection> {
 public:
     connection(tcp::socket&& socket, std::shared_ptr<server_core> server)
-        : stream_(std::move(socket))
-        , buffer_(server->options.header_limit + server->options.body_limit + read_buffer_slack)
-        , server_(std::move(server)) {
+        : server_(std::move(server))
+        , stream_(std::move(socket))
+        , buffer_(server_->options.header_limit + server_->options.body_limit + read_buffer_slack) {
         server_->open.fetch_add(1);
     }
 
@@ -211,6 +212,11 @@ private:
         const auto& req = parser_->get();
         auto state = std::make_shared<responder::state>(
             [self = shared_from_this()](response res) {
+                // After stop() nothing runs the server's handlers any more: a queued
+                // one would hold the connection, and so the core, forever.
+                if (self->server_->finished.load()) {
+                    return;
+                }
                 // Inline when answered on this connection's strand (a handler that
                 // responds at once); posted there from any other thread.
                 net::dispatch(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
@@ -304,13 +310,16 @@ private:
         stream_.close();
     }
 
+    // First member, so destroyed last: a late responder copy can hold the last
+    // reference to the core, whose io_context the stream's socket and timer need
+    // while they are destroyed.
+    std::shared_ptr<server_core> server_;
     beast::tcp_stream stream_;
     beast::flat_buffer buffer_;
     // A parser reads one message, so each request gets a fresh one.
     std::optional<http::request_parser<http::string_body>> parser_;
     response response_; // alive until async_write completes
     std::array<char, 512> discard_{};
-    std::shared_ptr<server_core> server_;
     bool reading_ = false;   // waiting for (the rest of) a request
     bool lingering_ = false; // response sent, connection closing
     bool stopping_ = false;
@@ -464,6 +473,7 @@ void server_core::stop() {
         t.join();
     }
     threads.clear();
+    finished.store(true);
     // Handlers still queued (the acceptor's, aborted ones) hold the core and
     // their connections: run them out here, so that nothing keeps them alive.
     io.restart();

@@ -11,8 +11,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -137,4 +139,44 @@ TEST_CASE("http_server: a dropped responder answers 500, a second answer and a t
     CHECK(res.body() == "now");
     CHECK(res.keep_alive());
     server.stop();
+}
+
+TEST_CASE("http_server: a responder copy may outlive the server, answered or not",
+          "[tools][http]") {
+    // Regression: the last reference to a connection, dropped after the server
+    // is gone, must not touch the server's destroyed io_context (ASan found it).
+    std::optional<responder> kept_answered;
+    std::optional<responder> kept_late;
+    std::atomic<bool> late_seen{false};
+    {
+        troupe::httpd::server_options options;
+        options.port = 0;
+        options.threads = 1;
+        options.write_timeout = 200ms; // bounds stop() while /late goes unanswered
+        troupe::httpd::http_server server(options, [&](const request& req, responder respond) {
+            if (req.target() == "/late") {
+                kept_late = respond; // never answered before the server stops
+                late_seen.store(true);
+                return;
+            }
+            kept_answered = respond;
+            respond(text("kept"));
+        });
+        server.start();
+        client c(server.port());
+        c.send("/now");
+        CHECK(c.read().body() == "kept");
+        client waiting(server.port());
+        waiting.send("/late");
+        for (int i = 0; i < 500 && !late_seen.load(); ++i) { // bounded: 5 s
+            std::this_thread::sleep_for(10ms);
+        }
+        REQUIRE(late_seen.load());
+        server.stop();
+    }
+    REQUIRE(kept_answered.has_value());
+    REQUIRE(kept_late.has_value());
+    (*kept_late)(text("too late")); // ignored: nothing runs it any more
+    kept_answered.reset();
+    kept_late.reset();
 }
