@@ -20,11 +20,13 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <optional>
 #include <shared_mutex>
 #include <sstream>
+#include <string_view>
 #include <thread>
 #include <sched.h>
 #include <unistd.h>
@@ -185,6 +187,38 @@ struct channel::impl {
 
     mutable std::shared_mutex listeners_mutex;
     std::map<std::string, std::shared_ptr<message_listener>, std::less<>> listeners;
+    /// Changes with every add/remove, to a value no channel in the process had
+    /// before: an I/O thread's cached lookup (see find_listener) is valid while
+    /// it is unchanged.
+    std::atomic<std::uint64_t> listeners_version{0};
+
+    void listeners_changed_locked() {
+        static std::atomic<std::uint64_t> versions{0};
+        listeners_version.store(versions.fetch_add(1) + 1, std::memory_order_release);
+    }
+
+    /// The listener for `context`, or null. Messages come in runs for one context:
+    /// each I/O thread remembers its last lookup and skips the lock and the map
+    /// while nothing changed. The cache holds the listener, so it stays alive for
+    /// the call even if removed meanwhile (as a copy taken under the lock did); a
+    /// removed listener is released by the thread's next lookup or its exit.
+    message_listener* find_listener(std::string_view context) {
+        struct cache {
+            std::uint64_t version = 0;
+            std::string context;
+            std::shared_ptr<message_listener> listener;
+        };
+        thread_local cache last;
+        const auto version = listeners_version.load(std::memory_order_acquire);
+        if (version == 0 || last.version != version || last.context != context) {
+            std::shared_lock lock(listeners_mutex);
+            auto it = listeners.find(context);
+            last.listener = it != listeners.end() ? it->second : nullptr;
+            last.context.assign(context);
+            last.version = listeners_version.load(std::memory_order_relaxed);
+        }
+        return last.listener.get();
+    }
 
     rate_limit no_listener_log{std::chrono::seconds(1)};
     rate_limit listener_failure_log{std::chrono::seconds(1)};
@@ -524,15 +558,8 @@ struct channel::impl {
                 return {};
             }
         }
-        std::shared_ptr<message_listener> listener;
-        {
-            std::shared_lock lock(listeners_mutex);
-            auto it = listeners.find(d.context);
-            if (it != listeners.end()) {
-                listener = it->second;
-            }
-        }
-        if (!listener) {
+        message_listener* const listener = find_listener(d.context);
+        if (listener == nullptr) {
             stats->count_no_listener();
             if (auto n = no_listener_log.allow()) {
                 log()->warn("message from {} for context '{}' has no listener ({} such since the "
@@ -821,11 +848,13 @@ void channel::stop() {
 void channel::add_listener(std::string context, message_listener listener) {
     std::unique_lock lock(impl_->listeners_mutex);
     impl_->listeners[std::move(context)] = std::make_shared<message_listener>(std::move(listener));
+    impl_->listeners_changed_locked();
 }
 
 void channel::remove_listener(const std::string& context) {
     std::unique_lock lock(impl_->listeners_mutex);
     impl_->listeners.erase(context);
+    impl_->listeners_changed_locked();
 }
 
 void channel::add_member_listener(member_listener listener) {

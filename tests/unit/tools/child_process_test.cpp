@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdint>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <sys/wait.h>
@@ -137,6 +138,50 @@ TEST_CASE("child_process moves keep one owner of the child", "[tools]") {
     CHECK(other.pid() == pid);
     other.close_stdin();
     CHECK(other.wait(5s) == 0);
+}
+
+TEST_CASE("ns_histogram percentiles are within 1/64 above the exact ones", "[tools]") {
+    SECTION("1..1000 us, against summarize_ns") {
+        troupe::tools::ns_histogram h;
+        std::vector<std::int64_t> ns;
+        for (std::int64_t i = 1000; i >= 1; --i) {
+            h.add(i * 1000);
+            ns.push_back(i * 1000);
+        }
+        const auto exact = troupe::tools::summarize_ns(ns);
+        const auto s = h.summary();
+        CHECK(s.samples == 1000);
+        for (const auto& [got, want] : {std::pair{s.p50_us, exact.p50_us}, std::pair{s.p90_us, exact.p90_us},
+                                        std::pair{s.p99_us, exact.p99_us}, std::pair{s.p999_us, exact.p999_us}}) {
+            CHECK(got >= want);
+            CHECK(got <= want * (1.0 + 1.0 / 64));
+        }
+        CHECK(s.max_us == 1000.0);
+    }
+    SECTION("one sample anywhere in range is bracketed by its bucket") {
+        for (std::int64_t v : {0LL, 1LL, 63LL, 64LL, 65LL, 127LL, 128LL, 1000LL, 4095LL, 123456789LL,
+                               (1LL << 40) + 12345}) {
+            troupe::tools::ns_histogram h;
+            h.add(v);
+            const auto s = h.summary();
+            CAPTURE(v);
+            CHECK(s.p50_us * 1000 >= static_cast<double>(v) - 1e-6);
+            CHECK(s.p50_us * 1000 <= static_cast<double>(v) * (1.0 + 1.0 / 64) + 1e-6);
+            CHECK(s.max_us == Approx(static_cast<double>(v) / 1000.0));
+        }
+    }
+    SECTION("small values are exact, negative ones count as zero, none gives zeros") {
+        troupe::tools::ns_histogram h;
+        CHECK(h.summary().samples == 0);
+        CHECK(h.summary().p50_us == 0.0);
+        h.add(-5);
+        h.add(40);
+        h.add(50);
+        const auto s = h.summary();
+        CHECK(s.samples == 3);
+        CHECK(s.p50_us == 0.04);
+        CHECK(s.max_us == 0.05);
+    }
 }
 
 TEST_CASE("summarize_ns gives nearest-rank percentiles in microseconds", "[tools]") {

@@ -130,6 +130,7 @@ private:
         ack_handler on_ack;
         clock::time_point queued_at;
         std::uint32_t frames = 1; ///< frames in `frame` (a block holds many)
+        bool block = false;       ///< a block of async frames made by enqueue_data
     };
 
     /// Waits (block policy) or fails (fail policy) until `size` more bytes fit.
@@ -197,6 +198,8 @@ private:
     /// The block at the queue's tail that async frames are appended to; reset
     /// when anything else is queued after it or the writer takes it.
     std::shared_ptr<buffer> tail_block_;
+    /// Empty blocks, written and free for enqueue_data to fill again.
+    std::vector<std::shared_ptr<buffer>> spare_blocks_;
 
     // Strand-only.
     boost::asio::ip::tcp::resolver resolver_;
@@ -209,6 +212,7 @@ private:
     std::vector<std::uint8_t> rbuf_;
     std::size_t rlen_ = 0;
     std::vector<frame_ptr> writing_frames_;
+    std::vector<std::shared_ptr<buffer>> writing_blocks_; ///< async blocks among them
     std::vector<boost::asio::const_buffer> write_bufs_;
     std::size_t writing_bytes_ = 0;
     std::size_t writing_async_ = 0; ///< frames in this write that await no ack
