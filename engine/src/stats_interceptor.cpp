@@ -21,35 +21,44 @@ void stats_interceptor::on_sent(const outgoing_message&, const send_result& r) {
     }
 }
 
-stats_interceptor::counters& stats_interceptor::counters_for(const membership::member& m) {
+stats_interceptor::shard& stats_interceptor::shard_for(const membership::member& m) {
     // Messages come in runs from one connection: remember the last member seen
     // on this thread and skip the locked lookup while it repeats.
     struct cache {
         const stats_interceptor* owner = nullptr;
         const membership::member* member = nullptr;
         std::string name;
-        counters* hit = nullptr;
+        shard* hit = nullptr;
     };
     thread_local cache last;
     if (last.owner == this && last.member == &m && last.name == m.name) {
         return *last.hit;
     }
     std::lock_guard lock(mutex_);
-    auto& slot = in_by_member_[m.name];
+    auto& slot = in_shards_[{m.name, std::this_thread::get_id()}];
     if (!slot) {
-        slot = std::make_unique<counters>();
+        slot = std::make_unique<shard>();
     }
     last = cache{this, &m, m.name, slot.get()};
     return *slot;
 }
 
 bool stats_interceptor::on_receive(const incoming_message& m) {
-    messages_in_.fetch_add(1, std::memory_order_relaxed);
-    bytes_in_.fetch_add(m.payload.size(), std::memory_order_relaxed);
-    auto& c = counters_for(m.from);
-    c.messages.fetch_add(1, std::memory_order_relaxed);
-    c.bytes.fetch_add(m.payload.size(), std::memory_order_relaxed);
+    auto& s = shard_for(m.from);
+    // Single writer (see shard): no locked add.
+    s.messages.store(s.messages.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    s.bytes.store(s.bytes.load(std::memory_order_relaxed) + m.payload.size(), std::memory_order_relaxed);
     return true;
+}
+
+std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> stats_interceptor::in_by_member_locked() const {
+    std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> sums;
+    for (const auto& [key, s] : in_shards_) {
+        auto& [messages, bytes] = sums[key.first];
+        messages += s->messages.load(std::memory_order_relaxed);
+        bytes += s->bytes.load(std::memory_order_relaxed);
+    }
+    return sums;
 }
 
 nlohmann::json stats_interceptor::to_json() const {
@@ -57,8 +66,6 @@ nlohmann::json stats_interceptor::to_json() const {
     j["sends"] = sends_.load();
     j["messages_out"] = messages_out_.load();
     j["bytes_out"] = bytes_out_.load();
-    j["messages_in"] = messages_in_.load();
-    j["bytes_in"] = bytes_in_.load();
     j["listener_failures"] = listener_failures_.load();
     j["no_listener"] = no_listener_.load();
     std::lock_guard lock(mutex_);
@@ -66,10 +73,16 @@ nlohmann::json stats_interceptor::to_json() const {
     for (const auto& [kind, n] : failures_by_kind_) {
         j["send_failures"][kind] = n;
     }
+    std::uint64_t messages_in = 0;
+    std::uint64_t bytes_in = 0;
     j["in_by_member"] = nlohmann::json::object();
-    for (const auto& [name, c] : in_by_member_) {
-        j["in_by_member"][name] = {{"messages", c->messages.load()}, {"bytes", c->bytes.load()}};
+    for (const auto& [name, counts] : in_by_member_locked()) {
+        j["in_by_member"][name] = {{"messages", counts.first}, {"bytes", counts.second}};
+        messages_in += counts.first;
+        bytes_in += counts.second;
     }
+    j["messages_in"] = messages_in;
+    j["bytes_in"] = bytes_in;
     return j;
 }
 
@@ -91,9 +104,9 @@ std::string stats_interceptor::to_metrics() const {
     }
     out << "# TYPE troupe_messages_in_total counter\n";
     out << "# TYPE troupe_bytes_in_total counter\n";
-    for (const auto& [name, c] : in_by_member_) {
-        out << "troupe_messages_in_total{member=\"" << name << "\"} " << c->messages.load() << "\n";
-        out << "troupe_bytes_in_total{member=\"" << name << "\"} " << c->bytes.load() << "\n";
+    for (const auto& [name, counts] : in_by_member_locked()) {
+        out << "troupe_messages_in_total{member=\"" << name << "\"} " << counts.first << "\n";
+        out << "troupe_bytes_in_total{member=\"" << name << "\"} " << counts.second << "\n";
     }
     return out.str();
 }

@@ -17,6 +17,16 @@ namespace {
 
 constexpr std::size_t max_pending_acks = 4 << 20;
 
+/// Adds `n` (as it is when the scope ends) to `counter`.
+struct add_on_exit {
+    add_on_exit(std::atomic<std::uint64_t>& c, const std::uint64_t& v) : counter(c), n(v) {}
+    add_on_exit(const add_on_exit&) = delete;
+    add_on_exit& operator=(const add_on_exit&) = delete;
+    ~add_on_exit() { counter.fetch_add(n, std::memory_order_relaxed); }
+    std::atomic<std::uint64_t>& counter;
+    const std::uint64_t& n;
+};
+
 // A peer gets this long to complete HELLO (and AUTH): enough for a slow network,
 // short enough that idle half-open sockets do not pile up.
 constexpr auto handshake_deadline = std::chrono::seconds(10);
@@ -105,6 +115,12 @@ void inbound_connection::on_read(const error_code& ec, std::size_t n) {
             : max_handshake_body;
     std::size_t pos = 0;
     std::size_t need = 0;
+    // Counted once per read, not per frame: a locked add per message is a
+    // measurable share of a small-message stream.
+    std::uint64_t frames = 0;
+    data_in_ = 0;
+    const add_on_exit count_frames{stats.frames_in, frames};
+    const add_on_exit count_data{stats.data_in, data_in_};
     while (pos < rlen_) {
         frame_view f;
         const auto r = decode_frame({rbuf_.data() + pos, rlen_ - pos}, max_body, f);
@@ -116,7 +132,7 @@ void inbound_connection::on_read(const error_code& ec, std::size_t n) {
             bad_frame(r.ec.message());
             return;
         }
-        stats.frames_in.fetch_add(1, std::memory_order_relaxed);
+        ++frames;
         if (!handle_frame(f) || closed_) {
             return;
         }
@@ -278,7 +294,7 @@ bool inbound_connection::handle_data(const frame_view& f) {
         return false;
     }
     auto& stats = owner_->stats_;
-    stats.data_in.fetch_add(1, std::memory_order_relaxed);
+    ++data_in_; // added to stats.data_in by on_read
     const bool ack = (d.options & 2u) != 0;
     const bool processed = (d.options & 4u) != 0;
     if (ack && !processed) {

@@ -45,6 +45,7 @@ private:
     std::string remote_;
     std::vector<std::uint8_t> rbuf_;
     std::size_t rlen_ = 0;
+    std::uint64_t data_in_ = 0; ///< DATA frames in the current read (see on_read)
     buffer out_;     ///< acks/pongs waiting for the current write to finish
     buffer writing_; ///< the write in flight
     bool write_in_flight_ = false;
