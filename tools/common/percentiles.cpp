@@ -14,11 +14,12 @@ namespace {
 // Nearest rank: the smallest sample with at least q of the samples at or below
 // it, rank = ceil(q * n). q is per-mille so the rank is exact integer arithmetic
 // (0.999 * 1000 is not exactly 999 in floating point).
+std::uint64_t nearest_rank(std::uint64_t n, std::uint64_t per_mille) {
+    return std::clamp<std::uint64_t>((n * per_mille + 999) / 1000, 1, n);
+}
+
 double nearest_rank_us(const std::vector<std::int64_t>& sorted, std::uint64_t per_mille) {
-    const std::uint64_t n = sorted.size();
-    std::uint64_t rank = (n * per_mille + 999) / 1000;
-    rank = std::clamp<std::uint64_t>(rank, 1, n);
-    return static_cast<double>(sorted[rank - 1]) / 1000.0;
+    return static_cast<double>(sorted[nearest_rank(sorted.size(), per_mille) - 1]) / 1000.0;
 }
 
 } // namespace
@@ -83,7 +84,7 @@ latency_summary ns_histogram::summary() const {
     }
     s.samples = count_;
     const auto at = [this](std::uint64_t per_mille) {
-        const std::uint64_t rank = std::clamp<std::uint64_t>((count_ * per_mille + 999) / 1000, 1, count_);
+        const std::uint64_t rank = nearest_rank(count_, per_mille);
         std::uint64_t seen = 0;
         for (std::size_t i = 0; i < buckets_.size(); ++i) {
             seen += buckets_[i];
