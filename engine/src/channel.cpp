@@ -57,26 +57,35 @@ const std::shared_ptr<spdlog::logger>& log() {
     return logger;
 }
 
-/// How long a blocking ack/sync send polls for its acks before it sleeps on
-/// its condition variable: a loopback round trip fits, and a caller that is
-/// still runnable when the ack lands saves a futex wake-up (5-10 µs across CPUs
-/// on a small VM) on every lone sync send.
+/// How long a blocking ack/sync send reads (or watches) for its acks before it
+/// sleeps on its condition variable: a loopback round trip fits, and a caller
+/// that reads its own acks saves the I/O thread's wake-up and the futex
+/// wake-up of the caller after it (5-10 µs each on a small VM) on every lone
+/// sync send.
 constexpr auto spin_limit = std::chrono::microseconds(50);
 
 /// Callers polling right now, process-wide: only one polls at a time, so that
 /// many concurrent senders sleep instead of burning the CPUs their acks need.
 std::atomic<int> spinning{0};
 
-/// Polls `flag` for up to spin_limit, yielding the CPU between looks.
-void spin_wait(const std::atomic<bool>& flag) {
-    if (spinning.fetch_add(1, std::memory_order_relaxed) == 0) {
-        const auto until = std::chrono::steady_clock::now() + spin_limit;
-        while (!flag.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until) {
-            sched_yield();
+/// Makes the calling thread the poller if nobody is; undone on destruction.
+class poller_slot {
+public:
+    explicit poller_slot(bool wanted)
+        : held_(wanted && spinning.fetch_add(1, std::memory_order_relaxed) == 0), counted_(wanted) {}
+    ~poller_slot() {
+        if (counted_) {
+            spinning.fetch_sub(1, std::memory_order_relaxed);
         }
     }
-    spinning.fetch_sub(1, std::memory_order_relaxed);
-}
+    poller_slot(const poller_slot&) = delete;
+    poller_slot& operator=(const poller_slot&) = delete;
+    bool held() const noexcept { return held_; }
+
+private:
+    bool held_;
+    bool counted_;
+};
 
 /// One send waiting for its destinations: completes exactly once, either by
 /// waking the blocked caller or by posting the async handler.
@@ -91,6 +100,8 @@ struct pending_send {
     send_handler handler; ///< async form only
     asio::io_context* io = nullptr;
     std::function<void(const send_result&)> on_sent;
+    /// Streams whose acks the blocking caller reads itself (peer_sender direct reads).
+    std::vector<std::shared_ptr<transport::peer_sender>> readers;
 
     void complete(std::size_t index, const error_code& ec, std::string_view detail) {
         std::unique_lock lock(mutex);
@@ -107,6 +118,30 @@ struct pending_send {
         }
     }
 
+    /// The poller's wait: reads its acks from the streams in direct mode (an
+    /// I/O thread reads the others) for up to spin_limit, yielding the CPU
+    /// between looks; then hands reading back to the I/O threads.
+    void poll_for_acks() {
+        const auto until = std::chrono::steady_clock::now() + spin_limit;
+        while (!finished.load(std::memory_order_acquire)) {
+            // Yield first: the frames went out a moment ago, and on a busy CPU
+            // the receivers run now instead of after a read that finds nothing.
+            sched_yield();
+            for (const auto& r : readers) {
+                r->read_acks_here();
+            }
+            if (finished.load(std::memory_order_acquire)) {
+                return;
+            }
+            if (std::chrono::steady_clock::now() >= until) {
+                for (const auto& r : readers) {
+                    r->hand_reading_back();
+                }
+                return;
+            }
+        }
+    }
+
     void finish(std::unique_lock<std::mutex>& lock) {
         if (handler) {
             auto h = std::move(handler);
@@ -117,6 +152,9 @@ struct pending_send {
             }
             asio::post(*io, [h = std::move(h), r = std::move(r)]() mutable { h(std::move(r)); });
         } else {
+            // After the unlock: a caller woken while we still held the mutex
+            // would only block on it again (two more context switches).
+            lock.unlock();
             cv.notify_all();
         }
     }
@@ -621,10 +659,12 @@ struct channel::impl {
         return picked;
     }
 
+    /// @param caller_reads the (blocking) caller reads its own acks: see pending_send::poll_for_acks.
     std::shared_ptr<pending_send> dispatch(std::span<const member_id> to,
                                            std::span<const std::byte> payload,
                                            std::uint32_t options, std::string_view context,
-                                           send_handler handler, send_result& immediate) {
+                                           send_handler handler, send_result& immediate,
+                                           bool caller_reads = false) {
         if ((options & send_options::sync & ~send_options::ack) != 0) {
             options |= send_options::ack; // "processed" implies "received"
         }
@@ -684,6 +724,9 @@ struct channel::impl {
         }
         for (const auto& t : dests) {
             op->members.push_back(t.m);
+            if (caller_reads) {
+                op->readers.push_back(t.sender);
+            }
         }
         for (std::size_t i = 0; i < dests.size(); ++i) {
             auto ec = dests[i].sender->enqueue(
@@ -693,7 +736,8 @@ struct channel::impl {
                         // A failed send is a suspicion: the detector verifies the member.
                         asio::post(events, [this, who, why = e.message()] { on_send_failed(who, why); });
                     }
-                });
+                },
+                caller_reads);
             if (ec) {
                 op->complete(i, ec, ec.message());
             }
@@ -873,9 +917,14 @@ send_result channel::send(std::span<const member_id> to, std::span<const std::by
             "blocking send() with ack/sync called on a troupe I/O thread; use async_send()"});
         return result;
     }
-    auto op = d.dispatch(to, payload, options, context, nullptr, result);
+    // One blocking caller at a time reads its own acks; the others sleep.
+    const poller_slot poller(send_options::wants_ack(options));
+    auto op = d.dispatch(to, payload, options, context, nullptr, result, poller.held());
     if (op) {
-        spin_wait(op->finished);
+        if (poller.held()) {
+            op->poll_for_acks();
+            op->readers.clear(); // they hold the op through its ack handlers
+        }
         std::unique_lock lock(op->mutex);
         // The transport fails every frame by ack_timeout; the extra margin only
         // guards against a bug leaving a caller blocked forever.
@@ -988,6 +1037,8 @@ nlohmann::json peer_json(const std::string& endpoint, const peer_sender& s) {
             {"connect_failures", st.connect_failures.load()},
             {"handshake_failures", st.handshake_failures.load()},
             {"pings", st.pings.load()},
+            {"caller_read_acks", st.caller_read_acks.load()},
+            {"direct_entries", st.direct_entries.load()},
             {"ack_latency_us", {{"sum", st.ack_latency_sum_us.load()}, {"buckets", buckets}}}};
 }
 

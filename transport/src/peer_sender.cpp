@@ -9,7 +9,9 @@
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <sys/socket.h>
+#include <unistd.h>
 
 namespace troupe::transport {
 
@@ -61,7 +63,11 @@ peer_sender::peer_sender(asio::io_context& io, const conf::sender_section& setti
     rbuf_.resize(64 * 1024);
 }
 
-peer_sender::~peer_sender() = default;
+peer_sender::~peer_sender() {
+    if (direct_fd_ >= 0) {
+        ::close(direct_fd_); // stopped while in direct mode, with the io_context already gone
+    }
+}
 
 void peer_sender::start() {
     asio::dispatch(strand_, [self = shared_from_this()] { self->do_connect(); });
@@ -138,12 +144,27 @@ error_code peer_sender::enqueue_data(std::uint64_t id, std::uint32_t options, st
     return {};
 }
 
-error_code peer_sender::enqueue(frame_ptr frame, std::uint64_t id, ack_handler on_ack) {
+error_code peer_sender::enqueue(frame_ptr frame, std::uint64_t id, ack_handler on_ack, bool caller_reads) {
     const std::size_t size = frame->size();
     std::unique_lock lock(mutex_);
     if (auto ec = make_room_locked(lock, size)) {
         return ec;
     }
+    // Nobody but the I/O thread will read this ack: a direct stream hands the
+    // socket back (after the unlock).
+    bool hand_back = false;
+    if (on_ack) {
+        direct_wanted_ = caller_reads;
+        if (!caller_reads && direct_ && !handback_posted_) {
+            handback_posted_ = true;
+            hand_back = true;
+        }
+    }
+    const auto post_hand_back = [&] {
+        if (hand_back) {
+            asio::post(strand_, [self = shared_from_this()] { self->leave_direct(); });
+        }
+    };
     // The tick times out unanswered frames; while it runs (it does for as long
     // as the stream is up) there is no need to wake the I/O thread for it.
     const bool needs_tick = on_ack && !ticking_;
@@ -175,6 +196,7 @@ error_code peer_sender::enqueue(frame_ptr frame, std::uint64_t id, ack_handler o
             if (needs_tick) {
                 asio::post(strand_, [self = shared_from_this()] { self->arm_tick(); });
             }
+            post_hand_back();
             return {};
         }
         // Partly written, or the socket is full or broken: the writer finishes
@@ -196,6 +218,7 @@ error_code peer_sender::enqueue(frame_ptr frame, std::uint64_t id, ack_handler o
     if (needs_tick) {
         asio::post(strand_, [self = shared_from_this()] { self->arm_tick(); });
     }
+    post_hand_back();
     return {};
 }
 
@@ -284,6 +307,7 @@ void peer_sender::on_connected(const error_code& ec) {
     }
     error_code ignored;
     socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+    protocol_ = socket_.local_endpoint(ignored).protocol();
     my_hello_ = hello{};
     my_hello_.role = 0;
     my_hello_.id = self_.id;
@@ -310,9 +334,9 @@ void peer_sender::do_read() {
         rbuf_.resize(rbuf_.size() * 2);
     }
     socket_.async_read_some(asio::buffer(rbuf_.data() + rlen_, rbuf_.size() - rlen_),
-                            [self = shared_from_this(), gen = generation_](const error_code& ec,
-                                                                           std::size_t n) {
-                                if (gen == self->generation_) {
+                            [self = shared_from_this(), gen = generation_,
+                             rgen = read_gen_](const error_code& ec, std::size_t n) {
+                                if (gen == self->generation_ && rgen == self->read_gen_) {
                                     self->on_read(ec, n);
                                 }
                             });
@@ -349,6 +373,11 @@ void peer_sender::on_read(const error_code& ec, std::size_t n) {
     if (pos > 0) {
         std::memmove(rbuf_.data(), rbuf_.data() + pos, rlen_ - pos);
         rlen_ -= pos;
+    }
+    // Only after a real read: leave_direct() calls this with n == 0 to parse what
+    // a caller left, and whatever made it leave must be read first.
+    if (n > 0 && maybe_enter_direct()) {
+        return;
     }
     do_read();
 }
@@ -397,34 +426,9 @@ bool peer_sender::handle_frame(const frame_view& f) {
             return false;
         }
         entry done;
-        bool found = false;
-        {
-            std::lock_guard lock(mutex_);
-            // Acks come back in send order, so the match is almost always the front.
-            auto it = std::find_if(awaiting_.begin(), awaiting_.end(),
-                                   [&](const entry& e) { return e.id == a.id; });
-            if (it != awaiting_.end()) {
-                done = std::move(*it);
-                awaiting_.erase(it);
-                found = true;
-            }
-        }
-        if (!found) {
-            return true; // it timed out already: the sender was told
-        }
-        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() -
-                                                                              done.queued_at)
-                            .count();
-        stats_.record_ack_latency(static_cast<std::uint64_t>(us));
-        if (a.status == ack_status::ok) {
-            stats_.acks.fetch_add(1, std::memory_order_relaxed);
-            complete(done, {}, {});
-        } else {
-            stats_.nacks.fetch_add(1, std::memory_order_relaxed);
-            complete(done,
-                     a.status == ack_status::no_listener ? error::no_listener : error::remote_failure,
-                     a.reason);
-        }
+        if (take_awaiting(a.id, done)) {
+            finish_ack(done, a.status, a.reason);
+        } // else it timed out already: the sender was told
         return true;
     }
     case frame_type::pong:
@@ -513,6 +517,9 @@ bool peer_sender::handle_hello(const frame_view& f) {
 }
 
 void peer_sender::do_write() {
+    if (direct_) {
+        leave_direct(); // the writer needs the reactor (EPOLLOUT)
+    }
     std::vector<entry> failed_now;
     {
         std::lock_guard lock(mutex_);
@@ -630,8 +637,16 @@ void peer_sender::complete(entry& e, const error_code& ec, std::string_view deta
 void peer_sender::fail_connection(const error_code& ec, const std::string& reason) {
     ++generation_; // every handler of the old connection becomes a no-op
     {
-        // Before the close: no direct write may use the descriptor after this.
+        // Before the close: no direct write may use the descriptor after this,
+        // and no caller reads it (read_mutex_).
+        std::lock_guard read_lock(read_mutex_);
         std::lock_guard lock(mutex_);
+        if (direct_) {
+            ::close(direct_fd_);
+            direct_fd_ = -1;
+            direct_ = false;
+        }
+        handback_posted_ = false;
         fd_ = -1;
         connected_ = false;
         if (front_offset_ > 0 && !queue_.empty()) {
@@ -770,6 +785,10 @@ void peer_sender::on_tick() {
     for (auto& e : expired) {
         complete(e, error::ack_timeout,
                  "no ack within " + std::to_string(settings_.ack_timeout.count()) + "ms");
+    }
+    if (up && handshaken_ && direct_input_pending()) {
+        // A PONG, BYE, EOF or an ack nobody waits for sits on a direct socket.
+        leave_direct();
     }
     if (up && handshaken_) {
         if (ping_outstanding_ && now - ping_sent_ > settings_.ack_timeout &&
@@ -910,6 +929,15 @@ void peer_sender::stop(error_code why) {
     }
     asio::post(strand_, [self = shared_from_this(), dropped = std::move(dropped), why]() mutable {
         ++self->generation_;
+        {
+            std::lock_guard read_lock(self->read_mutex_);
+            std::lock_guard lock(self->mutex_);
+            if (self->direct_) {
+                ::close(self->direct_fd_);
+                self->direct_fd_ = -1;
+                self->direct_ = false;
+            }
+        }
         error_code ignored;
         self->socket_.close(ignored);
         self->resolver_.cancel();
@@ -921,6 +949,176 @@ void peer_sender::stop(error_code why) {
             self->complete(e, why, why.message());
         }
     });
+}
+
+bool peer_sender::take_awaiting(std::uint64_t id, entry& out) {
+    std::lock_guard lock(mutex_);
+    // Acks come back in send order, so the match is almost always the front.
+    auto it = std::find_if(awaiting_.begin(), awaiting_.end(), [&](const entry& e) { return e.id == id; });
+    if (it == awaiting_.end()) {
+        return false;
+    }
+    out = std::move(*it);
+    awaiting_.erase(it);
+    return true;
+}
+
+void peer_sender::finish_ack(entry& e, ack_status status, std::string_view reason) {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - e.queued_at).count();
+    stats_.record_ack_latency(static_cast<std::uint64_t>(us));
+    if (status == ack_status::ok) {
+        stats_.acks.fetch_add(1, std::memory_order_relaxed);
+        complete(e, {}, {});
+    } else {
+        stats_.nacks.fetch_add(1, std::memory_order_relaxed);
+        complete(e, status == ack_status::no_listener ? error::no_listener : error::remote_failure, reason);
+    }
+}
+
+bool peer_sender::maybe_enter_direct() {
+    std::lock_guard read_lock(read_mutex_);
+    std::lock_guard lock(mutex_);
+    if (!direct_wanted_ || direct_ || !connected_ || !handshaken_ || stopped_ || closing_ || writing_ ||
+        !queue_.empty() || !awaiting_.empty() || fd_ < 0) {
+        return false;
+    }
+    error_code ec;
+    const int fd = socket_.release(ec); // out of the epoll set; the descriptor stays open
+    if (ec) {
+        return false;
+    }
+    ++read_gen_;
+    direct_fd_ = fd;
+    direct_ = true;
+    stats_.direct_entries.fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+void peer_sender::leave_direct() {
+    int fd = -1;
+    {
+        std::lock_guard read_lock(read_mutex_);
+        std::lock_guard lock(mutex_);
+        handback_posted_ = false;
+        if (!direct_) {
+            return;
+        }
+        fd = direct_fd_;
+        direct_fd_ = -1;
+        direct_ = false;
+    }
+    error_code ec;
+    socket_.assign(protocol_, fd, ec);
+    if (ec) {
+        ::close(fd);
+        fail_connection(ec, "taking the socket back: " + ec.message());
+        return;
+    }
+    // Frames a caller left unparsed (a PONG, a BYE) come first; then read on.
+    on_read({}, 0);
+}
+
+bool peer_sender::direct_input_pending() {
+    std::lock_guard read_lock(read_mutex_);
+    if (!direct_) {
+        return false;
+    }
+    char byte = 0;
+    const ssize_t n = ::recv(direct_fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+}
+
+bool peer_sender::direct_reads() const {
+    std::lock_guard lock(mutex_);
+    return direct_;
+}
+
+void peer_sender::hand_reading_back() {
+    {
+        std::lock_guard lock(mutex_);
+        if (!direct_ || handback_posted_ || awaiting_.empty()) {
+            return;
+        }
+        handback_posted_ = true;
+    }
+    asio::post(strand_, [self = shared_from_this()] { self->leave_direct(); });
+}
+
+bool peer_sender::read_acks_here() {
+    struct done_ack {
+        entry e;
+        ack_status status;
+        std::string reason;
+    };
+    std::vector<done_ack> done;
+    bool hand_back = false;
+    {
+        std::unique_lock read_lock(read_mutex_, std::try_to_lock);
+        if (!read_lock.owns_lock() || !direct_) {
+            return false; // the I/O thread reads, or is taking the socket back right now
+        }
+        // Drain to EAGAIN. Acks are small: a full buffer means something else is
+        // going on, which the I/O thread sorts out.
+        for (int reads = 0; reads < 64; ++reads) {
+            if (rlen_ == rbuf_.size()) {
+                hand_back = true;
+                break;
+            }
+            const ssize_t n = ::recv(direct_fd_, rbuf_.data() + rlen_, rbuf_.size() - rlen_, MSG_DONTWAIT);
+            if (n > 0) {
+                rlen_ += static_cast<std::size_t>(n);
+                continue;
+            }
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                break;
+            }
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            hand_back = true; // EOF or an error: the I/O thread fails the connection
+            break;
+        }
+        std::size_t pos = 0;
+        while (pos < rlen_) {
+            frame_view f;
+            const auto r = decode_frame({rbuf_.data() + pos, rlen_ - pos}, 64 * 1024, f);
+            if (r.what == decode_result::kind::need_more) {
+                break;
+            }
+            ack_view a;
+            if (r.what == decode_result::kind::bad ||
+                (f.type != frame_type::ack && f.type != frame_type::nack) || parse_ack(f.body, a)) {
+                hand_back = true; // not an ack, or a bad one: left in rbuf_ for the I/O thread
+                break;
+            }
+            pos += r.consumed;
+            entry e;
+            if (take_awaiting(a.id, e)) {
+                done.push_back(done_ack{std::move(e), a.status, std::string(a.reason)});
+            }
+        }
+        if (pos > 0) {
+            std::memmove(rbuf_.data(), rbuf_.data() + pos, rlen_ - pos);
+            rlen_ -= pos;
+        }
+    }
+    // Completions run outside read_mutex_: a handler may send again.
+    stats_.caller_read_acks.fetch_add(done.size(), std::memory_order_relaxed);
+    for (auto& d : done) {
+        finish_ack(d.e, d.status, d.reason);
+    }
+    if (hand_back) {
+        {
+            std::lock_guard lock(mutex_);
+            if (!direct_ || handback_posted_) {
+                return false;
+            }
+            handback_posted_ = true;
+        }
+        asio::post(strand_, [self = shared_from_this()] { self->leave_direct(); });
+        return false;
+    }
+    return true;
 }
 
 } // namespace troupe::transport

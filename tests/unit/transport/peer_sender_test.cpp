@@ -27,6 +27,11 @@ std::shared_ptr<peer_sender> make_sender(boost::asio::io_context& io, const conf
     return s;
 }
 
+/// A listener verdict: "bad" fails with the reason "boom", anything else is fine.
+delivery_result fail_bad(const std::string& payload) {
+    return payload == "bad" ? delivery_result{ack_status::listener_failed, "boom"} : delivery_result{};
+}
+
 std::uint16_t unused_port() {
     // Bind and release: nothing listens there afterwards.
     boost::asio::io_context io;
@@ -203,9 +208,7 @@ TEST_CASE("a blocked sender proceeds once the peer drains the queue", "[transpor
 TEST_CASE("sync frames are acked, and a NACK carries the listener's reason", "[transport]") {
     auto c = test::loopback_config();
     test::recording_receiver rx(c);
-    rx.verdict = [](const std::string& p) {
-        return p == "bad" ? delivery_result{ack_status::listener_failed, "boom"} : delivery_result{};
-    };
+    rx.verdict = fail_bad;
     test::io_runner tx;
     auto s = make_sender(tx.io, c, rx.port());
     std::promise<std::pair<boost::system::error_code, std::string>> good, bad;
@@ -320,5 +323,185 @@ TEST_CASE("a peer without a secret is refused by a node that has one", "[transpo
     auto s = make_sender(tx.io, with, rx.port());
     CHECK(wait_until([&] { return s->stats().handshake_failures.load() >= 1; }));
     CHECK_FALSE(s->connected());
+    s->stop(error::stopped);
+}
+
+// ---- Direct reads: a lone waiting caller reads its own acks ----------------
+
+namespace {
+
+/// What channel::send does for its one polling caller: queue the frame saying
+/// the caller reads, read acks here for up to `read_for`, then hand reading back
+/// and wait for the completion, whoever reads it.
+std::pair<boost::system::error_code, std::string>
+lone_send(peer_sender& s, std::uint64_t id, const std::string& payload,
+          std::chrono::microseconds read_for = std::chrono::milliseconds(200)) {
+    auto done = std::make_shared<std::promise<std::pair<boost::system::error_code, std::string>>>();
+    auto f = done->get_future();
+    const auto ec = s.enqueue(test::data_frame(id, 6, payload), id,
+                              [done](const boost::system::error_code& e, std::string_view d) {
+                                  done->set_value({e, std::string(d)});
+                              },
+                              true);
+    if (ec) {
+        return {ec, "enqueue"};
+    }
+    const auto until = std::chrono::steady_clock::now() + read_for;
+    while (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready &&
+           std::chrono::steady_clock::now() < until) {
+        std::this_thread::yield();
+        s.read_acks_here();
+    }
+    s.hand_reading_back();
+    if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+        return {error::ack_timeout, "no completion within 10 s"};
+    }
+    return f.get();
+}
+
+/// A receiver in this process and a sender connected to it.
+struct connected_sender {
+    conf::cluster_config c;
+    test::recording_receiver rx;
+    test::io_runner tx;
+    std::shared_ptr<peer_sender> s;
+
+    explicit connected_sender(std::function<delivery_result(const std::string&)> verdict = {})
+        : c(test::loopback_config()), rx(c) {
+        rx.verdict = std::move(verdict);
+        s = make_sender(tx.io, c, rx.port());
+        REQUIRE(wait_until([&] { return s->connected(); }));
+    }
+    ~connected_sender() { s->stop(error::stopped); }
+    connected_sender(const connected_sender&) = delete;
+    connected_sender& operator=(const connected_sender&) = delete;
+};
+
+} // namespace
+
+TEST_CASE("a lone waiting caller reads its own acks once the stream is idle", "[transport]") {
+    connected_sender t{};
+    auto& s = t.s;
+    auto& rx = t.rx;
+    for (int i = 0; i < 50; ++i) {
+        const auto [ec, detail] = lone_send(*s, i, std::to_string(i));
+        REQUIRE_FALSE(ec);
+    }
+    // The first ack is read by the I/O thread, which then takes the socket out
+    // of the reactor; the caller reads the rest.
+    CHECK(s->direct_reads());
+    CHECK(s->stats().direct_entries.load() >= 1);
+    CHECK(s->stats().caller_read_acks.load() > 0);
+    CHECK(s->stats().acks.load() == 50);
+    const auto got = rx.snapshot();
+    REQUIRE(got.size() == 50);
+    for (int i = 0; i < 50; ++i) {
+        CHECK(got[i] == std::to_string(i));
+    }
+}
+
+TEST_CASE("a NACK read by the waiting caller still carries the listener's reason", "[transport]") {
+    connected_sender t{fail_bad};
+    auto& s = t.s;
+    REQUIRE_FALSE(lone_send(*s, 1, "good").first);
+    REQUIRE(wait_until([&] { return s->direct_reads(); }));
+    const auto read_before = s->stats().caller_read_acks.load();
+    const auto [ec, detail] = lone_send(*s, 2, "bad");
+    CHECK(ec == error::remote_failure);
+    CHECK(detail == "boom");
+    CHECK(s->stats().nacks.load() == 1);
+    CHECK(s->stats().caller_read_acks.load() == read_before + 1);
+}
+
+TEST_CASE("direct reads give way to async frames and to acks nobody reads, in order", "[transport]") {
+    connected_sender t{};
+    auto& s = t.s;
+    auto& rx = t.rx;
+    std::uint64_t id = 0;
+    std::vector<std::string> sent;
+    auto lone = [&] {
+        sent.push_back("sync" + std::to_string(id));
+        const auto r = lone_send(*s, id, sent.back());
+        ++id;
+        return r.first;
+    };
+    // The stream goes direct after an ack the I/O thread read while the stream
+    // was idle (not within a linger after async frames): send until it has.
+    auto reach_direct = [&] {
+        for (int k = 0; k < 500 && !s->direct_reads(); ++k) {
+            if (lone()) {
+                return false;
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+        return s->direct_reads();
+    };
+    for (int round = 0; round < 5; ++round) {
+        REQUIRE(reach_direct());
+        REQUIRE_FALSE(lone());
+        // Async frames need the writer, and so the reactor.
+        for (int k = 0; k < 20; ++k) {
+            sent.push_back("async" + std::to_string(id));
+            REQUIRE_FALSE(s->enqueue(test::data_frame(id, 8, sent.back()), id, nullptr));
+            ++id;
+        }
+        REQUIRE(reach_direct());
+        REQUIRE_FALSE(lone());
+        // An ack for a completion handler: the I/O thread must read it.
+        std::promise<boost::system::error_code> handled;
+        sent.push_back("handler" + std::to_string(id));
+        REQUIRE_FALSE(s->enqueue(test::data_frame(id, 6, sent.back()), id,
+                                 [&](const boost::system::error_code& e, std::string_view) { handled.set_value(e); }));
+        ++id;
+        auto f = handled.get_future();
+        REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+        CHECK_FALSE(f.get());
+        CHECK_FALSE(s->direct_reads());
+    }
+    REQUIRE(wait_until([&] { return rx.count() == sent.size(); }));
+    CHECK(rx.snapshot() == sent);
+}
+
+TEST_CASE("a caller that stops reading hands its ack to the I/O thread", "[transport]") {
+    connected_sender t{[](const std::string& p) {
+        if (p == "slow") {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        return delivery_result{};
+    }};
+    auto& s = t.s;
+    REQUIRE_FALSE(lone_send(*s, 1, "fast").first);
+    REQUIRE(wait_until([&] { return s->direct_reads(); }));
+    const auto read_before = s->stats().caller_read_acks.load();
+    // Reads for 1 ms only: the listener takes 50.
+    const auto [ec, detail] = lone_send(*s, 2, "slow", std::chrono::milliseconds(1));
+    CHECK_FALSE(ec);
+    CHECK(s->stats().caller_read_acks.load() == read_before);
+    CHECK(s->stats().acks.load() == 2);
+}
+
+TEST_CASE("an idle stream in direct mode notices that the peer went away", "[transport]") {
+    auto c = test::loopback_config();
+    // No keep-alive PING within the test: only the tick's look at the socket finds the close.
+    c.membership.failure_detector.ping_interval = std::chrono::minutes(10);
+    auto rx = std::make_unique<test::recording_receiver>(c);
+    std::atomic<int> downs{0};
+    peer_sender::callbacks cb;
+    cb.down = [&](const boost::system::error_code&, const std::string&, bool was_up) {
+        if (was_up) {
+            ++downs;
+        }
+    };
+    test::io_runner tx;
+    auto s = std::make_shared<peer_sender>(tx.io, c.sender, c.channel.max_message,
+                                           c.membership.failure_detector.ping_interval,
+                                           test::identity(c, 0, "tx"), "127.0.0.1", rx->port(), cb);
+    s->start();
+    REQUIRE(wait_until([&] { return s->connected(); }));
+    REQUIRE_FALSE(lone_send(*s, 1, "x").first);
+    REQUIRE(wait_until([&] { return s->direct_reads(); }));
+    rx.reset(); // closes its end: nobody reads this socket but the tick's check
+    REQUIRE(wait_until([&] { return downs.load() == 1; }, std::chrono::seconds(5)));
+    CHECK_FALSE(s->direct_reads());
     s->stop(error::stopped);
 }

@@ -86,8 +86,30 @@ public:
     void start();
 
     /// Queues a whole frame. `on_ack` null = async (no ack awaited).
+    /// `caller_reads`: the sending thread will wait for this ack and call
+    /// read_acks_here() meanwhile (see "Direct reads" below).
     /// @return queue_full (after `block_timeout` under `block`), stopped, or success.
-    boost::system::error_code enqueue(frame_ptr frame, std::uint64_t id, ack_handler on_ack);
+    boost::system::error_code enqueue(frame_ptr frame, std::uint64_t id, ack_handler on_ack,
+                                      bool caller_reads = false);
+
+    /// @name Direct reads
+    /// A lone blocking ack/sync caller would otherwise wait for the I/O thread
+    /// to read its ack and wake it: one more thread hop than a plain blocking
+    /// socket, and the largest cost of a lone sync send on a small machine.
+    /// While such a caller is the stream's only user, the stream takes its
+    /// socket out of the I/O threads' epoll set (so an ack wakes nobody but
+    /// the caller) and the caller reads its acks itself. Anything else (async
+    /// frames to write, an ack someone else awaits, a PONG, BYE or EOF, a
+    /// caller that stops waiting) hands the socket back to the I/O thread.
+    /// @{
+    /// Reads and completes the acks that have arrived, without blocking.
+    /// @return false when the stream is not in direct mode (the I/O thread reads).
+    bool read_acks_here();
+    /// The waiting caller gives up reading: an I/O thread reads from now on.
+    void hand_reading_back();
+    /// The stream is in direct-read mode (for tests and stats).
+    bool direct_reads() const;
+    /// @}
 
     /// Queues an async DATA frame (no ack awaited), encoded straight into the
     /// block at the tail of the queue: a burst of small messages becomes one
@@ -132,6 +154,18 @@ private:
         std::uint32_t frames = 1; ///< frames in `frame` (a block holds many)
         bool block = false;       ///< a block of async frames made by enqueue_data
     };
+
+    /// Strand: the stream is idle and a lone caller reads its acks: release the
+    /// socket from the reactor. @return true if it did (no read is pending then).
+    bool maybe_enter_direct();
+    /// Strand: give the socket back to the reactor and read on the I/O thread.
+    void leave_direct();
+    /// Strand, from the tick: data, EOF or an error waits on a direct socket.
+    bool direct_input_pending();
+    /// Removes the awaited entry `id` (false: it timed out already).
+    bool take_awaiting(std::uint64_t id, entry& out);
+    /// Counts and completes an entry whose ACK/NACK came in.
+    void finish_ack(entry& e, ack_status status, std::string_view reason);
 
     /// Waits (block policy) or fails (fail policy) until `size` more bytes fit.
     boost::system::error_code make_room_locked(std::unique_lock<std::mutex>& lock, std::size_t size);
@@ -200,6 +234,18 @@ private:
     std::shared_ptr<buffer> tail_block_;
     /// Empty blocks, written and free for enqueue_data to fill again.
     std::vector<std::shared_ptr<buffer>> spare_blocks_;
+    /// The last ack frame queued was for a caller that reads its own acks.
+    bool direct_wanted_ = false;
+    /// A leave_direct() is posted and has not run yet.
+    bool handback_posted_ = false;
+
+    // Direct reads. `direct_` and `direct_fd_` are written on the strand under
+    // both read_mutex_ and mutex_ (so either lock reads them); read_mutex_ also
+    // guards rbuf_ and rlen_ while `direct_` (a caller parses them then).
+    // Lock order: read_mutex_ before mutex_.
+    mutable std::mutex read_mutex_;
+    bool direct_ = false;
+    int direct_fd_ = -1; ///< the released descriptor while direct_, else -1
 
     // Strand-only.
     boost::asio::ip::tcp::resolver resolver_;
@@ -209,6 +255,8 @@ private:
     boost::asio::steady_timer reconnect_timer_;
     boost::asio::steady_timer linger_timer_;
     bool tick_armed_ = false;
+    boost::asio::ip::tcp protocol_ = boost::asio::ip::tcp::v4(); ///< to assign() the socket back
+    std::uint64_t read_gen_ = 0; ///< bumps when the socket leaves the reactor: drops the aborted read
     std::vector<std::uint8_t> rbuf_;
     std::size_t rlen_ = 0;
     std::vector<frame_ptr> writing_frames_;

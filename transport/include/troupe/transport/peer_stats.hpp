@@ -28,6 +28,8 @@ struct peer_stats {
     std::atomic<std::uint64_t> connect_failures{0};
     std::atomic<std::uint64_t> handshake_failures{0};
     std::atomic<std::uint64_t> pings{0};
+    std::atomic<std::uint64_t> caller_read_acks{0}; ///< acks read by the waiting caller (direct reads)
+    std::atomic<std::uint64_t> direct_entries{0};   ///< times the stream switched to direct reads
     std::atomic<std::uint64_t> ack_latency_sum_us{0};
     std::array<std::atomic<std::uint64_t>, ack_latency_bounds_us.size()> ack_latency_buckets{};
 
