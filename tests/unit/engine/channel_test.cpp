@@ -202,3 +202,56 @@ TEST_CASE("stats and metrics report traffic per member", "[engine]") {
     CHECK_THAT(metrics, Catch::Contains("troupe_peer_ack_latency_us_count{peer=\"127.0.0.1:"));
     CHECK_THAT(metrics, Catch::Contains("troupe_members{state=\"alive\"} 1"));
 }
+
+TEST_CASE("lone sync senders read their own acks, and concurrent and async senders still complete", "[engine]") {
+    std::atomic<int> seen{0};
+    pair_of_channels p;
+    p.b->add_listener("app", [&](const engine::received_message& m) {
+        if (std::string(reinterpret_cast<const char*>(m.payload.data()), m.payload.size()) == "throw") {
+            throw std::runtime_error("refused");
+        }
+        seen++;
+    });
+    // A lone caller: after the first ack the stream reads on the caller's thread.
+    for (int i = 0; i < 20; ++i) {
+        REQUIRE(p.a.send_all(bytes("lone"), engine::send_options::sync, "app").ok());
+    }
+    const auto peer = [&] { return nlohmann::json::parse(p.a.stats_json())["peers"][0]; };
+    CHECK(peer()["direct_entries"].get<int>() >= 1);
+    CHECK(peer()["caller_read_acks"].get<int>() > 0);
+    // Several callers at once, async sends and completion handlers in between:
+    // the stream changes hands, and every send still completes exactly once.
+    std::atomic<int> failures{0};
+    std::atomic<int> handled{0};
+    std::vector<std::thread> callers;
+    for (int t = 0; t < 4; ++t) {
+        callers.emplace_back([&, t] {
+            for (int i = 0; i < 50; ++i) {
+                if (!p.a.send_all(bytes("sync"), engine::send_options::sync, "app").ok()) {
+                    ++failures;
+                }
+                if (t == 0) {
+                    p.a.send_all(bytes("async"), engine::send_options::async, "app");
+                }
+                if (t == 1) {
+                    p.a.async_send({}, bytes("handled"), engine::send_options::ack, "app",
+                                   [&](engine::send_result r) {
+                                       if (r.ok()) {
+                                           ++handled;
+                                       }
+                                   });
+                }
+            }
+        });
+    }
+    for (auto& c : callers) {
+        c.join();
+    }
+    CHECK(failures == 0);
+    REQUIRE(wait_until([&] { return handled.load() == 50 && seen.load() == 20 + 4 * 50 + 50 + 50; }));
+    // A NACK read on the caller's thread names the listener's reason.
+    const auto r = p.a.send_all(bytes("throw"), engine::send_options::sync, "app");
+    REQUIRE(r.failures.size() == 1);
+    CHECK(r.failures[0].ec == transport::error::remote_failure);
+    CHECK_THAT(r.failures[0].detail, Catch::Contains("refused"));
+}
