@@ -348,7 +348,9 @@ void peer_sender::on_read(const error_code& ec, std::size_t n) {
         return;
     }
     rlen_ += n;
-    last_read_ = clock::now();
+    if (n > 0) {
+        last_read_ = clock::now(); // not for leave_direct()'s parse of what is already here
+    }
     std::size_t pos = 0;
     // Only acks, pongs and BYE come back on this connection: small frames.
     const std::uint32_t limit = handshaken_ ? 64 * 1024 : max_handshake_body;
@@ -1010,7 +1012,13 @@ void peer_sender::leave_direct() {
     error_code ec;
     socket_.assign(protocol_, fd, ec);
     if (ec) {
-        ::close(fd);
+        {
+            // fail_connection() closes it, after no sender can write to it any more.
+            std::lock_guard read_lock(read_mutex_);
+            std::lock_guard lock(mutex_);
+            direct_fd_ = fd;
+            direct_ = true;
+        }
         fail_connection(ec, "taking the socket back: " + ec.message());
         return;
     }
