@@ -155,14 +155,11 @@ error_code peer_sender::enqueue(frame_ptr frame, std::uint64_t id, ack_handler o
     bool hand_back = false;
     if (on_ack) {
         direct_wanted_ = caller_reads;
-        if (!caller_reads && direct_ && !handback_posted_) {
-            handback_posted_ = true;
-            hand_back = true;
-        }
+        hand_back = !caller_reads && claim_hand_back_locked();
     }
     const auto post_hand_back = [&] {
         if (hand_back) {
-            asio::post(strand_, [self = shared_from_this()] { self->leave_direct(); });
+            post_leave_direct();
         }
     };
     // The tick times out unanswered frames; while it runs (it does for as long
@@ -1041,15 +1038,26 @@ bool peer_sender::direct_reads() const {
     return direct_;
 }
 
+bool peer_sender::claim_hand_back_locked() {
+    if (!direct_ || handback_posted_) {
+        return false;
+    }
+    handback_posted_ = true;
+    return true;
+}
+
+void peer_sender::post_leave_direct() {
+    asio::post(strand_, [self = shared_from_this()] { self->leave_direct(); });
+}
+
 void peer_sender::hand_reading_back() {
     {
         std::lock_guard lock(mutex_);
-        if (!direct_ || handback_posted_ || awaiting_.empty()) {
+        if (awaiting_.empty() || !claim_hand_back_locked()) {
             return;
         }
-        handback_posted_ = true;
     }
-    asio::post(strand_, [self = shared_from_this()] { self->leave_direct(); });
+    post_leave_direct();
 }
 
 bool peer_sender::read_acks_here() {
@@ -1116,14 +1124,14 @@ bool peer_sender::read_acks_here() {
         finish_ack(d.e, d.status, d.reason);
     }
     if (hand_back) {
+        bool post = false;
         {
             std::lock_guard lock(mutex_);
-            if (!direct_ || handback_posted_) {
-                return false;
-            }
-            handback_posted_ = true;
+            post = claim_hand_back_locked();
         }
-        asio::post(strand_, [self = shared_from_this()] { self->leave_direct(); });
+        if (post) {
+            post_leave_direct();
+        }
         return false;
     }
     return true;

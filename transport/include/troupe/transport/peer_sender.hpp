@@ -160,6 +160,9 @@ private:
     bool maybe_enter_direct();
     /// Strand: give the socket back to the reactor and read on the I/O thread.
     void leave_direct();
+    /// Under mutex_: a direct stream with no leave_direct() posted yet; marks it posted.
+    bool claim_hand_back_locked();
+    void post_leave_direct();
     /// Strand, from the tick: data, EOF or an error waits on a direct socket.
     bool direct_input_pending();
     /// Removes the awaited entry `id` (false: it timed out already).
