@@ -68,28 +68,27 @@ constexpr auto spin_limit = std::chrono::microseconds(50);
 /// many concurrent senders sleep instead of burning the CPUs their acks need.
 std::atomic<int> spinning{0};
 
-/// Makes the calling thread the poller if nobody is, until release(): held only
-/// while it polls, so a send that then sleeps (or queues slowly) does not keep
-/// the next lone caller from polling.
+/// Makes the calling thread the poller if no other blocking ack/sync send is in
+/// flight in this process; undone on destruction. Every such send counts for its
+/// whole duration on purpose: overlapping senders are better served by sleeping
+/// while the I/O thread reads their pipelined acks (16 callers: 127k sends/s,
+/// p99 ~200 µs) than by taking turns at polling (104-119k, p99 270-470 µs).
 class poller_slot {
 public:
-    explicit poller_slot(bool wanted) {
-        int free = 0;
-        held_ = wanted && spinning.compare_exchange_strong(free, 1, std::memory_order_relaxed);
+    explicit poller_slot(bool wanted)
+        : held_(wanted && spinning.fetch_add(1, std::memory_order_relaxed) == 0), counted_(wanted) {}
+    ~poller_slot() {
+        if (counted_) {
+            spinning.fetch_sub(1, std::memory_order_relaxed);
+        }
     }
-    ~poller_slot() { release(); }
     poller_slot(const poller_slot&) = delete;
     poller_slot& operator=(const poller_slot&) = delete;
     bool held() const noexcept { return held_; }
-    void release() noexcept {
-        if (held_) {
-            held_ = false;
-            spinning.store(0, std::memory_order_relaxed);
-        }
-    }
 
 private:
-    bool held_ = false;
+    bool held_;
+    bool counted_;
 };
 
 /// One send waiting for its destinations: completes exactly once, either by
@@ -923,14 +922,13 @@ send_result channel::send(std::span<const member_id> to, std::span<const std::by
         return result;
     }
     // One blocking caller at a time reads its own acks; the others sleep.
-    poller_slot poller(send_options::wants_ack(options));
+    const poller_slot poller(send_options::wants_ack(options));
     auto op = d.dispatch(to, payload, options, context, nullptr, result, poller.held());
-    if (op && poller.held()) {
-        op->poll_for_acks();
-        op->readers.clear(); // they hold the op through its ack handlers
-    }
-    poller.release();
     if (op) {
+        if (poller.held()) {
+            op->poll_for_acks();
+            op->readers.clear(); // they hold the op through its ack handlers
+        }
         std::unique_lock lock(op->mutex);
         // The transport fails every frame by ack_timeout; the extra margin only
         // guards against a bug leaving a caller blocked forever.
