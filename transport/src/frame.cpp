@@ -22,63 +22,6 @@ std::string_view to_string(frame_type type) noexcept {
 
 namespace detail {
 
-bool reader::u8(std::uint8_t& v) noexcept {
-    if (remaining() < 1) {
-        return false;
-    }
-    v = data_[pos_++];
-    return true;
-}
-
-bool reader::u16(std::uint16_t& v) noexcept {
-    if (remaining() < 2) {
-        return false;
-    }
-    v = static_cast<std::uint16_t>((data_[pos_] << 8) | data_[pos_ + 1]);
-    pos_ += 2;
-    return true;
-}
-
-bool reader::u32(std::uint32_t& v) noexcept {
-    if (remaining() < 4) {
-        return false;
-    }
-    v = 0;
-    for (int i = 0; i < 4; ++i) {
-        v = (v << 8) | data_[pos_++];
-    }
-    return true;
-}
-
-bool reader::u64(std::uint64_t& v) noexcept {
-    if (remaining() < 8) {
-        return false;
-    }
-    v = 0;
-    for (int i = 0; i < 8; ++i) {
-        v = (v << 8) | data_[pos_++];
-    }
-    return true;
-}
-
-bool reader::bytes(std::size_t n, std::span<const std::uint8_t>& v) noexcept {
-    if (remaining() < n) {
-        return false;
-    }
-    v = data_.subspan(pos_, n);
-    pos_ += n;
-    return true;
-}
-
-bool reader::str(std::size_t n, std::string_view& v) noexcept {
-    std::span<const std::uint8_t> raw;
-    if (!bytes(n, raw)) {
-        return false;
-    }
-    v = std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size());
-    return true;
-}
-
 void put_u8(buffer& out, std::uint8_t v) { out.push_back(v); }
 
 void put_u16(buffer& out, std::uint16_t v) {

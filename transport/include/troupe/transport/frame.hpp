@@ -106,20 +106,49 @@ void append_header(buffer& out, frame_type type, std::uint16_t flags, std::uint3
 namespace detail {
 
 /// Bounds-checked big-endian reader: every get fails (and stays failed) instead of
-/// reading past the end.
+/// reading past the end. Defined here so the parsers inline it: a receiver runs
+/// it a dozen times per message.
 class reader {
 public:
     explicit reader(std::span<const std::uint8_t> data) noexcept : data_(data) {}
-    bool u8(std::uint8_t& v) noexcept;
-    bool u16(std::uint16_t& v) noexcept;
-    bool u32(std::uint32_t& v) noexcept;
-    bool u64(std::uint64_t& v) noexcept;
-    bool bytes(std::size_t n, std::span<const std::uint8_t>& v) noexcept;
-    bool str(std::size_t n, std::string_view& v) noexcept;
+    bool u8(std::uint8_t& v) noexcept { return get(v); }
+    bool u16(std::uint16_t& v) noexcept { return get(v); }
+    bool u32(std::uint32_t& v) noexcept { return get(v); }
+    bool u64(std::uint64_t& v) noexcept { return get(v); }
+    bool bytes(std::size_t n, std::span<const std::uint8_t>& v) noexcept {
+        if (remaining() < n) {
+            return false;
+        }
+        v = data_.subspan(pos_, n);
+        pos_ += n;
+        return true;
+    }
+    bool str(std::size_t n, std::string_view& v) noexcept {
+        std::span<const std::uint8_t> raw;
+        if (!bytes(n, raw)) {
+            return false;
+        }
+        v = std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size());
+        return true;
+    }
     std::span<const std::uint8_t> rest() const noexcept { return data_.subspan(pos_); }
     std::size_t remaining() const noexcept { return data_.size() - pos_; }
 
 private:
+    template <typename T>
+    bool get(T& v) noexcept {
+        if (remaining() < sizeof(T)) {
+            return false;
+        }
+        T x = 0;
+        for (std::size_t i = 0; i < sizeof(T); ++i) {
+            x = static_cast<T>((x << 8) | data_[pos_ + i]); // compiles to one load and a bswap
+        }
+        pos_ += sizeof(T);
+        v = x;
+        return true;
+    }
+
     std::span<const std::uint8_t> data_;
     std::size_t pos_ = 0;
 };
