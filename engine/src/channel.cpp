@@ -215,6 +215,10 @@ struct channel::impl {
     std::shared_ptr<stats_interceptor> stats;
     std::vector<std::shared_ptr<interceptor>> layers; ///< top first; stats is the last
     std::atomic<std::uint64_t> next_id{1};
+    /// An async message to several members is encoded here once, and each
+    /// member's stream queues a slice of the same block (see dispatch).
+    std::mutex arena_mutex;
+    transport::frame_arena arena;
     std::atomic<bool> running{false};
     bool stopped = false;
     std::chrono::steady_clock::time_point started_at;
@@ -699,10 +703,24 @@ struct channel::impl {
         const std::span<const std::uint8_t> bytes{reinterpret_cast<const std::uint8_t*>(payload.data()),
                                                   payload.size()};
         if (!send_options::wants_ack(options)) {
-            // Encoded into each member's tail block: a copy per member is cheaper
-            // than a shared allocation and a queue entry per member.
+            if (dests.size() == 1) {
+                // Encoded straight into the member's own arena: one copy, one lock.
+                if (auto ec = dests.front().sender->enqueue_data(id, options, context, bytes)) {
+                    immediate.failures.push_back(member_failure{dests.front().m, ec, ec.message()});
+                }
+                return nullptr;
+            }
+            // Encoded (copied) once for every member. Only sends to several
+            // members share blocks: a block stays alive while any member's queue
+            // holds a slice of it, so a stalled member pins the blocks of the
+            // traffic it shares, not other members' private traffic.
+            transport::frame_slice frame;
+            {
+                std::lock_guard lock(arena_mutex);
+                frame = arena.append_data(id, options, context, bytes);
+            }
             for (const auto& t : dests) {
-                if (auto ec = t.sender->enqueue_data(id, options, context, bytes)) {
+                if (auto ec = t.sender->enqueue_shared(frame)) {
                     immediate.failures.push_back(member_failure{t.m, ec, ec.message()});
                 }
             }

@@ -26,12 +26,6 @@ thread_local bool io_thread_flag = false;
 // one slow write does not hold back acks for long.
 constexpr std::size_t max_frames_per_write = 64;
 constexpr std::size_t max_bytes_per_write = 4 << 20;
-// Async frames are packed into blocks this big: large enough that a write moves
-// hundreds of small messages, small enough to stay cheap to allocate.
-constexpr std::size_t block_capacity = 256 * 1024;
-// Written blocks kept for reuse: a fresh 256 KiB block costs 64 page faults
-// (malloc returns memory this size to the kernel), as much as encoding into it.
-constexpr std::size_t max_spare_blocks = 4;
 constexpr auto tick_period = std::chrono::milliseconds(100);
 // Lingering ends early once this much is queued: a write this big gains nothing more.
 constexpr std::size_t linger_cutoff = 64 * 1024;
@@ -108,9 +102,16 @@ error_code peer_sender::make_room_locked(std::unique_lock<std::mutex>& lock, std
     return {};
 }
 
-void peer_sender::push_back_locked(entry e) {
-    tail_block_.reset();
-    queue_.push_back(std::move(e));
+void peer_sender::push_run_locked(const frame_slice& run) {
+    if (!queue_.empty()) {
+        auto& tail = queue_.back();
+        if (!tail.on_ack && tail.frame == run.block && tail.offset + tail.size == run.offset) {
+            tail.size += run.size;
+            ++tail.frames;
+            return;
+        }
+    }
+    queue_.emplace_back(run);
 }
 
 error_code peer_sender::enqueue_data(std::uint64_t id, std::uint32_t options, std::string_view context,
@@ -120,26 +121,19 @@ error_code peer_sender::enqueue_data(std::uint64_t id, std::uint32_t options, st
     if (auto ec = make_room_locked(lock, size)) {
         return ec;
     }
-    if (tail_block_ && tail_block_->size() + size <= tail_block_->capacity()) {
-        // Within the reserved capacity: the buffer never moves under a reader.
-        append_data(*tail_block_, id, options, context, payload);
-        ++queue_.back().frames;
-    } else {
-        std::shared_ptr<buffer> block;
-        if (size <= block_capacity && !spare_blocks_.empty()) {
-            block = std::move(spare_blocks_.back());
-            spare_blocks_.pop_back();
-        } else {
-            block = std::make_shared<buffer>();
-            block->reserve(std::max(block_capacity, size));
-        }
-        append_data(*block, id, options, context, payload);
-        entry e{block, id, nullptr, {}, 1};
-        e.block = true;
-        push_back_locked(std::move(e));
-        tail_block_ = std::move(block);
-    }
+    push_run_locked(arena_.append_data(id, options, context, payload));
     queued_bytes_ += size;
+    kick_writer_locked(queued_bytes_ >= linger_cutoff);
+    return {};
+}
+
+error_code peer_sender::enqueue_shared(const frame_slice& frames) {
+    std::unique_lock lock(mutex_);
+    if (auto ec = make_room_locked(lock, frames.size)) {
+        return ec;
+    }
+    push_run_locked(frames);
+    queued_bytes_ += frames.size;
     kick_writer_locked(queued_bytes_ >= linger_cutoff);
     return {};
 }
@@ -205,10 +199,10 @@ error_code peer_sender::enqueue(frame_ptr frame, std::uint64_t id, ack_handler o
         }
         front_offset_ = n > 0 ? static_cast<std::size_t>(n) : 0;
         queued_bytes_ += size - front_offset_;
-        push_back_locked(entry{std::move(frame), id, std::move(moved), now});
+        queue_.push_back(entry{std::move(frame), id, std::move(moved), now});
     } else {
         queued_bytes_ += size;
-        push_back_locked(entry{std::move(frame), id, std::move(on_ack), now});
+        queue_.push_back(entry{std::move(frame), id, std::move(on_ack), now});
     }
     kick_writer_locked();
     lock.unlock();
@@ -530,25 +524,20 @@ void peer_sender::do_write() {
             return;
         }
         writing_frames_.clear();
-        writing_blocks_.clear();
         write_bufs_.clear();
         writing_bytes_ = 0;
         writing_async_ = 0;
         writing_count_ = 0;
-        tail_block_.reset(); // what the writer takes is no longer appended to
         while (!queue_.empty() && writing_frames_.size() < max_frames_per_write &&
-               (writing_bytes_ == 0 || writing_bytes_ + queue_.front().frame->size() <= max_bytes_per_write)) {
+               (writing_bytes_ == 0 || writing_bytes_ + queue_.front().size <= max_bytes_per_write)) {
             entry e = std::move(queue_.front());
             queue_.pop_front();
             const std::size_t skip = front_offset_; // written already by a direct write
             front_offset_ = 0;
-            writing_bytes_ += e.frame->size() - skip;
-            write_bufs_.emplace_back(asio::buffer(*e.frame) + skip);
+            writing_bytes_ += e.size - skip;
+            // Taken off the queue, a run grows no more; its block may (frame_arena).
+            write_bufs_.emplace_back(e.frame->data() + e.offset + skip, e.size - skip);
             writing_frames_.push_back(e.frame);
-            if (e.block) {
-                // Made non-const by enqueue_data: reusable once written.
-                writing_blocks_.push_back(std::const_pointer_cast<buffer>(e.frame));
-            }
             writing_count_ += e.frames;
             if (e.on_ack) {
                 awaiting_.push_back(std::move(e));
@@ -587,19 +576,10 @@ void peer_sender::on_write(const error_code& ec, std::size_t) {
     stats_.bytes_out.fetch_add(writing_bytes_, std::memory_order_relaxed);
     stats_.writes.fetch_add(1, std::memory_order_relaxed);
     last_write_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
-    writing_frames_.clear();
+    writing_frames_.clear(); // a block whose last slice this was goes back to its arena
     std::uint64_t lingering = 0;
     {
         std::lock_guard lock(mutex_);
-        for (auto& b : writing_blocks_) {
-            // The queue entry is gone: this list holds the only reference.
-            if (b.use_count() == 1 && b->capacity() == block_capacity &&
-                spare_blocks_.size() < max_spare_blocks) {
-                b->clear();
-                spare_blocks_.push_back(std::move(b));
-            }
-        }
-        writing_blocks_.clear();
         queued_bytes_ -= writing_bytes_;
         writing_bytes_ = 0;
         space_cv_.notify_all();
@@ -650,7 +630,7 @@ void peer_sender::fail_connection(const error_code& ec, const std::string& reaso
         connected_ = false;
         if (front_offset_ > 0 && !queue_.empty()) {
             // Half a frame went out on the dead connection: the rest is useless.
-            queued_bytes_ -= queue_.front().frame->size() - front_offset_;
+            queued_bytes_ -= queue_.front().size - front_offset_;
             entry half = std::move(queue_.front());
             queue_.pop_front();
             front_offset_ = 0;
@@ -766,7 +746,7 @@ void peer_sender::on_tick() {
         // sender told "failed" is not surprised by a late delivery.
         for (auto it = queue_.begin(); it != queue_.end();) {
             if (it->on_ack && it->queued_at <= deadline) {
-                queued_bytes_ -= it->frame->size();
+                queued_bytes_ -= it->size;
                 expired.push_back(std::move(*it));
                 it = queue_.erase(it);
             } else {
@@ -807,7 +787,7 @@ void peer_sender::on_tick() {
             stats_.pings.fetch_add(1, std::memory_order_relaxed);
             std::lock_guard lock(mutex_);
             queued_bytes_ += ping->size();
-            push_back_locked(entry{std::move(ping), 0, nullptr, now});
+            queue_.push_back(entry{std::move(ping), 0, nullptr, now});
             kick_writer_locked();
         }
     }
@@ -824,7 +804,6 @@ void peer_sender::drop_all_locked(std::vector<entry>& out) {
         out.push_back(std::move(e));
     }
     queue_.clear();
-    tail_block_.reset();
     awaiting_.clear();
     queued_bytes_ = 0;
 }
@@ -842,7 +821,7 @@ void peer_sender::close_gracefully(const std::string& reason, std::chrono::milli
         auto bye = std::make_shared<buffer>();
         append_bye(*bye, reason);
         queued_bytes_ += bye->size();
-        push_back_locked(entry{std::move(bye), 0, nullptr, clock::now()});
+        queue_.push_back(entry{std::move(bye), 0, nullptr, clock::now()});
         kick_writer_locked();
         drained_cv_.wait_for(lock, timeout, [&] {
             return (queue_.empty() && awaiting_.empty() && !writing_) || !connected_;
@@ -889,7 +868,6 @@ void peer_sender::drop_queued(error_code why) {
     {
         std::lock_guard lock(mutex_);
         dropped.swap(queue_);
-        tail_block_.reset();
         queued_bytes_ = 0;
         space_cv_.notify_all();
     }

@@ -4,6 +4,7 @@
 #include <troupe/conf/cluster_config.hpp>
 #include <troupe/membership/member.hpp>
 #include <troupe/transport/frame.hpp>
+#include <troupe/transport/frame_arena.hpp>
 #include <troupe/transport/hello.hpp>
 #include <troupe/transport/peer_stats.hpp>
 
@@ -111,12 +112,17 @@ public:
     bool direct_reads() const;
     /// @}
 
-    /// Queues an async DATA frame (no ack awaited), encoded straight into the
-    /// block at the tail of the queue: a burst of small messages becomes one
-    /// contiguous buffer and one write, with no allocation per message.
+    /// Queues an async DATA frame (no ack awaited), encoded into this stream's
+    /// arena right behind the previous one: a burst of small messages becomes
+    /// one contiguous run and one write, with no allocation per message.
     /// @return as enqueue().
     boost::system::error_code enqueue_data(std::uint64_t id, std::uint32_t options, std::string_view context,
                                            std::span<const std::uint8_t> payload);
+
+    /// Queues async frames encoded elsewhere (a channel encodes a message sent to
+    /// many members once, in its own arena). A slice that continues the run at
+    /// the queue's tail joins it. @return as enqueue().
+    boost::system::error_code enqueue_shared(const frame_slice& frames);
 
     /// Flushes what is queued (up to `timeout`), sends BYE(reason) and closes.
     /// Blocks the caller (not an I/O thread) until done or timed out.
@@ -147,12 +153,21 @@ public:
 private:
     using clock = std::chrono::steady_clock;
     struct entry {
-        frame_ptr frame;          ///< one frame, or a block of async frames
+        entry() = default;
+        /// One whole frame.
+        entry(frame_ptr f, std::uint64_t message, ack_handler handler, clock::time_point at)
+            : frame(std::move(f)), size(frame->size()), id(message), on_ack(std::move(handler)), queued_at(at) {}
+        /// A run of async frames (it grows while it is the queue's tail).
+        explicit entry(const frame_slice& run)
+            : frame(run.block), offset(run.offset), size(run.size) {}
+
+        frame_ptr frame;          ///< one frame, or a block holding a run of async frames
+        std::size_t offset = 0;   ///< this entry's bytes in `frame`
+        std::size_t size = 0;
         std::uint64_t id = 0;
         ack_handler on_ack;
         clock::time_point queued_at;
-        std::uint32_t frames = 1; ///< frames in `frame` (a block holds many)
-        bool block = false;       ///< a block of async frames made by enqueue_data
+        std::uint32_t frames = 1; ///< frames in this entry (a run holds many)
     };
 
     /// Strand: the stream is idle and a lone caller reads its acks: release the
@@ -172,8 +187,8 @@ private:
 
     /// Waits (block policy) or fails (fail policy) until `size` more bytes fit.
     boost::system::error_code make_room_locked(std::unique_lock<std::mutex>& lock, std::size_t size);
-    /// Every push to the back goes here: the open block is no longer the tail.
-    void push_back_locked(entry e);
+    /// Queues a run of async frames, joining the tail's run when it continues it.
+    void push_run_locked(const frame_slice& run);
 
     void do_connect();
     void on_resolved(const boost::system::error_code& ec,
@@ -232,11 +247,8 @@ private:
     std::uint64_t linger_generation_ = 0;
     /// Bytes of queue_.front() already written by a direct write.
     std::size_t front_offset_ = 0;
-    /// The block at the queue's tail that async frames are appended to; reset
-    /// when anything else is queued after it or the writer takes it.
-    std::shared_ptr<buffer> tail_block_;
-    /// Empty blocks, written and free for enqueue_data to fill again.
-    std::vector<std::shared_ptr<buffer>> spare_blocks_;
+    /// Where enqueue_data() encodes this stream's own async frames.
+    frame_arena arena_;
     /// The last ack frame queued was for a caller that reads its own acks.
     bool direct_wanted_ = false;
     /// A leave_direct() is posted and has not run yet.
@@ -262,8 +274,7 @@ private:
     std::uint64_t read_gen_ = 0; ///< bumps when the socket leaves the reactor: drops the aborted read
     std::vector<std::uint8_t> rbuf_;
     std::size_t rlen_ = 0;
-    std::vector<frame_ptr> writing_frames_;
-    std::vector<std::shared_ptr<buffer>> writing_blocks_; ///< async blocks among them
+    std::vector<frame_ptr> writing_frames_; ///< keeps what is being written alive
     std::vector<boost::asio::const_buffer> write_bufs_;
     std::size_t writing_bytes_ = 0;
     std::size_t writing_async_ = 0; ///< frames in this write that await no ack
