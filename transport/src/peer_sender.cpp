@@ -546,7 +546,10 @@ void peer_sender::do_write() {
             }
         }
     }
+    // Asio's transfer_all hands the kernel at most 64 KiB per sendmsg; a whole
+    // gathered write per call halves the syscalls and reactor rounds of a bulk stream.
     asio::async_write(socket_, write_bufs_,
+                      [](const error_code& ec, std::size_t) -> std::size_t { return ec ? 0 : max_bytes_per_write; },
                       [self = shared_from_this(), gen = generation_](const error_code& ec,
                                                                      std::size_t n) {
                           if (gen == self->generation_) {
