@@ -104,7 +104,8 @@ struct pending_send {
     send_handler handler; ///< async form only
     asio::io_context* io = nullptr;
     std::function<void(const send_result&)> on_sent;
-    /// Streams whose acks the blocking caller reads itself (peer_sender direct reads).
+    /// Streams whose acks the blocking caller reads itself (peer_sender direct
+    /// reads), in the order of `members`.
     std::vector<std::shared_ptr<transport::peer_sender>> readers;
 
     void complete(std::size_t index, const error_code& ec, std::string_view detail) {
@@ -122,6 +123,11 @@ struct pending_send {
         }
     }
 
+    bool acked(std::size_t index) {
+        std::lock_guard lock(mutex);
+        return done[index];
+    }
+
     /// The poller's wait: reads its acks from the streams in direct mode (an
     /// I/O thread reads the others) for up to spin_limit, yielding the CPU
     /// between looks; then hands reading back to the I/O threads.
@@ -131,8 +137,10 @@ struct pending_send {
             // Yield first: the frames went out a moment ago, and on a busy CPU
             // the receivers run now instead of after a read that finds nothing.
             sched_yield();
-            for (const auto& r : readers) {
-                r->read_acks_here();
+            for (std::size_t i = 0; i < readers.size(); ++i) {
+                if (!acked(i)) { // a read that finds nothing still costs a syscall
+                    readers[i]->read_acks_here();
+                }
             }
             if (finished.load(std::memory_order_acquire)) {
                 return;

@@ -1054,16 +1054,23 @@ bool peer_sender::read_acks_here() {
         if (!read_lock.owns_lock() || !direct_) {
             return false; // the I/O thread reads, or is taking the socket back right now
         }
-        // Drain to EAGAIN. Acks are small: a full buffer means something else is
-        // going on, which the I/O thread sorts out.
+        // Read what is there. A read shorter than the room emptied the socket:
+        // no second read to learn so (a syscall on the caller's critical path);
+        // what comes later the next look, or the tick's, finds. Acks are small:
+        // a full buffer means something else is going on, which the I/O thread
+        // sorts out.
         for (int reads = 0; reads < 64; ++reads) {
             if (rlen_ == rbuf_.size()) {
                 hand_back = true;
                 break;
             }
-            const ssize_t n = ::recv(direct_fd_, rbuf_.data() + rlen_, rbuf_.size() - rlen_, MSG_DONTWAIT);
+            const std::size_t room = rbuf_.size() - rlen_;
+            const ssize_t n = ::recv(direct_fd_, rbuf_.data() + rlen_, room, MSG_DONTWAIT);
             if (n > 0) {
                 rlen_ += static_cast<std::size_t>(n);
+                if (static_cast<std::size_t>(n) < room) {
+                    break;
+                }
                 continue;
             }
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
