@@ -60,14 +60,15 @@ frame_slice frame_arena::append_data(std::uint64_t id, std::uint32_t options, st
         auto own = std::make_shared<buffer>();
         own->reserve(size);
         transport::append_data(*own, id, options, context, payload);
-        return {std::move(own), 0, size};
+        const auto* data = own->data();
+        return {std::move(own), data, size};
     }
     if (!current_ || current_->size() + size > current_->capacity()) {
         current_ = take_block();
     }
     const std::size_t offset = current_->size();
     transport::append_data(*current_, id, options, context, payload); // within capacity: no move
-    return {current_, offset, size};
+    return {current_, current_->data() + offset, size};
 }
 
 std::size_t frame_arena::spare_blocks() const {

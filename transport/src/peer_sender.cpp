@@ -105,7 +105,7 @@ error_code peer_sender::make_room_locked(std::unique_lock<std::mutex>& lock, std
 void peer_sender::push_run_locked(const frame_slice& run) {
     if (!queue_.empty()) {
         auto& tail = queue_.back();
-        if (!tail.on_ack && tail.frame == run.block && tail.offset + tail.size == run.offset) {
+        if (!tail.on_ack && tail.frame == run.block && tail.data + tail.size == run.data) {
             tail.size += run.size;
             ++tail.frames;
             return;
@@ -532,11 +532,13 @@ void peer_sender::do_write() {
                (writing_bytes_ == 0 || writing_bytes_ + queue_.front().size <= max_bytes_per_write)) {
             entry e = std::move(queue_.front());
             queue_.pop_front();
-            const std::size_t skip = front_offset_; // written already by a direct write
+            // Written already by a direct write (only ever the front entry's own bytes:
+            // every path that removes a partly written front resets it).
+            const std::size_t skip = std::min(front_offset_, e.size);
             front_offset_ = 0;
             writing_bytes_ += e.size - skip;
             // Taken off the queue, a run grows no more; its block may (frame_arena).
-            write_bufs_.emplace_back(e.frame->data() + e.offset + skip, e.size - skip);
+            write_bufs_.emplace_back(e.data + skip, e.size - skip);
             writing_frames_.push_back(e.frame);
             writing_count_ += e.frames;
             if (e.on_ack) {
@@ -546,8 +548,9 @@ void peer_sender::do_write() {
             }
         }
     }
-    // Asio's transfer_all hands the kernel at most 64 KiB per sendmsg; a whole
-    // gathered write per call halves the syscalls and reactor rounds of a bulk stream.
+    // Asio's transfer_all hands the kernel at most 64 KiB per sendmsg; without
+    // that cap a call takes up to 16 buffers (Asio's limit) of any size, which
+    // halves the syscalls and reactor rounds of a bulk stream.
     asio::async_write(socket_, write_bufs_,
                       [](const error_code& ec, std::size_t) -> std::size_t { return ec ? 0 : max_bytes_per_write; },
                       [self = shared_from_this(), gen = generation_](const error_code& ec,
@@ -640,8 +643,18 @@ void peer_sender::fail_connection(const error_code& ec, const std::string& reaso
             if (half.on_ack) {
                 awaiting_.push_back(std::move(half)); // fails below as connection_lost
             } else {
-                stats_.possibly_lost.fetch_add(1, std::memory_order_relaxed);
+                stats_.possibly_lost.fetch_add(half.frames, std::memory_order_relaxed);
             }
+        }
+        if (writing_bytes_ > 0) {
+            // A write in flight on this connection: its completion will be stale
+            // (generation_), so its bytes leave the queue's count here. Its async
+            // frames may or may not have arrived; its ack frames fail below.
+            queued_bytes_ -= writing_bytes_;
+            stats_.possibly_lost.fetch_add(writing_async_, std::memory_order_relaxed);
+            writing_bytes_ = 0;
+            writing_async_ = 0;
+            space_cv_.notify_all();
         }
     }
     error_code ignored;
@@ -747,7 +760,10 @@ void peer_sender::on_tick() {
         }
         // Frames never written (peer unreachable): fail and unqueue them, so a
         // sender told "failed" is not surprised by a late delivery.
-        for (auto it = queue_.begin(); it != queue_.end();) {
+        // A front frame partly written by a direct write stays: the writer is
+        // about to finish it (removing it would corrupt the stream), and its ack
+        // then times out from awaiting_.
+        for (auto it = queue_.begin() + (front_offset_ > 0 ? 1 : 0); it != queue_.end();) {
             if (it->on_ack && it->queued_at <= deadline) {
                 queued_bytes_ -= it->size;
                 expired.push_back(std::move(*it));
@@ -809,6 +825,7 @@ void peer_sender::drop_all_locked(std::vector<entry>& out) {
     queue_.clear();
     awaiting_.clear();
     queued_bytes_ = 0;
+    front_offset_ = 0;
 }
 
 void peer_sender::close_gracefully(const std::string& reason, std::chrono::milliseconds timeout) {
@@ -870,8 +887,14 @@ void peer_sender::drop_queued(error_code why) {
     std::deque<entry> dropped;
     {
         std::lock_guard lock(mutex_);
-        dropped.swap(queue_);
-        queued_bytes_ = 0;
+        // A front frame partly on the wire must finish, or the stream would be
+        // corrupt; bytes of a write in flight stay counted until it completes.
+        const auto first = queue_.begin() + (front_offset_ > 0 ? 1 : 0);
+        for (auto it = first; it != queue_.end(); ++it) {
+            queued_bytes_ -= it->size;
+            dropped.push_back(std::move(*it));
+        }
+        queue_.erase(first, queue_.end());
         space_cv_.notify_all();
     }
     if (dropped.empty()) {

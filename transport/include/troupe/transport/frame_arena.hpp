@@ -12,9 +12,11 @@
 namespace troupe::transport {
 
 /// A run of whole frames inside a block: what a stream queues and writes.
+/// `data` is taken when the frames are appended, so a writer never calls into
+/// the block (a vector the arena may be appending to) to find its bytes.
 struct frame_slice {
-    std::shared_ptr<const buffer> block;
-    std::size_t offset = 0;
+    std::shared_ptr<const buffer> block; ///< keeps the bytes alive
+    const std::uint8_t* data = nullptr;
     std::size_t size = 0;
 };
 

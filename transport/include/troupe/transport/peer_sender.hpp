@@ -156,13 +156,13 @@ private:
         entry() = default;
         /// One whole frame.
         entry(frame_ptr f, std::uint64_t message, ack_handler handler, clock::time_point at)
-            : frame(std::move(f)), size(frame->size()), id(message), on_ack(std::move(handler)), queued_at(at) {}
+            : frame(std::move(f)), data(frame->data()), size(frame->size()), id(message),
+              on_ack(std::move(handler)), queued_at(at) {}
         /// A run of async frames (it grows while it is the queue's tail).
-        explicit entry(const frame_slice& run)
-            : frame(run.block), offset(run.offset), size(run.size) {}
+        explicit entry(const frame_slice& run) : frame(run.block), data(run.data), size(run.size) {}
 
-        frame_ptr frame;          ///< one frame, or a block holding a run of async frames
-        std::size_t offset = 0;   ///< this entry's bytes in `frame`
+        frame_ptr frame;                   ///< one frame, or a block holding a run of async frames
+        const std::uint8_t* data = nullptr; ///< this entry's bytes, inside `frame`
         std::size_t size = 0;
         std::uint64_t id = 0;
         ack_handler on_ack;
