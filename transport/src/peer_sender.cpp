@@ -102,16 +102,30 @@ error_code peer_sender::make_room_locked(std::unique_lock<std::mutex>& lock, std
     return {};
 }
 
-void peer_sender::push_run_locked(const frame_slice& run) {
-    if (!queue_.empty()) {
-        auto& tail = queue_.back();
-        if (!tail.on_ack && tail.frame == run.block && tail.data + tail.size == run.data) {
-            tail.size += run.size;
-            ++tail.frames;
-            return;
-        }
+void peer_sender::queue_run_locked(const frame_slice& run) {
+    queued_bytes_ += run.size;
+    auto* tail = queue_.empty() ? nullptr : &queue_.back();
+    if (tail != nullptr && !tail->on_ack && tail->frame == run.block && tail->data + tail->size == run.data) {
+        tail->size += run.size;
+        ++tail->frames;
+    } else {
+        queue_.emplace_back(run);
     }
-    queue_.emplace_back(run);
+    kick_writer_locked(queued_bytes_ >= linger_cutoff);
+}
+
+std::deque<peer_sender::entry>::iterator peer_sender::first_unwritten_locked() {
+    // A front frame partly written by a direct write must be finished by the
+    // writer: removing it would leave half a frame on the stream.
+    return queue_.begin() + (front_offset_ > 0 ? 1 : 0);
+}
+
+void peer_sender::close_direct_locked() {
+    if (direct_) {
+        ::close(direct_fd_);
+        direct_fd_ = -1;
+        direct_ = false;
+    }
 }
 
 error_code peer_sender::enqueue_data(std::uint64_t id, std::uint32_t options, std::string_view context,
@@ -121,9 +135,7 @@ error_code peer_sender::enqueue_data(std::uint64_t id, std::uint32_t options, st
     if (auto ec = make_room_locked(lock, size)) {
         return ec;
     }
-    push_run_locked(arena_.append_data(id, options, context, payload));
-    queued_bytes_ += size;
-    kick_writer_locked(queued_bytes_ >= linger_cutoff);
+    queue_run_locked(arena_.append_data(id, options, context, payload));
     return {};
 }
 
@@ -132,9 +144,7 @@ error_code peer_sender::enqueue_shared(const frame_slice& frames) {
     if (auto ec = make_room_locked(lock, frames.size)) {
         return ec;
     }
-    push_run_locked(frames);
-    queued_bytes_ += frames.size;
-    kick_writer_locked(queued_bytes_ >= linger_cutoff);
+    queue_run_locked(frames);
     return {};
 }
 
@@ -626,11 +636,7 @@ void peer_sender::fail_connection(const error_code& ec, const std::string& reaso
         // and no caller reads it (read_mutex_).
         std::lock_guard read_lock(read_mutex_);
         std::lock_guard lock(mutex_);
-        if (direct_) {
-            ::close(direct_fd_);
-            direct_fd_ = -1;
-            direct_ = false;
-        }
+        close_direct_locked();
         handback_posted_ = false;
         fd_ = -1;
         connected_ = false;
@@ -761,9 +767,8 @@ void peer_sender::on_tick() {
         // Frames never written (peer unreachable): fail and unqueue them, so a
         // sender told "failed" is not surprised by a late delivery.
         // A front frame partly written by a direct write stays: the writer is
-        // about to finish it (removing it would corrupt the stream), and its ack
-        // then times out from awaiting_.
-        for (auto it = queue_.begin() + (front_offset_ > 0 ? 1 : 0); it != queue_.end();) {
+        // about to finish it, and its ack then times out from awaiting_.
+        for (auto it = first_unwritten_locked(); it != queue_.end();) {
             if (it->on_ack && it->queued_at <= deadline) {
                 queued_bytes_ -= it->size;
                 expired.push_back(std::move(*it));
@@ -887,9 +892,8 @@ void peer_sender::drop_queued(error_code why) {
     std::deque<entry> dropped;
     {
         std::lock_guard lock(mutex_);
-        // A front frame partly on the wire must finish, or the stream would be
-        // corrupt; bytes of a write in flight stay counted until it completes.
-        const auto first = queue_.begin() + (front_offset_ > 0 ? 1 : 0);
+        // Bytes of a write in flight stay counted until it completes.
+        const auto first = first_unwritten_locked();
         for (auto it = first; it != queue_.end(); ++it) {
             queued_bytes_ -= it->size;
             dropped.push_back(std::move(*it));
@@ -935,11 +939,7 @@ void peer_sender::stop(error_code why) {
         {
             std::lock_guard read_lock(self->read_mutex_);
             std::lock_guard lock(self->mutex_);
-            if (self->direct_) {
-                ::close(self->direct_fd_);
-                self->direct_fd_ = -1;
-                self->direct_ = false;
-            }
+            self->close_direct_locked();
         }
         error_code ignored;
         self->socket_.close(ignored);

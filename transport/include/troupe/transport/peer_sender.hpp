@@ -187,8 +187,13 @@ private:
 
     /// Waits (block policy) or fails (fail policy) until `size` more bytes fit.
     boost::system::error_code make_room_locked(std::unique_lock<std::mutex>& lock, std::size_t size);
-    /// Queues a run of async frames, joining the tail's run when it continues it.
-    void push_run_locked(const frame_slice& run);
+    /// Queues (and counts) a run of async frames, joining the tail's run when it
+    /// continues it, and wakes the writer.
+    void queue_run_locked(const frame_slice& run);
+    /// The first queued entry that may be removed (not one partly on the wire).
+    std::deque<entry>::iterator first_unwritten_locked();
+    /// Under read_mutex_ and mutex_: closes a released descriptor, if any.
+    void close_direct_locked();
 
     void do_connect();
     void on_resolved(const boost::system::error_code& ec,
