@@ -26,6 +26,7 @@ constexpr std::size_t max_name_bytes = 64;
 // HMAC keys shorter than this are guessable; 16 bytes is the usual floor.
 constexpr std::size_t min_secret_bytes = 16;
 constexpr std::uint32_t max_threads = 64;
+constexpr std::uint32_t max_reader_threads = 1024;
 // Lingering trades async delivery delay for fewer writes; beyond 100 ms it is only delay.
 constexpr std::uint32_t max_linger_us = 100000;
 constexpr std::uint64_t min_message = std::uint64_t{1} << 10;
@@ -190,6 +191,10 @@ void check_receiver(const receiver_section& receiver, checker& c) {
         (receiver.threads < 1 || receiver.threads > max_threads)) {
         c.fail("receiver.threads",
                "must be from 1 to 64 (got " + std::to_string(receiver.threads) + ")");
+    }
+    if (c.trusted({"receiver.reader_threads"}) && receiver.reader_threads > max_reader_threads) {
+        c.fail("receiver.reader_threads", "must be from 0 to 1024 (got " +
+                                              std::to_string(receiver.reader_threads) + ")");
     }
 }
 

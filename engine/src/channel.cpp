@@ -1088,6 +1088,7 @@ std::string channel::stats_json() const {
     if (d.receiver) {
         const auto& r = d.receiver->stats();
         j["receiver"] = {{"accepted", r.accepted.load()},       {"open", r.open.load()},
+                         {"reader_threads", r.reader_threads.load()},
                          {"frames_in", r.frames_in.load()},     {"bytes_in", r.bytes_in.load()},
                          {"data_in", r.data_in.load()},         {"acks_out", r.acks_out.load()},
                          {"nacks_out", r.nacks_out.load()},     {"bad_frames", r.bad_frames.load()},
@@ -1131,6 +1132,8 @@ std::string channel::metrics_text() const {
         counter("troupe_receiver_connections_accepted_total", r.accepted.load());
         out << "# TYPE troupe_receiver_connections_open gauge\ntroupe_receiver_connections_open "
             << r.open.load() << "\n";
+        out << "# TYPE troupe_receiver_reader_threads gauge\ntroupe_receiver_reader_threads "
+            << r.reader_threads.load() << "\n";
         counter("troupe_receiver_frames_total", r.frames_in.load());
         counter("troupe_receiver_bytes_total", r.bytes_in.load());
         counter("troupe_receiver_bad_frames_total", r.bad_frames.load());

@@ -2,12 +2,17 @@
 #include "inbound_connection.hpp"
 
 #include "log.hpp"
+#include "reader_threads.hpp"
+
+#include <troupe/transport/io_thread.hpp>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 namespace troupe::transport {
@@ -54,7 +59,7 @@ void inbound_connection::start() {
                 self->owner_->stats_.handshake_timeouts.fetch_add(1, std::memory_order_relaxed);
                 log()->warn("inbound {}: no handshake within {}s; closing", self->remote_,
                             handshake_deadline.count());
-                self->close();
+                self->finish();
             }
         });
         self->do_read();
@@ -62,17 +67,138 @@ void inbound_connection::start() {
 }
 
 void inbound_connection::close() {
+    if (dedicated_.load(std::memory_order_acquire)) {
+        wake_reader();
+        return;
+    }
     asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
-        if (self->closed_) {
+        if (self->dedicated_.load(std::memory_order_acquire)) {
+            self->wake_reader(); // handed over while this waited for the strand
             return;
         }
-        self->closed_ = true;
-        self->owner_->stats_.open.fetch_sub(1, std::memory_order_relaxed);
-        error_code ignored;
-        self->handshake_timer_.cancel();
-        self->socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-        self->socket_.close(ignored);
+        self->finish();
     });
+}
+
+void inbound_connection::finish() {
+    if (closed_) {
+        return;
+    }
+    closed_ = true;
+    if (dedicated_.load(std::memory_order_relaxed)) {
+        wake_reader(); // the reader closes the descriptor when its loop ends
+        return;
+    }
+    owner_->stats_.open.fetch_sub(1, std::memory_order_relaxed);
+    error_code ignored;
+    handshake_timer_.cancel();
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+}
+
+void inbound_connection::wake_reader() {
+    std::lock_guard lock(fd_mutex_);
+    if (fd_ >= 0) {
+        ::shutdown(fd_, SHUT_RDWR); // ends a blocked recv() or send() at once
+    }
+}
+
+bool inbound_connection::hand_to_reader() {
+    auto& readers = *owner_->readers_;
+    if (!readers.has_room()) {
+        return false;
+    }
+    error_code ec;
+    const auto protocol = socket_.local_endpoint(ec).protocol();
+    if (ec) {
+        return false;
+    }
+    const int fd = socket_.release(ec);
+    if (ec) {
+        log()->debug("inbound {}: cannot take the socket out of the reactor: {}", who(), ec.message());
+        return false;
+    }
+    const int flags = ::fcntl(fd, F_GETFL);
+    ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    {
+        std::lock_guard lock(fd_mutex_);
+        fd_ = fd;
+    }
+    dedicated_.store(true, std::memory_order_release);
+    owner_->stats_.reader_threads.fetch_add(1, std::memory_order_relaxed);
+    if (readers.start([self = shared_from_this()] { self->read_loop(); })) {
+        return true;
+    }
+    owner_->stats_.reader_threads.fetch_sub(1, std::memory_order_relaxed);
+    // No thread after all: the socket goes back to the reactor.
+    dedicated_.store(false, std::memory_order_release);
+    {
+        std::lock_guard lock(fd_mutex_);
+        fd_ = -1;
+    }
+    ::fcntl(fd, F_SETFL, flags);
+    socket_.assign(protocol, fd, ec);
+    if (ec) {
+        log()->warn("inbound {}: cannot give the socket back to the reactor: {}; closing", who(),
+                    ec.message());
+        ::close(fd);
+        closed_ = true;
+        owner_->stats_.open.fetch_sub(1, std::memory_order_relaxed);
+        return true; // nothing more to do on this connection
+    }
+    return false;
+}
+
+void inbound_connection::read_loop() {
+    mark_io_thread(); // a listener here must not block on an ack, as on an I/O thread
+    while (!closed_) {
+        if (rlen_ == rbuf_.size()) {
+            rbuf_.resize(rbuf_.size() * 2);
+        }
+        const ssize_t n = ::recv(fd_, rbuf_.data() + rlen_, rbuf_.size() - rlen_, 0);
+        if (n > 0) {
+            if (consume(static_cast<std::size_t>(n))) {
+                flush();
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno != ECONNRESET && !closed_) {
+            log()->debug("inbound {}: read: {}", who(), std::strerror(errno));
+        }
+        break;
+    }
+    closed_ = true;
+    {
+        std::lock_guard lock(fd_mutex_);
+        ::close(fd_);
+        fd_ = -1;
+    }
+    owner_->readers_->leave(); // before the counters: whoever sees them drop finds the slot free
+    owner_->stats_.reader_threads.fetch_sub(1, std::memory_order_relaxed);
+    owner_->stats_.open.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void inbound_connection::write_all(const buffer& bytes) {
+    if (!dedicated_.load(std::memory_order_relaxed)) {
+        error_code ignored;
+        asio::write(socket_, asio::buffer(bytes), ignored);
+        return;
+    }
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            finish(); // the read side sees the same error
+            return;
+        }
+        done += static_cast<std::size_t>(n);
+    }
 }
 
 std::string inbound_connection::who() const {
@@ -104,9 +230,24 @@ void inbound_connection::on_read(const error_code& ec, std::size_t n) {
             ec != asio::error::connection_reset) {
             log()->debug("inbound {}: read: {}", who(), ec.message());
         }
-        close();
+        finish();
         return;
     }
+    if (!consume(n)) {
+        return;
+    }
+    flush();
+    if (data_seen_ && !write_in_flight_ && !closed_ && hand_to_reader()) {
+        return;
+    }
+    if (out_.size() + writing_.size() > max_pending_acks && write_in_flight_) {
+        read_paused_ = true; // resumed by on_write
+        return;
+    }
+    do_read();
+}
+
+bool inbound_connection::consume(std::size_t n) {
     auto& stats = owner_->stats_;
     stats.bytes_in.fetch_add(n, std::memory_order_relaxed);
     rlen_ += n;
@@ -132,11 +273,11 @@ void inbound_connection::on_read(const error_code& ec, std::size_t n) {
         }
         if (r.what == decode_result::kind::bad) {
             bad_frame(r.ec.message());
-            return;
+            return false;
         }
         ++frames;
         if (!handle_frame(f) || closed_) {
-            return;
+            return false;
         }
         pos += r.consumed;
     }
@@ -148,12 +289,7 @@ void inbound_connection::on_read(const error_code& ec, std::size_t n) {
     if (need > rbuf_.size()) {
         rbuf_.resize(need);
     }
-    flush();
-    if (out_.size() + writing_.size() > max_pending_acks && write_in_flight_) {
-        read_paused_ = true; // resumed by on_write
-        return;
-    }
-    do_read();
+    return true;
 }
 
 bool inbound_connection::handle_frame(const frame_view& f) {
@@ -201,7 +337,7 @@ bool inbound_connection::handle_frame(const frame_view& f) {
         close_after_write_ = true;
         flush();
         if (!write_in_flight_) {
-            close();
+            finish();
         }
         return false;
     }
@@ -296,7 +432,8 @@ bool inbound_connection::handle_data(const frame_view& f) {
         return false;
     }
     auto& stats = owner_->stats_;
-    ++data_in_; // added to stats.data_in by on_read
+    ++data_in_; // added to stats.data_in by consume
+    data_seen_ = true;
     const bool ack = (d.options & 2u) != 0;
     const bool processed = (d.options & 4u) != 0;
     if (ack && !processed) {
@@ -343,9 +480,8 @@ void inbound_connection::refuse(std::atomic<std::uint64_t>& counter, const std::
     // Whatever was batched is dropped: the peer is refused, it gets only the reason.
     buffer bye;
     append_bye(bye, reason);
-    error_code ignored;
-    asio::write(socket_, asio::buffer(bye), ignored);
-    close();
+    write_all(bye);
+    finish();
 }
 
 void inbound_connection::bad_frame(const std::string& reason) {
@@ -353,13 +489,17 @@ void inbound_connection::bad_frame(const std::string& reason) {
     log()->warn("inbound {}: bad frame: {}; closing this connection", who(), reason);
     buffer bye;
     append_bye(bye, "bad frame: " + reason);
-    error_code ignored;
-    asio::write(socket_, asio::buffer(bye), ignored);
-    close();
+    write_all(bye);
+    finish();
 }
 
 void inbound_connection::flush() {
     if (write_in_flight_ || out_.empty() || closed_) {
+        return;
+    }
+    if (dedicated_.load(std::memory_order_relaxed)) {
+        write_all(out_); // a peer that does not read its acks stops our reads here
+        out_.clear();
         return;
     }
     // Acks nearly always fit the socket buffer: written here they cost one
@@ -371,7 +511,7 @@ void inbound_connection::flush() {
         return;
     }
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        close(); // the read side sees the same error and ends the connection
+        finish(); // the read side sees the same error and ends the connection
         return;
     }
     if (n > 0) {
@@ -390,13 +530,13 @@ void inbound_connection::on_write(const error_code& ec) {
     write_in_flight_ = false;
     writing_.clear();
     if (ec || closed_) {
-        close();
+        finish();
         return;
     }
     if (close_after_write_) {
         flush();
         if (!write_in_flight_) {
-            close();
+            finish();
         }
         return;
     }

@@ -7,7 +7,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,15 @@ public:
 private:
     void do_read();
     void on_read(const boost::system::error_code& ec, std::size_t n);
+    /// Decodes and handles the `n` bytes just read; false once the connection ends.
+    bool consume(std::size_t n);
+    /// Internal close, on whichever thread owns the connection (strand or reader).
+    void finish();
+    bool hand_to_reader();
+    void read_loop();
+    void wake_reader();
+    /// Blocking write of a whole buffer (BYE on a refusal, acks on a reader thread).
+    void write_all(const buffer& bytes);
     bool handle_frame(const frame_view& f);
     bool handle_hello(const frame_view& f);
     bool handle_auth(const frame_view& f);
@@ -52,6 +63,12 @@ private:
     bool read_paused_ = false;
     bool close_after_write_ = false; ///< BYE read: flush the acks, then close
     bool closed_ = false;
+    bool data_seen_ = false; ///< the first DATA frame hands the connection to a reader thread
+    /// Set once the socket left the reactor for a reader thread of its own; from
+    /// then on that thread alone owns the state above.
+    std::atomic<bool> dedicated_{false};
+    std::mutex fd_mutex_; ///< orders wake_reader()'s shutdown before the reader's close
+    int fd_ = -1;
     enum class phase { hello, auth, ready } phase_ = phase::hello;
     hello peer_hello_;
     hello my_hello_;

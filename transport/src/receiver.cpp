@@ -3,6 +3,7 @@
 
 #include "inbound_connection.hpp"
 #include "log.hpp"
+#include "reader_threads.hpp"
 
 #include <boost/asio/strand.hpp>
 #include <boost/system/system_error.hpp>
@@ -13,7 +14,8 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 receiver::receiver(asio::io_context& io, const conf::cluster_config& config, callbacks cb)
-    : io_(io), config_(config), cb_(std::move(cb)), acceptor_(io) {}
+    : io_(io), config_(config), cb_(std::move(cb)), acceptor_(io),
+      readers_(std::make_unique<reader_threads>(config.receiver.reader_threads)) {}
 
 receiver::~receiver() = default;
 
@@ -95,6 +97,7 @@ void receiver::stop() {
         error_code ignored;
         self->acceptor_.close(ignored);
     });
+    readers_->close(); // no connection leaves the reactor from now on
     std::vector<std::shared_ptr<inbound_connection>> open;
     {
         std::lock_guard lock(mutex_);
@@ -108,6 +111,9 @@ void receiver::stop() {
     for (auto& c : open) {
         c->close();
     }
+    open.clear();
+    // Closing woke every reader; a reader in a listener returns when it does.
+    readers_->join_all();
 }
 
 } // namespace troupe::transport

@@ -380,6 +380,7 @@ TEST_CASE("a missing section or key keeps the documented default", "[conf]") {
     CHECK(config.receiver.port == 5000);
     CHECK(config.receiver.address == "127.0.0.1");
     CHECK(config.receiver.auto_bind == 100);
+    CHECK(config.receiver.reader_threads == 64);
     CHECK(config.receiver.threads == 1);
     CHECK(config.cluster.name == "troupe");
     CHECK(config.membership.static_members.empty());
@@ -428,6 +429,7 @@ receiver:
   port: 4100
   auto_bind: 5
   threads: 4
+  reader_threads: 0
 membership:
   static: [10.0.0.5:4100, 10.0.0.6:4100]
   multicast:
@@ -486,6 +488,7 @@ logging:
     CHECK(c.receiver.port == 4100);
     CHECK(c.receiver.auto_bind == 5);
     CHECK(c.receiver.threads == 4);
+    CHECK(c.receiver.reader_threads == 0);
     CHECK(c.membership.static_members ==
           std::vector<troupe::conf::host_port>{{"10.0.0.5", 4100}, {"10.0.0.6", 4100}});
     CHECK_FALSE(c.membership.multicast.enabled);

@@ -125,6 +125,8 @@ TEST_CASE("a rule broken by an override is reported at the override", "[conf]") 
           strings{"--set:1:1: error: receiver.threads: must be from 1 to 64 (got 0)"});
     CHECK(errors("receiver:\n  threads: 2\n", {"receiver.threads=100"}) ==
           strings{"--set:1:1: error: receiver.threads: must be from 1 to 64 (got 100)"});
+    CHECK(errors(base, {"receiver.reader_threads=1025"}) ==
+          strings{"--set:1:1: error: receiver.reader_threads: must be from 0 to 1024 (got 1025)"});
     CHECK(errors(base, {"membership.static=[x:1, x:1]"}) ==
           strings{"--set:1:25: error: membership.static[1]: x:1 is listed twice (first as "
                   "membership.static[0])"});

@@ -20,6 +20,7 @@ void check_same(const troupe::conf::cluster_config& a, const troupe::conf::clust
     CHECK(a.receiver.port == b.receiver.port);
     CHECK(a.receiver.auto_bind == b.receiver.auto_bind);
     CHECK(a.receiver.threads == b.receiver.threads);
+    CHECK(a.receiver.reader_threads == b.receiver.reader_threads);
     CHECK(a.membership.static_members == b.membership.static_members);
     CHECK(a.membership.multicast.enabled == b.membership.multicast.enabled);
     CHECK(a.membership.multicast.address == b.membership.multicast.address);
@@ -78,6 +79,7 @@ receiver:
   port: 4000
   auto_bind: 100
   threads: 1
+  reader_threads: 64
 membership:
   static: []
   multicast:
@@ -147,6 +149,7 @@ TEST_CASE("to_yaml output loads back to the same config", "[conf]") {
     config.receiver.port = 0;
     config.receiver.auto_bind = 1;
     config.receiver.threads = 64;
+    config.receiver.reader_threads = 1024;
     config.membership.static_members = {{"127.0.0.1", 4001}, {"::1", 4002}, {"node-3", 65535}};
     config.membership.multicast.enabled = false;
     config.membership.multicast.address = "239.255.255.255";

@@ -1,62 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <troupe/transport/receiver.hpp>
 
+#include "raw_client.hpp"
 #include "transport_fixture.hpp"
 #include "wait_until.hpp"
 
 #include <catch2/catch.hpp>
-
-#include <boost/asio/read.hpp>
-#include <boost/asio/write.hpp>
 
 using namespace troupe;
 using namespace troupe::transport;
 using boost::asio::ip::tcp;
 using troupe::test::wait_until;
 
-namespace {
-
-/// A raw client socket: whatever bytes a test wants, no troupe code on this side.
-struct raw_client {
-    boost::asio::io_context io;
-    tcp::socket socket{io};
-
-    explicit raw_client(std::uint16_t port) {
-        socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
-    }
-    void send(const buffer& b) { boost::asio::write(socket, boost::asio::buffer(b)); }
-    /// Reads until the peer closes (bounded by the receiver's own close).
-    std::string read_to_close() {
-        std::string all;
-        boost::system::error_code ec;
-        char chunk[4096];
-        for (int i = 0; i < 1000 && !ec; ++i) {
-            const auto n = socket.read_some(boost::asio::buffer(chunk), ec);
-            all.append(chunk, n);
-        }
-        return all;
-    }
-    /// Completes a HELLO exchange without a secret.
-    void handshake(const std::string& cluster) {
-        hello h;
-        h.id = membership::member_id::random();
-        h.cluster = cluster;
-        h.node = "raw";
-        h.host = "127.0.0.1";
-        h.challenge = random_nonce();
-        buffer b;
-        append_hello(b, h);
-        send(b);
-        std::uint8_t header[header_size];
-        boost::asio::read(socket, boost::asio::buffer(header));
-        const std::uint32_t len = (std::uint32_t{header[8]} << 24) | (header[9] << 16) | (header[10] << 8) | header[11];
-        std::vector<std::uint8_t> body(len);
-        boost::asio::read(socket, boost::asio::buffer(body));
-        REQUIRE(header[5] == static_cast<std::uint8_t>(frame_type::hello));
-    }
-};
-
-} // namespace
+using test::raw_client;
 
 TEST_CASE("garbage bytes close that connection only, with a counter", "[transport]") {
     auto c = test::loopback_config();

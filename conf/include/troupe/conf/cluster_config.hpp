@@ -39,6 +39,7 @@ struct receiver_section {
     std::uint16_t port = 4000;         ///< 0 = any free port
     std::uint32_t auto_bind = 100;     ///< try port .. port+auto_bind-1
     std::uint32_t threads = 1;         ///< I/O threads running the node's io_context
+    std::uint32_t reader_threads = 64; ///< member connections read by a thread of their own; 0 = none
 };
 
 /// UDP multicast heartbeats (Tribes' McastService). Safe by default: on the

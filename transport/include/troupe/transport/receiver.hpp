@@ -18,6 +18,7 @@
 namespace troupe::transport {
 
 class inbound_connection;
+class reader_threads;
 
 /// What the upper layer made of one DATA frame (decides ACK or NACK for sync senders).
 struct delivery_result {
@@ -29,6 +30,7 @@ struct delivery_result {
 struct receiver_stats {
     std::atomic<std::uint64_t> accepted{0};
     std::atomic<std::uint64_t> open{0};
+    std::atomic<std::uint64_t> reader_threads{0};    ///< open connections read by a thread of their own
     std::atomic<std::uint64_t> frames_in{0};
     std::atomic<std::uint64_t> bytes_in{0};
     std::atomic<std::uint64_t> data_in{0};
@@ -45,6 +47,13 @@ struct receiver_stats {
 /// connection (one log line naming the peer and the reason, one counter); the
 /// others go on.
 ///
+/// Handshakes run on the I/O threads. A connection that carries DATA then gets a
+/// thread of its own (up to `receiver.reader_threads`) that reads it with blocking
+/// calls: a sync sender waits for each ack, and a thread woken by its socket answers
+/// with two system calls where the reactor needs four (the wait, the read, the read
+/// that finds the socket empty, the write); one peer's slow listener no longer holds
+/// up the others either.
+///
 /// Owns the acceptor and tracks its connections weakly; stop() closes them all.
 ///
 /// @par Thread safety
@@ -53,7 +62,8 @@ class receiver : public std::enable_shared_from_this<receiver> {
 public:
     struct callbacks {
         /// One DATA frame from an authenticated peer, in order per connection, on
-        /// that connection's strand. Returning (not throwing) is required.
+        /// the thread reading that connection (its strand or its reader thread,
+        /// both marked as I/O threads). Returning (not throwing) is required.
         std::function<delivery_result(const membership::member&, const data_view&)> deliver;
         /// A peer completed the handshake on an inbound connection. The member
         /// returned is what `deliver` is given for every frame of this connection.
@@ -88,6 +98,7 @@ private:
     receiver_stats stats_;
     std::mutex mutex_;
     std::vector<std::weak_ptr<inbound_connection>> connections_;
+    std::unique_ptr<reader_threads> readers_;
     std::atomic<bool> stopped_{false};
 };
 
