@@ -171,18 +171,25 @@ TEST_CASE("async messages queued before stop() are flushed to the peer", "[engin
 }
 
 TEST_CASE("a blocking ack send from an I/O thread is refused instead of deadlocking", "[engine]") {
-    std::promise<engine::send_result> done;
+    std::mutex m;
+    std::vector<engine::send_result> results;
     pair_of_channels p;
     p.b->add_listener("app", [](const engine::received_message&) {});
     p.a.add_listener("echo", [&](const engine::received_message&) {
-        done.set_value(p.a.send_all(bytes("x"), engine::send_options::sync, "app"));
+        auto r = p.a.send_all(bytes("x"), engine::send_options::sync, "app");
+        std::lock_guard lock(m);
+        results.push_back(std::move(r));
     });
-    CHECK(p.b->send_all(bytes("x"), engine::send_options::async, "echo").ok());
-    auto f = done.get_future();
-    REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
-    const auto r = f.get();
-    REQUIRE(r.failures.size() == 1);
-    CHECK_THAT(r.failures[0].detail, Catch::Contains("use async_send"));
+    // The first on an I/O thread, the second on the connection's reader thread.
+    CHECK(p.b->send_all(bytes("x"), engine::send_options::sync, "echo").ok());
+    CHECK(p.b->send_all(bytes("x"), engine::send_options::sync, "echo").ok());
+    CHECK(nlohmann::json::parse(p.a.stats_json())["receiver"]["reader_threads"] == 1);
+    std::lock_guard lock(m);
+    REQUIRE(results.size() == 2);
+    for (const auto& r : results) {
+        REQUIRE(r.failures.size() == 1);
+        CHECK_THAT(r.failures[0].detail, Catch::Contains("use async_send"));
+    }
 }
 
 TEST_CASE("stats and metrics report traffic per member", "[engine]") {
@@ -197,6 +204,8 @@ TEST_CASE("stats and metrics report traffic per member", "[engine]") {
     CHECK(sa["peers"][0]["acks"] == 10);
     const auto sb = nlohmann::json::parse(p.b->stats_json());
     CHECK(sb["channel"]["in_by_member"]["a"]["messages"] == 10);
+    CHECK(sb["receiver"]["reader_threads"] == 1); // the connection moved to its own thread
+    CHECK_THAT(p.b->metrics_text(), Catch::Contains("troupe_receiver_reader_threads 1\n"));
     const auto metrics = p.a.metrics_text();
     CHECK_THAT(metrics, Catch::Contains("troupe_messages_out_total 10"));
     CHECK_THAT(metrics, Catch::Contains("troupe_peer_ack_latency_us_count{peer=\"127.0.0.1:"));
