@@ -20,6 +20,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -191,6 +192,7 @@ struct sender_run {
     std::uint64_t measured_ok = 0;       ///< measured sends that reported no failure
     std::int64_t first_ns = 0;           ///< just before the first measured send
     std::int64_t end_ns = 0;             ///< after the last measured send returned
+    std::int64_t raw_ns = 0;             ///< of that window, spent in raw round trips
     bool truncated = false;              ///< the time limit stopped the sends early
     std::vector<std::int64_t> durations; ///< latency: of each measured send() call
     tools::ns_histogram sampled;         ///< throughput: of every sample_every-th call
@@ -267,14 +269,19 @@ struct caller_result {
     bool truncated = false;
     send_tally tally;
     std::int64_t end_ns = 0;
+    std::int64_t raw_ns = 0; ///< spent in raw round trips between measured sends
     std::string error;
 };
 
+/// Slices of a lone caller's measured sends, with raw round trips between them.
+constexpr std::size_t raw_slices = 10;
+
 /// `callers` threads, each with one blocking send in flight at a time. They all
 /// finish their warm-up before any measured send starts (a barrier), so the
-/// measured window has all callers active from its first send.
-sender_run
-run_latency(engine::channel& ch, const channel_options& o, const std::vector<std::byte>& payload) {
+/// measured window has all callers active from its first send. With `raw`, a lone
+/// caller makes its sends in raw_slices slices, each after as many raw round trips.
+sender_run run_latency(engine::channel& ch, const channel_options& o, const std::vector<std::byte>& payload,
+                       raw_rtt2_slices* raw) {
     sender_run run;
     const auto body = as_span(payload);
     const std::size_t callers = o.callers;
@@ -308,7 +315,13 @@ run_latency(engine::channel& ch, const channel_options& o, const std::vector<std
             try {
                 const auto n = share(o.count, i);
                 me.durations.reserve(n);
+                const std::uint64_t slice = raw ? std::max<std::uint64_t>(1, n / raw_slices) : n;
                 while (me.error.empty() && !me.truncated && me.measured < n) {
+                    if (raw && me.measured % slice == 0) {
+                        const auto r0 = now_ns();
+                        raw->measure(static_cast<std::size_t>(std::min(slice, n - me.measured)));
+                        me.raw_ns += now_ns() - r0;
+                    }
                     const auto t0 = now_ns();
                     if (t0 >= give_up) {
                         me.truncated = true;
@@ -338,6 +351,7 @@ run_latency(engine::channel& ch, const channel_options& o, const std::vector<std
         run.measured_ok += me.measured_ok;
         run.truncated = run.truncated || me.truncated;
         run.end_ns = std::max(run.end_ns, me.end_ns);
+        run.raw_ns += me.raw_ns;
         run.durations.insert(run.durations.end(), me.durations.begin(), me.durations.end());
         run.tally.merge(me.tally);
     }
@@ -594,7 +608,25 @@ nlohmann::json run_channel_scenario(const channel_options& o) {
         for (std::size_t i = 0; i < payload.size(); ++i) {
             payload[i] = static_cast<std::byte>(i * 31 + 7);
         }
-        run = latency ? run_latency(ch, o, payload) : run_throughput(ch, o, payload);
+        // A lone caller's latency is compared with raw round trips measured
+        // between its own sends (see raw_rtt2_slices).
+        std::optional<raw_rtt2_slices> raw_slices_run;
+        if (latency && o.with_raw && o.callers == 1) {
+            raw_slices_run.emplace(o.size, o.count + 1);
+        }
+        run = latency ? run_latency(ch, o, payload, raw_slices_run ? &*raw_slices_run : nullptr)
+                      : run_throughput(ch, o, payload);
+        if (raw_slices_run) {
+            auto samples = raw_slices_run->samples(); // summarize_ns sorts in place
+            const auto rtt2 = tools::summarize_ns(samples);
+            raw_slices_run->finish(); // their memory is not a member's: not in peak_rss_kib
+            raw["rtt2_before_p50_us"] = raw["rtt2_p50_us"];
+            raw["rtt2_before_p99_us"] = raw["rtt2_p99_us"];
+            raw["rtt2_p50_us"] = rtt2.p50_us;
+            raw["rtt2_p99_us"] = rtt2.p99_us;
+            raw["rtt2_round_trips"] = samples.size();
+            raw["rtt2_interleaved"] = true;
+        }
         if (run.truncated) {
             spdlog::warn("time limit of {} s reached after {} measured sends (--time-limit)",
                          o.time_limit, run.measured);
@@ -660,7 +692,7 @@ nlohmann::json run_channel_scenario(const channel_options& o) {
         per_receiver.push_back(std::move(item));
     }
 
-    const double send_seconds = static_cast<double>(run.end_ns - run.first_ns) / 1e9;
+    const double send_seconds = static_cast<double>(run.end_ns - run.first_ns - run.raw_ns) / 1e9;
     double msgs_per_sec = 0;
     double seconds = 0;
     if (latency) {

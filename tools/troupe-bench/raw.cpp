@@ -191,6 +191,20 @@ struct rtt_result {
     double round_trips_per_sec = 0;
 };
 
+/// Writes `out` to every server, then reads every reply; returns the nanoseconds taken.
+std::int64_t round_trip(std::span<const int> fds, std::span<const std::byte> out, std::span<std::byte> in) {
+    const auto start = now_ns();
+    for (const int fd : fds) {
+        write_full(fd, out);
+    }
+    for (const int fd : fds) {
+        if (!read_full(fd, in)) {
+            throw std::runtime_error("raw echo server closed the connection");
+        }
+    }
+    return now_ns() - start;
+}
+
 /// One sample = write `size` bytes to every server, then read every reply.
 rtt_result round_trips(std::span<const int> fds, const raw_options& o) {
     std::vector<std::byte> out(o.size, std::byte{0x5a});
@@ -202,18 +216,9 @@ rtt_result round_trips(std::span<const int> fds, const raw_options& o) {
         if (k == o.warmup) {
             begin = now_ns();
         }
-        const auto start = now_ns();
-        for (const int fd : fds) {
-            write_full(fd, out);
-        }
-        for (const int fd : fds) {
-            if (!read_full(fd, in)) {
-                throw std::runtime_error("raw echo server closed the connection");
-            }
-        }
-        const auto end = now_ns();
+        const auto took = round_trip(fds, out, in);
         if (k >= o.warmup) {
-            samples.push_back(end - start);
+            samples.push_back(took);
         }
     }
     const double seconds = static_cast<double>(now_ns() - begin) / 1e9;
@@ -308,6 +313,59 @@ nlohmann::json measure_raw(const raw_options& o) {
     out["stream_write_bytes"] = stream_chunk;
     out["peak_rss_kib"] = peak;
     return out;
+}
+
+struct raw_rtt2_slices::state {
+    server a;
+    server b;
+    unique_fd fa;
+    unique_fd fb;
+    std::vector<std::byte> out;
+    std::vector<std::byte> in;
+    bool finished = false;
+};
+
+raw_rtt2_slices::raw_rtt2_slices(std::size_t size, std::uint64_t max_round_trips) : size_(size) {
+    if (size == 0) {
+        throw std::invalid_argument("raw_rtt2_slices: size must be positive");
+    }
+    auto a = start_server("echo", size, max_round_trips);
+    auto b = start_server("echo", size, max_round_trips);
+    auto fa = connect_loopback(a.port);
+    auto fb = connect_loopback(b.port);
+    state_ = std::make_unique<state>(state{std::move(a), std::move(b), std::move(fa), std::move(fb),
+                                           std::vector<std::byte>(size, std::byte{0x5a}),
+                                           std::vector<std::byte>(size), false});
+}
+
+raw_rtt2_slices::~raw_rtt2_slices() {
+    try {
+        finish();
+    } catch (const std::exception& e) {
+        spdlog::warn("raw rtt2 servers: {}", e.what());
+    }
+}
+
+void raw_rtt2_slices::measure(std::size_t n) {
+    const int both[] = {state_->fa.get(), state_->fb.get()};
+    samples_.reserve(samples_.size() + n);
+    for (std::size_t k = 0; k < n; ++k) {
+        samples_.push_back(round_trip(both, state_->out, state_->in));
+    }
+}
+
+long raw_rtt2_slices::finish() {
+    if (state_->finished) {
+        return 0;
+    }
+    state_->finished = true;
+    state_->fa.reset(); // EOF ends the servers
+    state_->fb.reset();
+    long peak = 0;
+    for (auto* s : {&state_->a, &state_->b}) {
+        peak = std::max(peak, finish_server(*s, "echo").value("peak_rss_kib", 0L));
+    }
+    return peak;
 }
 
 nlohmann::json raw_summary(const nlohmann::json& full) {

@@ -6,6 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
 
 namespace troupe::bench {
 
@@ -31,6 +34,33 @@ nlohmann::json raw_summary(const nlohmann::json& full);
 /// Options for the measurement embedded in a channel scenario: smaller than the
 /// stand-alone run, and capped in bytes so that large payloads stay quick.
 raw_options embedded_raw_options(std::size_t size);
+
+/// Two raw echo servers kept for a whole latency run, so that the round trip to
+/// two servers (rtt2) can be measured in slices between the channel's own sends:
+/// both then see the same moment of a noisy host, on the same CPUs. Measured
+/// before or after the run instead, host noise moves the ratio more than the
+/// code does.
+class raw_rtt2_slices {
+public:
+    /// Starts both servers; each serves at most `max_round_trips`.
+    raw_rtt2_slices(std::size_t size, std::uint64_t max_round_trips);
+    ~raw_rtt2_slices();
+    raw_rtt2_slices(const raw_rtt2_slices&) = delete;
+    raw_rtt2_slices& operator=(const raw_rtt2_slices&) = delete;
+
+    /// `n` round trips (write to both, read both), each appended to samples().
+    void measure(std::size_t n);
+    const std::vector<std::int64_t>& samples() const noexcept { return samples_; }
+    /// Closes the connections and collects the servers' reports.
+    /// @returns the larger peak RSS of the two servers.
+    long finish();
+
+private:
+    struct state;
+    std::unique_ptr<state> state_;
+    std::vector<std::int64_t> samples_;
+    std::size_t size_;
+};
 
 /// Hidden role `_raw-server`: one echo or sink server process.
 int raw_server_main(flag_parser& flags);
