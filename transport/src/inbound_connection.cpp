@@ -68,9 +68,10 @@ void inbound_connection::start() {
 
 void inbound_connection::close() {
     if (dedicated_.load(std::memory_order_acquire)) {
-        wake_reader();
-        return;
+        wake_reader(); // at once: its reader may be blocked in recv() or send()
     }
+    // Also through the strand, which sees how a hand-over in progress ended (a
+    // reader that could not start gives the socket back to the reactor).
     asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
         if (self->dedicated_.load(std::memory_order_acquire)) {
             self->wake_reader(); // handed over while this waited for the strand
@@ -110,7 +111,8 @@ bool inbound_connection::hand_to_reader() {
     }
     error_code ec;
     const auto protocol = socket_.local_endpoint(ec).protocol();
-    if (ec) {
+    const int flags = ec ? -1 : ::fcntl(socket_.native_handle(), F_GETFL);
+    if (flags < 0) {
         return false;
     }
     const int fd = socket_.release(ec);
@@ -118,25 +120,26 @@ bool inbound_connection::hand_to_reader() {
         log()->debug("inbound {}: cannot take the socket out of the reactor: {}", who(), ec.message());
         return false;
     }
-    const int flags = ::fcntl(fd, F_GETFL);
-    ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-    {
-        std::lock_guard lock(fd_mutex_);
-        fd_ = fd;
+    if (::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0) {
+        {
+            std::lock_guard lock(fd_mutex_);
+            fd_ = fd;
+        }
+        dedicated_.store(true, std::memory_order_release);
+        owner_->stats_.reader_threads.fetch_add(1, std::memory_order_relaxed);
+        if (readers.start([self = shared_from_this()] { self->read_loop(); })) {
+            return true;
+        }
+        owner_->stats_.reader_threads.fetch_sub(1, std::memory_order_relaxed);
+        // No thread after all: the socket goes back to the reactor. (A close()
+        // meanwhile also went through the strand, so it is not lost.)
+        dedicated_.store(false, std::memory_order_release);
+        {
+            std::lock_guard lock(fd_mutex_);
+            fd_ = -1;
+        }
+        ::fcntl(fd, F_SETFL, flags);
     }
-    dedicated_.store(true, std::memory_order_release);
-    owner_->stats_.reader_threads.fetch_add(1, std::memory_order_relaxed);
-    if (readers.start([self = shared_from_this()] { self->read_loop(); })) {
-        return true;
-    }
-    owner_->stats_.reader_threads.fetch_sub(1, std::memory_order_relaxed);
-    // No thread after all: the socket goes back to the reactor.
-    dedicated_.store(false, std::memory_order_release);
-    {
-        std::lock_guard lock(fd_mutex_);
-        fd_ = -1;
-    }
-    ::fcntl(fd, F_SETFL, flags);
     socket_.assign(protocol, fd, ec);
     if (ec) {
         log()->warn("inbound {}: cannot give the socket back to the reactor: {}; closing", who(),
@@ -151,24 +154,32 @@ bool inbound_connection::hand_to_reader() {
 
 void inbound_connection::read_loop() {
     mark_io_thread(); // a listener here must not block on an ack, as on an I/O thread
-    while (!closed_) {
-        if (rlen_ == rbuf_.size()) {
-            rbuf_.resize(rbuf_.size() * 2);
-        }
-        const ssize_t n = ::recv(fd_, rbuf_.data() + rlen_, rbuf_.size() - rlen_, 0);
-        if (n > 0) {
-            if (consume(static_cast<std::size_t>(n))) {
-                flush();
+    try {
+        // After stop() nothing more is delivered, even by a reader whose own
+        // listener called stop() (it cannot be joined, and must not go on).
+        while (!closed_ && !owner_->stopped_.load(std::memory_order_acquire)) {
+            if (rlen_ == rbuf_.size()) {
+                rbuf_.resize(rbuf_.size() * 2);
             }
-            continue;
+            const ssize_t n = ::recv(fd_, rbuf_.data() + rlen_, rbuf_.size() - rlen_, 0);
+            if (n > 0) {
+                if (consume(static_cast<std::size_t>(n))) {
+                    flush();
+                }
+                continue;
+            }
+            const int err = errno;
+            if (n < 0 && err == EINTR) {
+                continue;
+            }
+            if (n < 0 && err != ECONNRESET && !closed_) {
+                log()->debug("inbound {}: read: {}", who(), std::strerror(err));
+            }
+            break;
         }
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0 && errno != ECONNRESET && !closed_) {
-            log()->debug("inbound {}: read: {}", who(), std::strerror(errno));
-        }
-        break;
+    } catch (const std::exception& e) {
+        // As on the I/O threads: a failure here ends this connection, not the node.
+        log()->error("inbound {}: reader failed: {}; closing", who(), e.what());
     }
     closed_ = true;
     {
@@ -276,6 +287,9 @@ bool inbound_connection::consume(std::size_t n) {
             return false;
         }
         ++frames;
+        if (dedicated_.load(std::memory_order_relaxed) && owner_->stopped_.load(std::memory_order_acquire)) {
+            return false; // see read_loop
+        }
         if (!handle_frame(f) || closed_) {
             return false;
         }

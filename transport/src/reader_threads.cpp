@@ -31,6 +31,10 @@ void reader_threads::reap_locked() {
 }
 
 bool reader_threads::has_room() {
+    // Asked on every read of a connection over the limit: no lock when full.
+    if (active_seen_.load(std::memory_order_relaxed) >= limit_) {
+        return false;
+    }
     std::lock_guard lock(mutex_);
     reap_locked();
     return !closed_ && active_ < limit_;
@@ -42,26 +46,26 @@ bool reader_threads::start(std::function<void()> body) {
     if (closed_ || active_ >= limit_) {
         return false;
     }
-    entry e;
     try {
+        entry e;
         e.thread = std::thread([body = std::move(body), done = e.done]() mutable {
             body();
             body = nullptr; // what it holds goes before the thread counts as done
             done->store(true, std::memory_order_release);
         });
-    } catch (const std::system_error& ex) {
+        threads_.push_back(std::move(e));
+    } catch (const std::exception& ex) { // std::system_error from the thread, bad_alloc
         log()->warn("cannot start a reader thread ({}); the connection stays on the I/O threads",
                     ex.what());
         return false;
     }
-    threads_.push_back(std::move(e));
-    ++active_;
+    active_seen_.store(++active_, std::memory_order_relaxed);
     return true;
 }
 
 void reader_threads::leave() {
     std::lock_guard lock(mutex_);
-    --active_;
+    active_seen_.store(--active_, std::memory_order_relaxed);
 }
 
 void reader_threads::close() {

@@ -14,10 +14,12 @@ namespace troupe::transport {
 /// The threads that read member connections of their own (receiver.reader_threads):
 /// at most `limit` bodies at a time; a body frees its slot with leave() as its last
 /// act. A finished thread is joined by the next start() or by join_all(), so none is
-/// ever left detached while the receiver may be destroyed.
+/// left running unjoined (but see join_all()).
 ///
 /// @par Thread safety
-/// Every member from any thread; join_all() not from one of these threads.
+/// Every member from any thread. join_all() from one of these threads cannot wait
+/// for that one: it is detached, and its body must stop on its own (the receiver's
+/// readers stop delivering once the receiver is stopped).
 class reader_threads {
 public:
     explicit reader_threads(std::size_t limit) : limit_(limit) {}
@@ -49,6 +51,7 @@ private:
     std::mutex mutex_;
     std::list<entry> threads_;
     std::size_t active_ = 0; ///< bodies started that have not left
+    std::atomic<std::size_t> active_seen_{0}; ///< active_, for has_room()'s look without the lock
     bool closed_ = false;
 };
 

@@ -15,6 +15,9 @@
 #include <string>
 #include <vector>
 
+#include <sys/socket.h>
+#include <sys/time.h>
+
 namespace troupe::test {
 
 /// A raw client socket: whatever bytes a test wants, no troupe code on this side.
@@ -30,6 +33,9 @@ struct raw_client {
 
     explicit raw_client(std::uint16_t port) {
         socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+        // A receiver that never answers fails the test instead of hanging it.
+        const timeval limit{20, 0};
+        ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     }
     void send(const transport::buffer& b) { boost::asio::write(socket, boost::asio::buffer(b)); }
     /// Reads until the peer closes (bounded by the receiver's own close).

@@ -103,6 +103,29 @@ TEST_CASE("a connection keeps order, acks, PONGs and bad-frame handling on a rea
     CHECK(f.type == frame_type::ack);
 }
 
+TEST_CASE("a frame split across the hand-over to the reader thread arrives whole", "[transport]") {
+    auto c = test::loopback_config();
+    test::recording_receiver rx(c);
+    raw_client client(rx.port());
+    client.handshake("unit");
+    // The first DATA and half of the second in one write: the strand handles the
+    // first, hands over, and the reader thread must keep the half it left.
+    buffer first = data(1, 6, "first");
+    const buffer second = data(2, 6, std::string(3000, 's'));
+    const std::size_t half = second.size() / 2;
+    first.insert(first.end(), second.begin(), second.begin() + static_cast<std::ptrdiff_t>(half));
+    client.send(first);
+    raw_client::frame f;
+    CHECK(client.read_ack(f).id == 1);
+    REQUIRE(wait_until([&] { return rx.rx->stats().reader_threads.load() == 1; }));
+    client.send(buffer(second.begin() + static_cast<std::ptrdiff_t>(half), second.end()));
+    const auto a = client.read_ack(f);
+    CHECK(a.id == 2);
+    CHECK(f.type == frame_type::ack);
+    CHECK(rx.snapshot() == std::vector<std::string>{"first", std::string(3000, 's')});
+    CHECK(rx.rx->stats().bad_frames.load() == 0);
+}
+
 TEST_CASE("a BYE behind DATA on a reader thread: the acks go out, then the connection closes",
           "[transport]") {
     auto c = test::loopback_config();
@@ -155,12 +178,13 @@ TEST_CASE("receiver.reader_threads bounds the connections read by a thread of th
 }
 
 TEST_CASE("stop() ends reader threads: one waiting for bytes, one in a listener", "[transport]") {
-    auto c = test::loopback_config();
-    test::recording_receiver rx(c);
+    // Declared before the receiver: a failed REQUIRE stops it while they still exist.
     std::mutex m;
     std::condition_variable cv;
     bool in_listener = false;
     bool release = false;
+    auto c = test::loopback_config();
+    test::recording_receiver rx(c);
     rx.verdict = [&](const std::string& p) {
         if (p == "hold") {
             std::unique_lock lock(m);

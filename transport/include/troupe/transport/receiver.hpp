@@ -57,7 +57,9 @@ struct receiver_stats {
 /// Owns the acceptor and tracks its connections weakly; stop() closes them all.
 ///
 /// @par Thread safety
-/// bind() and start() once, before traffic; stop() from any thread.
+/// bind() and start() once, before traffic; stop() from any thread. stop() waits
+/// for the reader threads, so a listener that calls it on an I/O thread must not
+/// be waited on by another connection's listener.
 class receiver : public std::enable_shared_from_this<receiver> {
 public:
     struct callbacks {
@@ -68,7 +70,7 @@ public:
         /// A peer completed the handshake on an inbound connection. The member
         /// returned is what `deliver` is given for every frame of this connection.
         std::function<std::shared_ptr<const membership::member>(const peer_info&)> hello;
-        /// A peer said BYE on an inbound connection.
+        /// A peer said BYE on an inbound connection (on the thread reading it, as `deliver`).
         std::function<void(const peer_info&, const std::string& reason)> bye;
     };
 
