@@ -96,7 +96,7 @@ TEST_CASE("a connection keeps order, acks, PONGs and bad-frame handling on a rea
     CHECK(client.read_to_close().find("bad frame: bad magic") != std::string::npos);
     CHECK(wait_until([&] { return rx.rx->stats().bad_frames.load() == 1; }));
     CHECK(wait_until([&] { return rx.rx->stats().open.load() == 0; }));
-    CHECK(rx.rx->stats().reader_threads.load() == 0);
+    CHECK(wait_until([&] { return rx.rx->stats().reader_threads.load() == 0; }));
     raw_client next(rx.port());
     next.handshake("unit");
     CHECK(sync_round(next, 1, "after", f).status == ack_status::ok);
@@ -143,7 +143,7 @@ TEST_CASE("a BYE behind DATA on a reader thread: the acks go out, then the conne
     CHECK(f.type == frame_type::ack);
     CHECK(client.read_to_close().empty()); // closed after the ack, nothing more
     CHECK(wait_until([&] { return rx.rx->stats().open.load() == 0; }));
-    CHECK(rx.rx->stats().reader_threads.load() == 0);
+    CHECK(wait_until([&] { return rx.rx->stats().reader_threads.load() == 0; }));
     CHECK(rx.snapshot() == std::vector<std::string>{"first", "second"});
 }
 
@@ -168,7 +168,7 @@ TEST_CASE("receiver.reader_threads bounds the connections read by a thread of th
     // The slot comes free when its connection ends; the next connection with DATA takes it.
     a.reset();
     CHECK(wait_until([&] { return rx.rx->stats().open.load() == 1; }));
-    CHECK(rx.rx->stats().reader_threads.load() == 0);
+    CHECK(wait_until([&] { return rx.rx->stats().reader_threads.load() == 0; }));
     raw_client d(rx.port());
     d.handshake("unit");
     CHECK(sync_round(d, 1, "d1", f).id == 1);
@@ -223,7 +223,7 @@ TEST_CASE("stop() ends reader threads: one waiting for bytes, one in a listener"
     }
     cv.notify_all();
     REQUIRE(stopped.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
-    CHECK(rx.rx->stats().reader_threads.load() == 0);
+    CHECK(wait_until([&] { return rx.rx->stats().reader_threads.load() == 0; }));
     CHECK(rx.rx->stats().open.load() == 0);
     CHECK(rx.snapshot() == std::vector<std::string>{"idle", "busy", "hold"});
 }
@@ -264,6 +264,6 @@ TEST_CASE("a peer that never reads its acks cannot hold stop()", "[transport]") 
     CHECK(still >= 20); // the receiver stopped reading: its reader is blocked on the acks
     auto stopped = std::async(std::launch::async, [&] { rx.rx->stop(); });
     CHECK(stopped.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
-    CHECK(rx.rx->stats().reader_threads.load() == 0);
+    CHECK(wait_until([&] { return rx.rx->stats().reader_threads.load() == 0; }));
     CHECK(written > 0);
 }
