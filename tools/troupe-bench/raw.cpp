@@ -273,6 +273,35 @@ stream_result stream(const raw_options& o) {
     return r;
 }
 
+/// Two echo servers and a connection to each: what the round-trip phases use.
+struct echo_pair {
+    server a;
+    server b;
+    unique_fd fa;
+    unique_fd fb;
+
+    /// Each server serves at most `rounds` round trips.
+    static echo_pair start(std::size_t size, std::uint64_t rounds) {
+        auto a = start_server("echo", size, rounds);
+        auto b = start_server("echo", size, rounds);
+        auto fa = connect_loopback(a.port);
+        auto fb = connect_loopback(b.port);
+        return {std::move(a), std::move(b), std::move(fa), std::move(fb)};
+    }
+
+    /// Closes the connections (EOF ends the servers) and collects their reports.
+    /// @returns the larger peak RSS of the two.
+    long finish() {
+        fa.reset();
+        fb.reset();
+        long peak = 0;
+        for (auto* s : {&a, &b}) {
+            peak = std::max(peak, finish_server(*s, "echo").value("peak_rss_kib", 0L));
+        }
+        return peak;
+    }
+};
+
 } // namespace
 
 nlohmann::json measure_raw(const raw_options& o) {
@@ -280,23 +309,12 @@ nlohmann::json measure_raw(const raw_options& o) {
         throw std::invalid_argument("measure_raw: size and count must be positive");
     }
     // Two echo servers for both phases; each serves at most both phases' rounds.
-    const std::uint64_t rounds = 2 * (o.warmup + o.count);
-    auto a = start_server("echo", o.size, rounds);
-    auto b = start_server("echo", o.size, rounds);
-    rtt_result rtt1;
-    rtt_result rtt2;
-    {
-        auto fa = connect_loopback(a.port);
-        auto fb = connect_loopback(b.port);
-        const int one[] = {fa.get()};
-        const int both[] = {fa.get(), fb.get()};
-        rtt1 = round_trips(one, o);
-        rtt2 = round_trips(both, o);
-    } // closing the connections ends the servers
-    long peak = tools::peak_rss_kib_self();
-    for (auto* s : {&a, &b}) {
-        peak = std::max(peak, finish_server(*s, "echo").value("peak_rss_kib", 0L));
-    }
+    auto servers = echo_pair::start(o.size, 2 * (o.warmup + o.count));
+    const int one[] = {servers.fa.get()};
+    const int both[] = {servers.fa.get(), servers.fb.get()};
+    const auto rtt1 = round_trips(one, o);
+    const auto rtt2 = round_trips(both, o);
+    long peak = std::max(servers.finish(), tools::peak_rss_kib_self());
     const auto st = stream(o);
     peak = std::max({peak, st.server_rss_kib, tools::peak_rss_kib_self()});
 
@@ -316,24 +334,17 @@ nlohmann::json measure_raw(const raw_options& o) {
 }
 
 struct raw_rtt2_slices::state {
-    server a;
-    server b;
-    unique_fd fa;
-    unique_fd fb;
+    echo_pair servers;
     std::vector<std::byte> out;
     std::vector<std::byte> in;
     bool finished = false;
 };
 
-raw_rtt2_slices::raw_rtt2_slices(std::size_t size, std::uint64_t max_round_trips) : size_(size) {
+raw_rtt2_slices::raw_rtt2_slices(std::size_t size, std::uint64_t max_round_trips) {
     if (size == 0) {
         throw std::invalid_argument("raw_rtt2_slices: size must be positive");
     }
-    auto a = start_server("echo", size, max_round_trips);
-    auto b = start_server("echo", size, max_round_trips);
-    auto fa = connect_loopback(a.port);
-    auto fb = connect_loopback(b.port);
-    state_ = std::make_unique<state>(state{std::move(a), std::move(b), std::move(fa), std::move(fb),
+    state_ = std::make_unique<state>(state{echo_pair::start(size, max_round_trips),
                                            std::vector<std::byte>(size, std::byte{0x5a}),
                                            std::vector<std::byte>(size), false});
 }
@@ -347,25 +358,18 @@ raw_rtt2_slices::~raw_rtt2_slices() {
 }
 
 void raw_rtt2_slices::measure(std::size_t n) {
-    const int both[] = {state_->fa.get(), state_->fb.get()};
+    const int both[] = {state_->servers.fa.get(), state_->servers.fb.get()};
     samples_.reserve(samples_.size() + n);
     for (std::size_t k = 0; k < n; ++k) {
         samples_.push_back(round_trip(both, state_->out, state_->in));
     }
 }
 
-long raw_rtt2_slices::finish() {
-    if (state_->finished) {
-        return 0;
+void raw_rtt2_slices::finish() {
+    if (!state_->finished) {
+        state_->finished = true;
+        state_->servers.finish();
     }
-    state_->finished = true;
-    state_->fa.reset(); // EOF ends the servers
-    state_->fb.reset();
-    long peak = 0;
-    for (auto* s : {&state_->a, &state_->b}) {
-        peak = std::max(peak, finish_server(*s, "echo").value("peak_rss_kib", 0L));
-    }
-    return peak;
 }
 
 nlohmann::json raw_summary(const nlohmann::json& full) {

@@ -51,15 +51,13 @@ public:
     /// `n` round trips (write to both, read both), each appended to samples().
     void measure(std::size_t n);
     const std::vector<std::int64_t>& samples() const noexcept { return samples_; }
-    /// Closes the connections and collects the servers' reports.
-    /// @returns the larger peak RSS of the two servers.
-    long finish();
+    /// Closes the connections and collects the servers' reports (once).
+    void finish();
 
 private:
     struct state;
     std::unique_ptr<state> state_;
     std::vector<std::int64_t> samples_;
-    std::size_t size_;
 };
 
 /// Hidden role `_raw-server`: one echo or sink server process.

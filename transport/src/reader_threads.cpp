@@ -32,40 +32,45 @@ void reader_threads::reap_locked() {
 
 bool reader_threads::has_room() {
     // Asked on every read of a connection over the limit: no lock when full.
-    if (active_seen_.load(std::memory_order_relaxed) >= limit_) {
+    if (active_.load(std::memory_order_relaxed) >= limit_) {
         return false;
     }
     std::lock_guard lock(mutex_);
     reap_locked();
-    return !closed_ && active_ < limit_;
+    return !closed_ && active_.load(std::memory_order_relaxed) < limit_;
 }
 
 bool reader_threads::start(std::function<void()> body) {
     std::lock_guard lock(mutex_);
     reap_locked();
-    if (closed_ || active_ >= limit_) {
+    if (closed_ || active_.load(std::memory_order_relaxed) >= limit_) {
         return false;
     }
     try {
-        entry e;
-        e.thread = std::thread([body = std::move(body), done = e.done]() mutable {
-            body();
-            body = nullptr; // what it holds goes before the thread counts as done
-            done->store(true, std::memory_order_release);
-        });
-        threads_.push_back(std::move(e));
+        // The node first: once the thread runs, nothing may fail any more.
+        auto& e = threads_.emplace_back();
+        try {
+            e.thread = std::thread([body = std::move(body), done = e.done]() mutable {
+                body();
+                body = nullptr; // what it holds goes before the thread counts as done
+                done->store(true, std::memory_order_release);
+            });
+        } catch (...) {
+            threads_.pop_back();
+            throw;
+        }
     } catch (const std::exception& ex) { // std::system_error from the thread, bad_alloc
         log()->warn("cannot start a reader thread ({}); the connection stays on the I/O threads",
                     ex.what());
         return false;
     }
-    active_seen_.store(++active_, std::memory_order_relaxed);
+    active_.fetch_add(1, std::memory_order_relaxed);
     return true;
 }
 
 void reader_threads::leave() {
     std::lock_guard lock(mutex_);
-    active_seen_.store(--active_, std::memory_order_relaxed);
+    active_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void reader_threads::close() {

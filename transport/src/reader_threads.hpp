@@ -50,8 +50,9 @@ private:
     const std::size_t limit_;
     std::mutex mutex_;
     std::list<entry> threads_;
-    std::size_t active_ = 0; ///< bodies started that have not left
-    std::atomic<std::size_t> active_seen_{0}; ///< active_, for has_room()'s look without the lock
+    /// Bodies started that have not left: changed under the mutex, read without
+    /// it by has_room()'s first look.
+    std::atomic<std::size_t> active_{0};
     bool closed_ = false;
 };
 

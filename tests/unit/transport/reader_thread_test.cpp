@@ -22,10 +22,7 @@ using test::wait_until;
 namespace {
 
 buffer data(std::uint64_t id, std::uint32_t options, const std::string& payload) {
-    buffer b;
-    append_data(b, id, options, "test",
-                {reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()});
-    return b;
+    return *test::data_frame(id, options, payload);
 }
 
 /// Sends a sync DATA frame and returns its ACK or NACK.
