@@ -151,27 +151,37 @@ TEST_CASE("receiver.reader_threads bounds the connections read by a thread of th
     test::recording_receiver rx(c);
     raw_client::frame f;
     auto a = std::make_unique<raw_client>(rx.port());
-    raw_client b(rx.port());
+    auto b = std::make_unique<raw_client>(rx.port());
     a->handshake("unit");
-    b.handshake("unit");
+    b->handshake("unit");
     CHECK(sync_round(*a, 1, "a1", f).id == 1);
     REQUIRE(wait_until([&] { return rx.rx->stats().reader_threads.load() == 1; }));
-    CHECK(sync_round(b, 1, "b1", f).id == 1);
+    CHECK(sync_round(*b, 1, "b1", f).id == 1);
     CHECK(sync_round(*a, 2, "a2", f).id == 2);
-    CHECK(sync_round(b, 2, "b2", f).id == 2); // served by the I/O thread
+    CHECK(sync_round(*b, 2, "b2", f).id == 2); // served by the I/O thread
     CHECK(rx.rx->stats().reader_threads.load() == 1);
     CHECK(rx.rx->stats().open.load() == 2);
 
+    // b goes first: after answering, each read of b looks for a free slot, and
+    // one still running when a's slot came free would rightly take it.
+    b.reset();
+    CHECK(wait_until([&] { return rx.rx->stats().open.load() == 1; }));
+    CHECK(rx.rx->stats().reader_threads.load() == 1);
     // The slot comes free when its connection ends; the next connection with DATA takes it.
     a.reset();
-    CHECK(wait_until([&] { return rx.rx->stats().open.load() == 1; }));
+    CHECK(wait_until([&] { return rx.rx->stats().open.load() == 0; }));
     CHECK(wait_until([&] { return rx.rx->stats().reader_threads.load() == 0; }));
     raw_client d(rx.port());
     d.handshake("unit");
     CHECK(sync_round(d, 1, "d1", f).id == 1);
     CHECK(wait_until([&] { return rx.rx->stats().reader_threads.load() == 1; }));
-    CHECK(sync_round(b, 3, "b3", f).id == 3);
-    CHECK(rx.snapshot() == std::vector<std::string>{"a1", "b1", "a2", "b2", "d1", "b3"});
+    raw_client e(rx.port());
+    e.handshake("unit");
+    CHECK(sync_round(e, 1, "e1", f).id == 1); // served by the I/O thread
+    CHECK(sync_round(d, 2, "d2", f).id == 2);
+    CHECK(rx.rx->stats().reader_threads.load() == 1);
+    CHECK(rx.rx->stats().open.load() == 2);
+    CHECK(rx.snapshot() == std::vector<std::string>{"a1", "b1", "a2", "b2", "d1", "e1", "d2"});
 }
 
 TEST_CASE("stop() ends reader threads: one waiting for bytes, one in a listener", "[transport]") {
