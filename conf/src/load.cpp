@@ -115,7 +115,7 @@ struct key_spec {
 };
 
 // clang-format off
-const std::array<key_spec, 48> keys{{
+const std::array<key_spec, 49> keys{{
     {"cluster", "name", kind::text,
      [](cluster_config& c) -> field_ptr { return &c.cluster.name; }},
     {"cluster", "node", kind::text,
@@ -132,6 +132,8 @@ const std::array<key_spec, 48> keys{{
      [](cluster_config& c) -> field_ptr { return &c.receiver.threads; }},
     {"receiver", "reader_threads", kind::count,
      [](cluster_config& c) -> field_ptr { return &c.receiver.reader_threads; }},
+    {"receiver", "idle_timeout", kind::duration,
+     [](cluster_config& c) -> field_ptr { return &c.receiver.idle_timeout; }},
     {"membership", "static", kind::members,
      [](cluster_config& c) -> field_ptr { return &c.membership.static_members; }},
     {"membership.multicast", "enabled", kind::flag,

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -195,6 +196,29 @@ void check_receiver(const receiver_section& receiver, checker& c) {
     if (c.trusted({"receiver.reader_threads"}) && receiver.reader_threads > max_reader_threads) {
         c.fail("receiver.reader_threads", "must be from 0 to 1024 (got " +
                                               std::to_string(receiver.reader_threads) + ")");
+    }
+}
+
+// Peers PING a member connection idle for their ping_interval (looked at every
+// 100ms), so a healthy connection is never silent for two of them, nor for 1s:
+// a shorter limit would close live peers.
+void check_idle_timeout(const cluster_config& config, checker& c) {
+    const auto idle = config.receiver.idle_timeout;
+    const auto ping = config.membership.failure_detector.ping_interval;
+    if (!c.trusted({"receiver.idle_timeout"})) {
+        return;
+    }
+    if (idle.count() < 0) {
+        c.fail("receiver.idle_timeout", "must not be negative (got " + format_duration(idle) + ")");
+    } else if (idle.count() > 0 && idle < std::chrono::seconds(1)) {
+        c.fail("receiver.idle_timeout",
+               "must be 0 (never) or at least 1s (got " + format_duration(idle) + ")");
+    } else if (idle.count() > 0 && c.trusted({"membership.failure_detector.ping_interval"}) &&
+               ping.count() > 0 && idle <= 2 * ping) {
+        c.fail("receiver.idle_timeout",
+               "must be 0 (never) or exceed twice membership.failure_detector.ping_interval (got " +
+                   format_duration(idle) + " <= 2 x " + format_duration(ping) + ")",
+               "membership.failure_detector.ping_interval");
     }
 }
 
@@ -538,6 +562,7 @@ std::vector<finding> check(const cluster_config& config,
                config.membership.failure_detector.ping_interval);
     c.positive("membership.failure_detector.verify_timeout",
                config.membership.failure_detector.verify_timeout);
+    check_idle_timeout(config, c);
     check_payload(config.membership.payload, c);
     check_sender(config, c);
     check_channel(config.channel, c);

@@ -1094,7 +1094,8 @@ std::string channel::stats_json() const {
                          {"nacks_out", r.nacks_out.load()},     {"bad_frames", r.bad_frames.load()},
                          {"handshake_refused", r.handshake_refused.load()},
                          {"auth_failures", r.auth_failures.load()},
-                         {"handshake_timeouts", r.handshake_timeouts.load()}};
+                         {"handshake_timeouts", r.handshake_timeouts.load()},
+                         {"idle_timeouts", r.idle_timeouts.load()}};
     }
     nlohmann::json peers = nlohmann::json::array();
     std::map<std::string, int> states;
@@ -1139,6 +1140,8 @@ std::string channel::metrics_text() const {
         counter("troupe_receiver_bad_frames_total", r.bad_frames.load());
         counter("troupe_receiver_handshake_refused_total", r.handshake_refused.load());
         counter("troupe_receiver_auth_failures_total", r.auth_failures.load());
+        counter("troupe_receiver_handshake_timeouts_total", r.handshake_timeouts.load());
+        counter("troupe_receiver_idle_timeouts_total", r.idle_timeouts.load());
         counter("troupe_receiver_acks_total", r.acks_out.load());
         counter("troupe_receiver_nacks_total", r.nacks_out.load());
     }

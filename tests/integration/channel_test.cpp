@@ -118,6 +118,38 @@ TEST_CASE("a frozen receiver makes ack and sync sends fail naming it and traffic
     CHECK(t.a->cmd("send 50 64 sync b")["ok"] == 50);
 }
 
+TEST_CASE("a frozen sender's connection is closed after receiver.idle_timeout and comes back after SIGCONT",
+          "[integration]") {
+    // To its receiver, a frozen sender looks like a vanished host: silence, no FIN.
+    scratch s;
+    const std::string extra = "membership:\n  failure_detector:\n    ping_interval: 200ms\n";
+    peer b(s.write_config("b", extra), {"receiver.idle_timeout=2s"});
+    peer a(s.write_config("a", extra), {"receiver.idle_timeout=2s", "membership.static=" + static_list({&b})});
+    REQUIRE(a.cmd("wait-members 1 15000")["members"] == 1);
+    REQUIRE(b.cmd("wait-members 1 15000")["members"] == 1);
+    CHECK(a.cmd("send 10 64 sync b")["ok"] == 10);
+    // PINGs (every 200ms) keep the quiet connection open meanwhile.
+    std::this_thread::sleep_for(std::chrono::seconds(4));
+    CHECK(b.cmd("stats")["receiver"]["idle_timeouts"] == 0);
+
+    a.process().signal(SIGSTOP);
+    REQUIRE(troupe::test::wait_until([&] { return troupe::test::process_state(a.process().pid()) == 'T'; }));
+    CHECK(troupe::test::wait_until(
+        [&] { return b.cmd("stats")["receiver"]["idle_timeouts"].get<int>() >= 1; },
+        std::chrono::seconds(15)));
+    a.process().signal(SIGCONT);
+    REQUIRE(a.cmd("wait-members 1 15000")["members"] == 1);
+    bool resumed = false;
+    for (int i = 0; i < 50 && !resumed; ++i) {
+        resumed = a.cmd("send 1 64 sync b")["ok"] == 1;
+        if (!resumed) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    }
+    CHECK(resumed);
+    CHECK(a.cmd("send 50 64 sync b")["ok"] == 50);
+}
+
 TEST_CASE("a killed and restarted receiver is reconnected and receives later messages",
           "[integration]") {
     trio t;

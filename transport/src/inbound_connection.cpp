@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 namespace troupe::transport {
 
@@ -41,7 +42,7 @@ constexpr auto handshake_deadline = std::chrono::seconds(10);
 } // namespace
 
 inbound_connection::inbound_connection(std::shared_ptr<receiver> owner, asio::ip::tcp::socket socket)
-    : owner_(std::move(owner)), socket_(std::move(socket)), handshake_timer_(socket_.get_executor()) {
+    : owner_(std::move(owner)), socket_(std::move(socket)), timer_(socket_.get_executor()) {
     error_code ec;
     const auto ep = socket_.remote_endpoint(ec);
     remote_ = ec ? "unknown peer" : ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -53,8 +54,8 @@ void inbound_connection::start() {
         self->owner_->stats_.open.fetch_add(1, std::memory_order_relaxed);
         error_code ignored;
         self->socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
-        self->handshake_timer_.expires_after(handshake_deadline);
-        self->handshake_timer_.async_wait([self](const error_code& ec) {
+        self->timer_.expires_after(handshake_deadline);
+        self->timer_.async_wait([self](const error_code& ec) {
             if (!ec && self->phase_ != phase::ready && !self->closed_) {
                 self->owner_->stats_.handshake_timeouts.fetch_add(1, std::memory_order_relaxed);
                 log()->warn("inbound {}: no handshake within {}s; closing", self->remote_,
@@ -92,7 +93,7 @@ void inbound_connection::finish() {
     }
     owner_->stats_.open.fetch_sub(1, std::memory_order_relaxed);
     error_code ignored;
-    handshake_timer_.cancel();
+    timer_.cancel();
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
 }
@@ -128,6 +129,7 @@ bool inbound_connection::hand_to_reader() {
         dedicated_.store(true, std::memory_order_release);
         owner_->stats_.reader_threads.fetch_add(1, std::memory_order_relaxed);
         if (readers.start([self = shared_from_this()] { self->read_loop(); })) {
+            timer_.cancel(); // the reader's socket timeouts watch for silence now
             return true;
         }
         owner_->stats_.reader_threads.fetch_sub(1, std::memory_order_relaxed);
@@ -154,6 +156,15 @@ bool inbound_connection::hand_to_reader() {
 
 void inbound_connection::read_loop() {
     mark_io_thread(); // a listener here must not block on an ack, as on an I/O thread
+    if (const auto limit = owner_->config_.receiver.idle_timeout; limit.count() > 0) {
+        // recv() and send() give up with EAGAIN after this long without progress.
+        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(limit).count();
+        const timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+        if (::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+            ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
+            log()->warn("inbound {}: cannot set the idle timeout: {}", who(), std::strerror(errno));
+        }
+    }
     try {
         // After stop() nothing more is delivered, even by a reader whose own
         // listener called stop() (it cannot be joined, and must not go on).
@@ -171,6 +182,10 @@ void inbound_connection::read_loop() {
             const int err = errno;
             if (n < 0 && err == EINTR) {
                 continue;
+            }
+            if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK) && !closed_) {
+                count_idle(false);
+                break;
             }
             if (n < 0 && err != ECONNRESET && !closed_) {
                 log()->debug("inbound {}: read: {}", who(), std::strerror(err));
@@ -204,6 +219,9 @@ void inbound_connection::write_all(const buffer& bytes) {
         if (n < 0 && errno == EINTR) {
             continue;
         }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !closed_) {
+            count_idle(true);
+        }
         if (n <= 0) {
             finish(); // the read side sees the same error
             return;
@@ -226,6 +244,8 @@ void inbound_connection::do_read() {
     if (rlen_ == rbuf_.size()) {
         rbuf_.resize(rbuf_.size() * 2);
     }
+    // Silence counts from here: time spent in our own listeners is not the peer's.
+    read_since_ = std::chrono::steady_clock::now();
     socket_.async_read_some(asio::buffer(rbuf_.data() + rlen_, rbuf_.size() - rlen_),
                             [self = shared_from_this()](const error_code& ec, std::size_t n) {
                                 self->on_read(ec, n);
@@ -408,7 +428,6 @@ bool inbound_connection::handle_hello(const frame_view& f) {
     append_hello(out_, my_hello_);
     if (self.secret.empty()) {
         phase_ = phase::ready;
-        handshake_timer_.cancel();
         on_authenticated();
     } else {
         phase_ = phase::auth;
@@ -429,7 +448,6 @@ bool inbound_connection::handle_auth(const frame_view& f) {
         return false;
     }
     phase_ = phase::ready;
-    handshake_timer_.cancel();
     on_authenticated();
     return true;
 }
@@ -472,6 +490,7 @@ bool inbound_connection::handle_data(const frame_view& f) {
 }
 
 void inbound_connection::on_authenticated() {
+    arm_idle_check(); // replaces the handshake deadline
     if (owner_->cb_.hello) {
         member_ = owner_->cb_.hello(peer_);
     }
@@ -484,6 +503,36 @@ void inbound_connection::on_authenticated() {
         m->port = peer_.port;
         member_ = std::move(m);
     }
+}
+
+void inbound_connection::arm_idle_check() {
+    const auto limit = owner_->config_.receiver.idle_timeout;
+    if (limit.count() <= 0) {
+        timer_.cancel();
+        return;
+    }
+    // One wake-up per idle_timeout under traffic: the reads only note the time.
+    timer_.expires_at(read_since_ + limit);
+    timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+        // Once a reader thread owns the connection, its socket timeouts take over.
+        if (ec || self->dedicated_.load(std::memory_order_acquire) || self->closed_) {
+            return;
+        }
+        if (std::chrono::steady_clock::now() - self->read_since_ <
+            self->owner_->config_.receiver.idle_timeout) {
+            self->arm_idle_check();
+            return;
+        }
+        self->count_idle(self->write_in_flight_);
+        self->finish();
+    });
+}
+
+void inbound_connection::count_idle(bool acks_unread) {
+    owner_->stats_.idle_timeouts.fetch_add(1, std::memory_order_relaxed);
+    log()->warn("inbound {}: {} for {} ms (receiver.idle_timeout); closing", who(),
+                acks_unread ? "acks not read" : "nothing received",
+                owner_->config_.receiver.idle_timeout.count());
 }
 
 void inbound_connection::refuse(std::atomic<std::uint64_t>& counter, const std::string& reason) {

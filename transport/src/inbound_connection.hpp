@@ -8,6 +8,7 @@
 #include <boost/asio/strand.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -18,6 +19,8 @@ namespace troupe::transport {
 /// One accepted connection: answers HELLO (and checks AUTH), then reads DATA,
 /// PING and BYE frames and writes ACK/NACK/PONG back, batched per read. Reading
 /// pauses while more than 4 MiB of acks wait for a peer that does not read them.
+/// A connection silent for `receiver.idle_timeout` (or whose acks go unread that
+/// long) is closed: a vanished host leaves no FIN, and would hold it for good.
 ///
 /// Owned by its own handlers (shared_from_this); the receiver keeps a weak_ptr to
 /// close it on stop.
@@ -44,6 +47,10 @@ private:
     bool handle_auth(const frame_view& f);
     bool handle_data(const frame_view& f);
     void on_authenticated();
+    /// Runs the timer until a read has waited `receiver.idle_timeout` for bytes.
+    void arm_idle_check();
+    /// Counts and logs an idle close; the caller ends the connection.
+    void count_idle(bool acks_unread);
     void refuse(std::atomic<std::uint64_t>& counter, const std::string& reason);
     void bad_frame(const std::string& reason);
     void flush();
@@ -52,7 +59,10 @@ private:
 
     std::shared_ptr<receiver> owner_;
     boost::asio::ip::tcp::socket socket_;
-    boost::asio::steady_timer handshake_timer_;
+    boost::asio::steady_timer timer_; ///< the handshake deadline, then the idle check
+    /// When the pending read was started; a read paused for unread acks keeps its
+    /// time. The idle check's clock on the I/O threads (readers use SO_RCVTIMEO).
+    std::chrono::steady_clock::time_point read_since_;
     std::string remote_;
     std::vector<std::uint8_t> rbuf_;
     std::size_t rlen_ = 0;

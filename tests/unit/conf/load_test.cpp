@@ -381,6 +381,7 @@ TEST_CASE("a missing section or key keeps the documented default", "[conf]") {
     CHECK(config.receiver.address == "127.0.0.1");
     CHECK(config.receiver.auto_bind == 100);
     CHECK(config.receiver.reader_threads == 64);
+    CHECK(config.receiver.idle_timeout == 30s);
     CHECK(config.receiver.threads == 1);
     CHECK(config.cluster.name == "troupe");
     CHECK(config.membership.static_members.empty());
@@ -430,6 +431,7 @@ receiver:
   auto_bind: 5
   threads: 4
   reader_threads: 0
+  idle_timeout: 45s
 membership:
   static: [10.0.0.5:4100, 10.0.0.6:4100]
   multicast:
@@ -489,6 +491,7 @@ logging:
     CHECK(c.receiver.auto_bind == 5);
     CHECK(c.receiver.threads == 4);
     CHECK(c.receiver.reader_threads == 0);
+    CHECK(c.receiver.idle_timeout == 45s);
     CHECK(c.membership.static_members ==
           std::vector<troupe::conf::host_port>{{"10.0.0.5", 4100}, {"10.0.0.6", 4100}});
     CHECK_FALSE(c.membership.multicast.enabled);

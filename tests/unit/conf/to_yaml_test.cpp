@@ -21,6 +21,7 @@ void check_same(const troupe::conf::cluster_config& a, const troupe::conf::clust
     CHECK(a.receiver.auto_bind == b.receiver.auto_bind);
     CHECK(a.receiver.threads == b.receiver.threads);
     CHECK(a.receiver.reader_threads == b.receiver.reader_threads);
+    CHECK(a.receiver.idle_timeout == b.receiver.idle_timeout);
     CHECK(a.membership.static_members == b.membership.static_members);
     CHECK(a.membership.multicast.enabled == b.membership.multicast.enabled);
     CHECK(a.membership.multicast.address == b.membership.multicast.address);
@@ -80,6 +81,7 @@ receiver:
   auto_bind: 100
   threads: 1
   reader_threads: 64
+  idle_timeout: 30s
 membership:
   static: []
   multicast:

@@ -253,8 +253,25 @@ TEST_CASE("membership.failure_detector intervals must be greater than zero", "[c
                   "greater than 0 (got 0ms)"});
     // No rule ties the failure detector to the heartbeats or to the sender.
     CHECK(errors("membership:\n  failure_detector:\n    ping_interval: 1h\n    "
-                 "verify_timeout: 1h\nsender:\n  ack_timeout: 1ms\n")
+                 "verify_timeout: 1h\nsender:\n  ack_timeout: 1ms\nreceiver:\n  idle_timeout: 0s\n")
               .empty());
+}
+
+TEST_CASE("receiver.idle_timeout is 0 or outlasts two PING intervals and 1s", "[conf]") {
+    CHECK(errors("receiver:\n  idle_timeout: 2s\nmembership:\n  failure_detector:\n"
+                 "    ping_interval: 1s\n") ==
+          strings{"cluster.yaml:2:3: error: receiver.idle_timeout: must be 0 (never) or exceed "
+                  "twice membership.failure_detector.ping_interval (got 2s <= 2 x 1s)"});
+    CHECK(errors("receiver:\n  idle_timeout: 2001ms\n").empty());
+    CHECK(errors("receiver:\n  idle_timeout: 0s\n").empty());
+    CHECK(errors("receiver:\n  idle_timeout: 900ms\nmembership:\n  failure_detector:\n"
+                 "    ping_interval: 100ms\n") ==
+          strings{"cluster.yaml:2:3: error: receiver.idle_timeout: must be 0 (never) or at least "
+                  "1s (got 900ms)"});
+    // idle_timeout left at its default (30s): the position is the ping interval's.
+    CHECK(errors("membership:\n  failure_detector:\n    ping_interval: 15s\n") ==
+          strings{"cluster.yaml:3:5: error: receiver.idle_timeout: must be 0 (never) or exceed "
+                  "twice membership.failure_detector.ping_interval (got 30s <= 2 x 15s)"});
 }
 
 TEST_CASE("membership.payload keys are 1 to 32 bytes of name characters", "[conf]") {
@@ -380,6 +397,7 @@ TEST_CASE("validate checks rules a file cannot break but code can", "[conf]") {
     troupe::conf::cluster_config config;
     config.channel.send_options = 5;
     config.channel.stop_timeout = -1s;
+    config.receiver.idle_timeout = -1s;
     config.membership.failure_detector.ping_interval = -10ms;
     config.membership.multicast.ttl = 1000;
     config.membership.multicast.drop_time = -1ms;
@@ -392,6 +410,7 @@ TEST_CASE("validate checks rules a file cannot break but code can", "[conf]") {
                   "membership.multicast.frequency (got -1ms <= 500ms)",
                   "error: membership.failure_detector.ping_interval: must be greater than 0 (got "
                   "-10ms)",
+                  "error: receiver.idle_timeout: must not be negative (got -1000ms)",
                   "error: channel.send_options: expected async, ack, sync or 8, 2, 6 (got 5)",
                   "error: channel.stop_timeout: must not be negative (got -1000ms)"});
 }

@@ -206,6 +206,8 @@ TEST_CASE("stats and metrics report traffic per member", "[engine]") {
     CHECK(sb["channel"]["in_by_member"]["a"]["messages"] == 10);
     CHECK(sb["receiver"]["reader_threads"] == 1); // the connection moved to its own thread
     CHECK_THAT(p.b->metrics_text(), Catch::Contains("troupe_receiver_reader_threads 1\n"));
+    CHECK(sb["receiver"]["idle_timeouts"] == 0);
+    CHECK_THAT(p.b->metrics_text(), Catch::Contains("troupe_receiver_idle_timeouts_total 0\n"));
     const auto metrics = p.a.metrics_text();
     CHECK_THAT(metrics, Catch::Contains("troupe_messages_out_total 10"));
     CHECK_THAT(metrics, Catch::Contains("troupe_peer_ack_latency_us_count{peer=\"127.0.0.1:"));

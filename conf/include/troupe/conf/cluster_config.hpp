@@ -40,6 +40,9 @@ struct receiver_section {
     std::uint32_t auto_bind = 100;     ///< try port .. port+auto_bind-1
     std::uint32_t threads = 1;         ///< I/O threads running the node's io_context
     std::uint32_t reader_threads = 64; ///< member connections read by a thread of their own; 0 = none
+    /// A member connection that sends nothing this long is closed (0 = never).
+    /// Peers PING idle connections, so only a vanished host or a hung peer is silent.
+    duration idle_timeout{30000};
 };
 
 /// UDP multicast heartbeats (Tribes' McastService). Safe by default: on the

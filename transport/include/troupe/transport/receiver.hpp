@@ -40,6 +40,7 @@ struct receiver_stats {
     std::atomic<std::uint64_t> handshake_refused{0}; ///< wrong cluster, version, self, malformed HELLO
     std::atomic<std::uint64_t> auth_failures{0};     ///< wrong or missing secret
     std::atomic<std::uint64_t> handshake_timeouts{0};
+    std::atomic<std::uint64_t> idle_timeouts{0};     ///< closed after receiver.idle_timeout of silence
 };
 
 /// The TCP receiver: an acceptor bound per `receiver.address`/`port`/`auto_bind`
