@@ -29,19 +29,30 @@ void sync_round(raw_client& c, std::uint64_t id) {
     REQUIRE(f.type == frame_type::ack);
 }
 
+/// A receiver that closes connections silent for 1 s, and one client that has sent a sync DATA frame.
+struct quiet_client {
+    static conf::cluster_config config(std::uint32_t readers) {
+        auto c = test::loopback_config();
+        c.receiver.reader_threads = readers;
+        c.receiver.idle_timeout = 1s;
+        return c;
+    }
+    explicit quiet_client(std::uint32_t readers) : rx(config(readers)), client(rx.port()) {
+        client.handshake("unit");
+        sync_round(client, 1);
+    }
+    test::recording_receiver rx;
+    raw_client client;
+};
+
 } // namespace
 
 TEST_CASE("a member connection silent for receiver.idle_timeout is closed and counted", "[transport]") {
     const std::uint32_t readers = GENERATE(0u, 4u);
     CAPTURE(readers);
-    auto c = test::loopback_config();
-    c.receiver.reader_threads = readers;
-    c.receiver.idle_timeout = 1s;
-    test::recording_receiver rx(c);
-
-    raw_client with_data(rx.port());
-    with_data.handshake("unit");
-    sync_round(with_data, 1);
+    quiet_client q(readers);
+    auto& rx = q.rx;
+    auto& with_data = q.client;
     REQUIRE(wait_until([&] { return rx.rx->stats().reader_threads.load() == (readers > 0 ? 1u : 0u); }));
     raw_client handshake_only(rx.port()); // stays on the I/O threads
     handshake_only.handshake("unit");
@@ -63,13 +74,9 @@ TEST_CASE("a member connection silent for receiver.idle_timeout is closed and co
 TEST_CASE("PINGs keep a quiet member connection open past receiver.idle_timeout", "[transport]") {
     const std::uint32_t readers = GENERATE(0u, 4u);
     CAPTURE(readers);
-    auto c = test::loopback_config();
-    c.receiver.reader_threads = readers;
-    c.receiver.idle_timeout = 1s;
-    test::recording_receiver rx(c);
-    raw_client client(rx.port());
-    client.handshake("unit");
-    sync_round(client, 1);
+    quiet_client q(readers);
+    auto& rx = q.rx;
+    auto& client = q.client;
 
     // 2.5 s of PINGs 100 ms apart: never silent for the limit, as a live peer's sender.
     for (std::uint64_t token = 1; token <= 25; ++token) {
