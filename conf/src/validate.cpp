@@ -205,16 +205,16 @@ void check_receiver(const receiver_section& receiver, checker& c) {
 void check_idle_timeout(const cluster_config& config, checker& c) {
     const auto idle = config.receiver.idle_timeout;
     const auto ping = config.membership.failure_detector.ping_interval;
-    if (!c.trusted({"receiver.idle_timeout"})) {
+    if (!c.trusted({"receiver.idle_timeout"}) || idle.count() == 0) {
         return;
     }
     if (idle.count() < 0) {
         c.fail("receiver.idle_timeout", "must not be negative (got " + format_duration(idle) + ")");
-    } else if (idle.count() > 0 && idle < std::chrono::seconds(1)) {
+    } else if (idle < std::chrono::seconds(1)) {
         c.fail("receiver.idle_timeout",
                "must be 0 (never) or at least 1s (got " + format_duration(idle) + ")");
-    } else if (idle.count() > 0 && c.trusted({"membership.failure_detector.ping_interval"}) &&
-               ping.count() > 0 && idle <= 2 * ping) {
+    } else if (c.trusted({"membership.failure_detector.ping_interval"}) && ping.count() > 0 &&
+               idle <= 2 * ping) {
         c.fail("receiver.idle_timeout",
                "must be 0 (never) or exceed twice membership.failure_detector.ping_interval (got " +
                    format_duration(idle) + " <= 2 x " + format_duration(ping) + ")",
@@ -341,11 +341,6 @@ void check_sender(const cluster_config& config, checker& c) {
 }
 
 void check_channel(const channel_section& channel, checker& c) {
-    std::uint32_t parsed = 0;
-    const auto options = std::to_string(channel.send_options);
-    if (c.trusted({"channel.send_options"}) && !read_send_options(options, parsed).empty()) {
-        c.fail("channel.send_options", send_options_message(options));
-    }
     if (c.trusted({"channel.max_message"}) &&
         (channel.max_message < min_message || channel.max_message > max_message)) {
         c.fail("channel.max_message",

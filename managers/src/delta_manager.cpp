@@ -19,14 +19,15 @@ using membership::member;
 using membership::member_id;
 using steady = std::chrono::steady_clock;
 
-/// How long a replica waits for a whole session it asked for before asking again.
-constexpr auto request_retry_after = std::chrono::seconds(2);
 constexpr int request_attempts = 5;
 /// How long a removed id is remembered, so that a late message does not bring it back.
 constexpr auto tombstone_ttl = std::chrono::seconds(120);
 constexpr std::size_t tombstone_cap = 1u << 20;
 /// Chunks of a state transfer in flight at once (each acknowledged once applied).
 constexpr int transfer_window = 4;
+/// How a replica's NACK of a delta built on a stale copy begins (the sender
+/// recognises it in the failure's detail).
+constexpr std::string_view stale_base_refusal = "stale base: ";
 /// Requests for this many sessions or fewer are answered on the I/O thread.
 constexpr std::size_t inline_answer = 16;
 constexpr std::size_t access_chunk_bytes = 64 * 1024;
@@ -93,7 +94,9 @@ delta_manager::delta_manager(std::unique_ptr<link> l, manager_config config)
     : manager_base(l->self().name, std::move(config))
     , link_(std::move(l))
     , self_(link_->self())
-    , bulk_("troupe-xfer-" + this->config().context) {}
+    , bulk_("troupe-xfer-" + this->config().context) {
+    note_tick();
+}
 
 delta_manager::~delta_manager() { stop(); }
 
@@ -189,12 +192,14 @@ link::done_handler delta_manager::count_failures() {
 // Sending
 
 std::optional<std::size_t> delta_manager::send_changes(const std::shared_ptr<session>& s, bool replicates,
-                                                      const std::shared_ptr<send_waiter>& waiter) {
+                                                      const std::shared_ptr<send_waiter>& waiter,
+                                                      std::uint64_t& version) {
     const auto options = config().send_options;
     // The order lock spans the version step and the queuing, so messages of
     // one session leave in version order on every member's stream.
     std::lock_guard order(session_access::order(*s));
-    auto out = session_access::take_outgoing(*s, replicates, now());
+    auto out = session_access::take_outgoing(*s, replicates, now(), self_.id, waiter != nullptr);
+    version = s->version();
     if (out.touched_only) {
         note_access(s);
         return std::nullopt;
@@ -225,14 +230,28 @@ std::optional<std::size_t> delta_manager::send_changes(const std::shared_ptr<ses
     return out.messages.size();
 }
 
-void delta_manager::account(end_result& result, const std::string& session_id, engine::send_result merged) {
+void delta_manager::account(end_result& result, const std::shared_ptr<session>& s, std::uint64_t version,
+                            engine::send_result merged) {
+    // The step exists on another member too (or there is nobody to give it
+    // to): a copy that wins ties against one nobody took (lineage.hpp).
+    if (merged.destinations == 0 || merged.failures.size() < merged.destinations) {
+        session_access::confirm(*s, version);
+    }
     if (!merged.ok()) {
         counters().replication_failures.fetch_add(1, std::memory_order_relaxed);
+        const bool refused = std::any_of(merged.failures.begin(), merged.failures.end(), [](const auto& f) {
+            return f.detail.rfind(stale_base_refusal, 0) == 0;
+        });
         if (auto n = failure_log_.allow()) {
             log()->warn("context {}: replication of session {} failed: {} ({} such since the last line)",
-                        config().context, session_id, merged.describe(), *n);
+                        config().context, s->id(), merged.describe(), *n);
         }
-        if (config().on_replication_failure == manager_config::on_failure::fail) {
+        if (refused) {
+            // The response was computed from a copy another member had moved
+            // past: whatever on_replication_failure says, it must not stand.
+            counters_->requests_refused.fetch_add(1, std::memory_order_relaxed);
+            result.error = "the session changed elsewhere meanwhile: " + merged.describe();
+        } else if (config().on_replication_failure == manager_config::on_failure::fail) {
             result.error = "replication failed: " + merged.describe();
         }
     }
@@ -246,7 +265,8 @@ end_result delta_manager::replicate(const std::shared_ptr<session>& s, bool repl
     }
     const bool wait = engine::send_options::wants_ack(config().send_options);
     auto waiter = wait ? std::make_shared<send_waiter>() : nullptr;
-    const auto sent = send_changes(s, replicates, waiter);
+    std::uint64_t version = 0;
+    const auto sent = send_changes(s, replicates, waiter, version);
     end_result result;
     result.replicated = sent.value_or(0) > 0;
     if (!waiter || !result.replicated) {
@@ -266,7 +286,7 @@ end_result delta_manager::replicate(const std::shared_ptr<session>& s, bool repl
         std::lock_guard lock(waiter->mutex);
         merged = waiter->merged;
     }
-    account(result, s->id(), std::move(merged));
+    account(result, s, version, std::move(merged));
     return result;
 }
 
@@ -276,15 +296,16 @@ void delta_manager::replicate_async(const std::shared_ptr<session>& s, bool repl
         return;
     }
     auto waiter = std::make_shared<send_waiter>();
+    auto version = std::make_shared<std::uint64_t>(0);
     // Runs once, when the last send completes: on an I/O thread, maybe after
     // this manager stopped (then only the caller hears of a failure).
-    waiter->on_done = [this, life = lifetime_, id = s->id(), done](engine::send_result merged) {
+    waiter->on_done = [this, life = lifetime_, s, version, done](engine::send_result merged) {
         end_result result;
         result.replicated = true;
         {
             std::shared_lock lock(life->mutex);
             if (life->open) {
-                account(result, id, merged);
+                account(result, s, *version, merged);
             }
         }
         if (!result.send) {
@@ -292,7 +313,7 @@ void delta_manager::replicate_async(const std::shared_ptr<session>& s, bool repl
         }
         done(std::move(result));
     };
-    const auto sent = send_changes(s, replicates, waiter);
+    const auto sent = send_changes(s, replicates, waiter, *version);
     if (sent.value_or(0) == 0) {
         waiter->on_done = nullptr;
         done({});
@@ -318,35 +339,24 @@ void delta_manager::send_access_batch() {
         return;
     }
     const auto t = now();
-    wire::buffer b;
-    std::uint32_t count = 0;
-    std::size_t count_pos = 0;
+    auto batch = wire::counted_writer::accessed();
     auto flush = [&] {
-        if (count == 0) {
+        if (batch.empty()) {
             return;
         }
-        wire::patch_u32(b, count_pos, count);
-        counters_->accessed_sent.fetch_add(count, std::memory_order_relaxed);
+        counters_->accessed_sent.fetch_add(batch.count(), std::memory_order_relaxed);
         counters_->access_batches_sent.fetch_add(1, std::memory_order_relaxed);
-        link_->send({}, std::move(b), engine::send_options::async, count_failures());
-        b = {};
-        count = 0;
+        link_->send({}, batch.finish(), engine::send_options::async, count_failures());
+        batch = wire::counted_writer::accessed();
     };
     for (const auto& id : ids) {
         auto s = find(id);
         if (!s || !s->valid()) {
             continue;
         }
-        if (count == 0) {
-            wire::append_header(b, wire::msg_type::accessed);
-            count_pos = b.size();
-            wire::append_u32(b, 0);
-        }
         const auto idle = session_access::idle(*s, t).count();
-        wire::append_str8(b, id);
-        wire::append_u32(b, static_cast<std::uint32_t>(std::min<std::int64_t>(idle, UINT32_MAX)));
-        ++count;
-        if (b.size() >= access_chunk_bytes) {
+        batch.add_access(id, static_cast<std::uint32_t>(std::min<std::int64_t>(idle, UINT32_MAX)));
+        if (batch.size() >= access_chunk_bytes) {
             flush();
         }
     }
@@ -369,28 +379,12 @@ void delta_manager::expired_here(const std::shared_ptr<session>& s) {
 
 void delta_manager::id_gone(const std::string& id) {
     std::lock_guard lock(repl_mutex_);
-    tombstone_locked(id);
+    // Ended or renamed here: whatever version a copy elsewhere is at, it ended.
+    tombstone_locked(id, std::numeric_limits<std::uint64_t>::max());
 }
 
 std::chrono::milliseconds delta_manager::expiry_grace() const {
     return 2 * config().access_batch_interval + config().expiry_interval + std::chrono::seconds(1);
-}
-
-std::shared_ptr<session> delta_manager::wait_for(std::string_view id) {
-    std::unique_lock lock(repl_mutex_);
-    const std::string key(id);
-    steady::time_point deadline;
-    if (transferring_) {
-        deadline = transfer_.started + config().state_transfer_timeout;
-    } else if (awaiting_.count(key) > 0) {
-        deadline = steady::now() + request_retry_after;
-    } else {
-        return nullptr;
-    }
-    repl_cv_.wait_until(lock, deadline, [&] {
-        return stopping_ || (!transferring_ && awaiting_.count(key) == 0) || find(key) != nullptr;
-    });
-    return find(key);
 }
 
 // ---------------------------------------------------------------------------
@@ -426,6 +420,9 @@ void delta_manager::on_message(const member& from, std::span<const std::uint8_t>
     const auto type = wire::type_of(m);
     if (type == wire::msg_type::get_all) {
         auto g = as<wire::get_all_msg>(m);
+        if (g.what == wire::get_all_msg::mode::reconcile || g.what == wire::get_all_msg::mode::rejoin) {
+            on_get_all_reconcile(from, g);
+        }
         bulk_.post([this, from, g] { answer_get_all(from, g); });
         return;
     }
@@ -441,9 +438,13 @@ void delta_manager::on_message(const member& from, std::span<const std::uint8_t>
     actions a;
     {
         std::lock_guard lock(repl_mutex_);
-        const bool queueable = type == wire::msg_type::created || type == wire::msg_type::delta ||
-                               type == wire::msg_type::expired || type == wire::msg_type::accessed ||
-                               type == wire::msg_type::id_changed || type == wire::msg_type::digest;
+        // A digest's end queues behind its chunks, unless it ends the transfer itself.
+        const bool queueable =
+            type == wire::msg_type::created || type == wire::msg_type::delta || type == wire::msg_type::expired ||
+            type == wire::msg_type::accessed || type == wire::msg_type::id_changed ||
+            type == wire::msg_type::digest ||
+            (type == wire::msg_type::transfer_complete &&
+             as<wire::transfer_complete_msg>(m).request != transfer_.request);
         if (transferring_ && queueable) {
             queue_.push_back({from, std::move(m), payload.size()});
             return;
@@ -451,13 +452,17 @@ void delta_manager::on_message(const member& from, std::span<const std::uint8_t>
         dispatch_locked(from, m, payload.size(), a);
     }
     run(a);
+    if (!a.refuse.empty()) {
+        // The channel turns this into a NACK for an ack/sync sender.
+        throw std::runtime_error(a.refuse);
+    }
 }
 
 void delta_manager::dispatch_locked(const member& from, wire::message& m, std::size_t bytes, actions& a) {
     switch (wire::type_of(m)) {
     case wire::msg_type::created:
         counters_->created_received.fetch_add(1, std::memory_order_relaxed);
-        install_locked(from, as<wire::created_msg>(m).s, false, a);
+        install_locked(as<wire::created_msg>(m).s, install_mode::if_wins, a);
         break;
     case wire::msg_type::delta: on_delta_locked(from, as<wire::delta_msg>(m), a); break;
     case wire::msg_type::expired: on_expired_locked(from, as<wire::expired_msg>(m), a); break;
@@ -476,7 +481,7 @@ void delta_manager::dispatch_locked(const member& from, wire::message& m, std::s
         transfer_.bytes += bytes;
         counters_->transfer_chunks_received.fetch_add(1, std::memory_order_relaxed);
         for (const auto& f : d.sessions) {
-            install_locked(from, f, false, a);
+            install_locked(f, install_mode::if_wins, a);
             ++transfer_.sessions;
         }
         break;
@@ -489,7 +494,7 @@ void delta_manager::dispatch_locked(const member& from, wire::message& m, std::s
                             config().context, describe(from), c.sessions, transfer_.sessions);
             }
             finish_transfer_locked(true, {}, a);
-        } else {
+        } else if (!digest_complete_locked(from, c.request)) {
             counters_->stale_transfer_messages.fetch_add(1, std::memory_order_relaxed);
         }
         break;
@@ -503,6 +508,7 @@ void delta_manager::dispatch_locked(const member& from, wire::message& m, std::s
     }
     case wire::msg_type::session_data: on_session_data_locked(from, as<wire::session_data_msg>(m), a); break;
     case wire::msg_type::digest: on_digest_locked(from, as<wire::digest_msg>(m), a); break;
+    case wire::msg_type::newer_copy: on_newer_copy_locked(from, as<wire::newer_copy_msg>(m), a); break;
     case wire::msg_type::get_all:
     case wire::msg_type::get_sessions: break; // handled before the lock
     }
@@ -560,6 +566,10 @@ void delta_manager::run(actions& a) {
     for (auto& [from, g] : a.answer) {
         bulk_.post([this, from = from, g = g] { answer_get_all(from, g); });
     }
+    for (const auto& [to, request, mode] : a.reconcile) {
+        link_->send({to}, wire::encode(wire::get_all_msg{request, mode}), engine::send_options::async,
+                    count_failures());
+    }
     for (const auto& e : a.events) {
         if (e.what == session_event::kind::destroyed || fire_on_replication()) {
             fire(e);
@@ -569,11 +579,16 @@ void delta_manager::run(actions& a) {
 
 bool delta_manager::tombstoned_locked(const std::string& id) const { return tombstones_.count(id) > 0; }
 
-void delta_manager::tombstone_locked(const std::string& id) {
+void delta_manager::tombstone_locked(const std::string& id, std::uint64_t version) {
     const auto t = steady::now();
-    if (tombstones_.insert_or_assign(id, t).second) {
-        tombstone_order_.emplace_back(t, id);
+    auto [it, fresh] = tombstones_.try_emplace(id, tombstone{t, version});
+    if (!fresh) {
+        it->second.at = t;
+        it->second.version = std::max(it->second.version, version);
     }
+    // A refreshed one gets a new place in the order; the old place expires
+    // nothing (its time no longer matches).
+    tombstone_order_.emplace_back(t, id);
     while (tombstones_.size() > tombstone_cap && !tombstone_order_.empty()) {
         tombstones_.erase(tombstone_order_.front().second);
         tombstone_order_.pop_front();
@@ -586,7 +601,17 @@ void delta_manager::on_delta_locked(const member& from, wire::delta_msg& d, acti
         counters_->tombstone_drops.fetch_add(1, std::memory_order_relaxed);
         return;
     }
+    auto s = find(d.id);
     if (auto it = awaiting_.find(d.id); it != awaiting_.end()) {
+        // A copy is on its way. A delta that our copy has already moved past
+        // is refused now: once buffered it would be acknowledged unapplied.
+        if (s) {
+            if (const auto mine = session_access::valid_stamp(*s);
+                mine && d.after <= mine->version && !session_access::lineage_has(*s, d.after, d.after_tag)) {
+                refuse_stale_locked(from, d, s, a);
+                return;
+            }
+        }
         const auto id = d.id;
         it->second.buffered.emplace_back(from.id, std::move(d));
         if (it->second.answered) {
@@ -594,50 +619,61 @@ void delta_manager::on_delta_locked(const member& from, wire::delta_msg& d, acti
         }
         return;
     }
-    auto s = find(d.id);
     if (!s) {
         // Tribes ignores these (an update lost for good): ask for the whole session.
         counters_->unknown_sessions.fetch_add(1, std::memory_order_relaxed);
         const auto id = d.id;
-        await_locked(id, from.id, false, a, &d);
+        await_locked(id, from.id, a, &d);
         return;
     }
-    switch (session_access::apply_delta(*s, d, from.id, now(), fire_on_replication(), a.events)) {
+    switch (session_access::apply_delta(*s, d, now(), fire_on_replication(), a.events)) {
     case apply_result::applied: counters_->deltas_applied.fetch_add(1, std::memory_order_relaxed); break;
     case apply_result::stale:
     case apply_result::invalid: counters_->deltas_stale.fetch_add(1, std::memory_order_relaxed); break;
-    case apply_result::conflict: {
-        // Two members made the same version (requests for one session served by
-        // two members at once). Everyone settles on the copy of the member with
-        // the larger id: the others fetch it whole; no clock is consulted.
-        counters_->conflicts.fetch_add(1, std::memory_order_relaxed);
-        auto mine = session_access::origin(*s);
-        if (mine.is_nil()) {
-            mine = self_.id;
-        }
-        if (mine < from.id) {
-            const auto id = d.id;
-            await_locked(id, from.id, true, a, nullptr);
-        }
-        break;
-    }
+    case apply_result::stale_base: refuse_stale_locked(from, d, s, a); break;
     case apply_result::gap: {
         counters_->gaps.fetch_add(1, std::memory_order_relaxed);
         const auto id = d.id;
-        await_locked(id, from.id, false, a, &d);
+        await_locked(id, from.id, a, &d);
         break;
     }
     }
 }
 
-void delta_manager::await_locked(const std::string& id, const member_id& ask, bool force, actions& a,
+void delta_manager::refuse_stale_locked(const member& from, const wire::delta_msg& d,
+                                        const std::shared_ptr<session>& s, actions& a) {
+    // The writer served a copy we have moved past (it was frozen, cut off, or
+    // raced another member): applying the delta would undo what we hold.
+    // Refuse it, so its request fails, and send our copy, so it stops serving
+    // the stale one (newer_copy is installed over an unconfirmed copy).
+    counters_->stale_bases_refused.fetch_add(1, std::memory_order_relaxed);
+    const auto mine = session_access::valid_stamp(*s);
+    if (mine && mine->version == d.after) {
+        // Two members made the same version: the copies diverged.
+        counters_->conflicts.fetch_add(1, std::memory_order_relaxed);
+    }
+    auto w = wire::counted_writer::newer_copy();
+    if (session_access::add_to(*s, w, now())) {
+        counters_->newer_copies_sent.fetch_add(1, std::memory_order_relaxed);
+        a.sends.emplace_back(from.id, w.finish());
+    }
+    a.refuse = std::string(stale_base_refusal) + "session " + d.id + " is at version " +
+               std::to_string(mine ? mine->version : 0) + " on " + self_.name + "; the change was built on version " +
+               std::to_string(d.before);
+    if (auto n = stale_log_.allow()) {
+        log()->warn("context {}: refused a change to session {} from {}: built on version {}, this copy is at {} "
+                    "({} such since the last line)",
+                    config().context, d.id, describe(from), d.before, mine ? mine->version : 0, *n);
+    }
+}
+
+void delta_manager::await_locked(const std::string& id, const member_id& ask, actions& a,
                                  wire::delta_msg* buffered) {
     auto [it, fresh] = awaiting_.try_emplace(id);
     auto& w = it->second;
     if (buffered != nullptr) {
         w.buffered.emplace_back(ask, std::move(*buffered));
     }
-    w.force = w.force || force;
     if (fresh || w.answered) {
         w.asked = ask;
         w.asked_at = steady::now();
@@ -647,7 +683,7 @@ void delta_manager::await_locked(const std::string& id, const member_id& ask, bo
     }
 }
 
-bool delta_manager::install_locked(const member& from, const wire::full_session& f, bool force, actions& a) {
+bool delta_manager::install_locked(const wire::full_session& f, install_mode mode, actions& a) {
     if (tombstoned_locked(f.id)) {
         counters_->tombstone_drops.fetch_add(1, std::memory_order_relaxed);
         return false;
@@ -655,13 +691,13 @@ bool delta_manager::install_locked(const member& from, const wire::full_session&
     bool installed = false;
     auto s = find(f.id);
     if (!s) {
-        s = session_access::from_full(f, from.id, now());
+        s = session_access::from_full(f, now());
         installed = store().insert(s);
         if (installed && fire_on_replication()) {
             a.events.push_back({session_event::kind::created, f.id, {}, true, false});
         }
     } else {
-        installed = session_access::install(*s, f, from.id, now(), force);
+        installed = session_access::install(*s, f, now(), mode);
     }
     drain_locked(f.id, a);
     return installed;
@@ -681,7 +717,7 @@ void delta_manager::drain_locked(const std::string& id, actions& a) {
                      [](const auto& x, const auto& y) { return x.second.before < y.second.before; });
     std::vector<std::pair<member_id, wire::delta_msg>> left;
     for (auto& [from, d] : w.buffered) {
-        switch (session_access::apply_delta(*s, d, from, now(), fire_on_replication(), a.events)) {
+        switch (session_access::apply_delta(*s, d, now(), fire_on_replication(), a.events)) {
         case apply_result::applied: counters_->deltas_applied.fetch_add(1, std::memory_order_relaxed); break;
         case apply_result::gap: left.emplace_back(from, std::move(d)); break;
         default: counters_->deltas_stale.fetch_add(1, std::memory_order_relaxed); break;
@@ -708,13 +744,10 @@ void delta_manager::drain_locked(const std::string& id, actions& a) {
 void delta_manager::on_session_data_locked(const member& from, wire::session_data_msg& m, actions& a) {
     for (const auto& f : m.found) {
         counters_->full_copies_received.fetch_add(1, std::memory_order_relaxed);
-        bool force = false;
         if (auto it = awaiting_.find(f.id); it != awaiting_.end()) {
-            force = it->second.force;
-            it->second.force = false;
             it->second.answered = true;
         }
-        install_locked(from, f, force, a);
+        install_locked(f, install_mode::if_wins, a);
     }
     for (const auto& id : m.missing) {
         counters_->full_missing.fetch_add(1, std::memory_order_relaxed);
@@ -729,20 +762,24 @@ void delta_manager::on_session_data_locked(const member& from, wire::session_dat
 void delta_manager::on_expired_locked(const member& from, const wire::expired_msg& e, actions& a) {
     (void)from;
     counters_->expired_received.fetch_add(1, std::memory_order_relaxed);
-    tombstone_locked(e.id);
-    awaiting_.erase(e.id);
-    auto s = store().erase(e.id);
+    tombstone_locked(e.id, e.version);
+    drop_locked(e.id, e.invalidated, a);
+}
+
+void delta_manager::drop_locked(const std::string& id, bool invalidated, actions& a) {
+    awaiting_.erase(id);
+    repl_cv_.notify_all();
+    auto s = store().erase(id);
     if (!s) {
         return;
     }
-    const bool changed = e.invalidated ? session_access::invalidate(*s) : session_access::expire(*s);
+    const bool changed = invalidated ? session_access::invalidate(*s) : session_access::expire(*s);
     if (changed) {
-        (e.invalidated ? counters().invalidated : counters().expired).fetch_add(1, std::memory_order_relaxed);
+        (invalidated ? counters().invalidated : counters().expired).fetch_add(1, std::memory_order_relaxed);
         if (fire_on_replication()) {
-            a.events.push_back({session_event::kind::destroyed, e.id, {}, true, !e.invalidated});
+            a.events.push_back({session_event::kind::destroyed, id, {}, true, !invalidated});
         }
     }
-    repl_cv_.notify_all();
 }
 
 void delta_manager::on_accessed_locked(const wire::accessed_msg& m) {
@@ -761,15 +798,15 @@ void delta_manager::on_id_changed_locked(const member& from, const wire::id_chan
         counters_->tombstone_drops.fetch_add(1, std::memory_order_relaxed);
         return;
     }
-    tombstone_locked(m.old_id);
+    tombstone_locked(m.old_id, m.after);
     if (awaiting_.erase(m.old_id) > 0) {
-        await_locked(m.new_id, from.id, false, a, nullptr);
+        await_locked(m.new_id, from.id, a, nullptr);
         return;
     }
     auto s = find(m.old_id);
     if (!s) {
         if (!find(m.new_id)) {
-            await_locked(m.new_id, from.id, false, a, nullptr);
+            await_locked(m.new_id, from.id, a, nullptr);
         }
         return;
     }
@@ -777,20 +814,7 @@ void delta_manager::on_id_changed_locked(const member& from, const wire::id_chan
     store().rename(s, m.old_id, m.new_id, false);
     if (r == apply_result::gap) {
         counters_->gaps.fetch_add(1, std::memory_order_relaxed);
-        await_locked(m.new_id, from.id, false, a, nullptr);
-    }
-}
-
-void delta_manager::on_digest_locked(const member& from, const wire::digest_msg& m, actions& a) {
-    counters_->digest_entries_received.fetch_add(m.entries.size(), std::memory_order_relaxed);
-    for (const auto& [id, version] : m.entries) {
-        if (tombstoned_locked(id) || awaiting_.count(id) > 0) {
-            continue;
-        }
-        auto s = find(id);
-        if (!s || session_access::valid_version(*s).second < version) {
-            await_locked(id, from.id, false, a, nullptr);
-        }
+        await_locked(m.new_id, from.id, a, nullptr);
     }
 }
 
@@ -890,6 +914,9 @@ void delta_manager::finish_transfer_locked(bool ok, const std::string& why, acti
     for (auto& q : queue) {
         dispatch_locked(q.from, q.msg, q.bytes, a);
     }
+    // Those were acknowledged when queued: a refusal can no longer reach their
+    // senders as a NACK (the copy sent back still does).
+    a.refuse.clear();
     for (auto& d : deferred_) {
         a.answer.push_back(std::move(d));
     }
@@ -906,7 +933,19 @@ void delta_manager::on_member(const member& m) {
             if (!transfer_done_ && !transferring_ && older(m)) {
                 start_transfer_locked(a);
             }
+            if (departed_.erase(m.id) > 0) {
+                // Re-admitted (delta_reconcile.cpp, cases 3 and 4).
+                start_reconcile_locked(m, true, wire::get_all_msg::mode::rejoin, a);
+            } else if (steady::now() < pause_hold_until_) {
+                start_reconcile_locked(m, true, wire::get_all_msg::mode::reconcile, a);
+            }
         } else if (m.state == membership::member_state::gone || m.state == membership::member_state::left) {
+            departed_[m.id] = steady::now();
+            if (reconciling_.erase(m.id) > 0) {
+                counters_->reconciles_abandoned.fetch_add(1, std::memory_order_relaxed);
+                update_unverified_locked();
+                repl_cv_.notify_all();
+            }
             if (transferring_ && transfer_.source.id == m.id) {
                 next_source_locked(describe(m) + " left", a);
             }
@@ -936,6 +975,7 @@ void delta_manager::housekeeping() {
     {
         std::lock_guard lock(repl_mutex_);
         const auto t = steady::now();
+        reconcile_housekeeping_locked(t, a);
         if (transferring_ && t - transfer_.started > config().state_transfer_timeout) {
             finish_transfer_locked(false, "timed out", a);
         } else if (transferring_ && transfer_.retry_at && t >= *transfer_.retry_at) {
@@ -975,7 +1015,7 @@ void delta_manager::housekeeping() {
         while (!tombstone_order_.empty() && t - tombstone_order_.front().first > tombstone_ttl) {
             const auto& [when, id] = tombstone_order_.front();
             auto found = tombstones_.find(id);
-            if (found != tombstones_.end() && found->second == when) {
+            if (found != tombstones_.end() && found->second.at == when) {
                 tombstones_.erase(found);
             }
             tombstone_order_.pop_front();
@@ -991,41 +1031,23 @@ void delta_manager::answer_get_sessions(const member& from, const std::vector<st
     const auto t = now();
     const auto limit = std::max<std::size_t>(
         4096, std::min(config().state_transfer_chunk_bytes, link_->max_message() - 1024));
-    wire::buffer b;
-    std::uint32_t count = 0;
-    std::size_t count_pos = 0;
-    auto begin = [&] {
-        b.clear();
-        wire::append_header(b, wire::msg_type::session_data);
-        count_pos = b.size();
-        wire::append_u32(b, 0);
-        count = 0;
-    };
+    auto chunk = wire::counted_writer::session_data();
     auto send = [&](const std::vector<std::string>& missing) {
-        wire::patch_u32(b, count_pos, count);
-        wire::append_u32(b, static_cast<std::uint32_t>(missing.size()));
-        for (const auto& id : missing) {
-            wire::append_str8(b, id);
-        }
-        counters_->full_copies_sent.fetch_add(count, std::memory_order_relaxed);
-        link_->send({from.id}, std::move(b), engine::send_options::async, count_failures());
-        b = {};
+        counters_->full_copies_sent.fetch_add(chunk.count(), std::memory_order_relaxed);
+        link_->send({from.id}, chunk.finish(missing), engine::send_options::async, count_failures());
+        chunk = wire::counted_writer::session_data();
     };
     std::vector<std::string> missing;
-    begin();
     for (const auto& id : ids) {
         auto s = find(id);
         if (!s) {
             missing.push_back(id);
             continue;
         }
-        if (count > 0 && b.size() + session_access::wire_size(*s) > limit) {
+        if (!chunk.empty() && chunk.size() + session_access::wire_size(*s) > limit) {
             send({});
-            begin();
         }
-        if (session_access::append_full(*s, b, t)) {
-            ++count;
-        } else {
+        if (!session_access::add_to(*s, chunk, t)) {
             missing.push_back(id);
         }
     }
@@ -1049,18 +1071,14 @@ void delta_manager::answer_get_all(const member& from, const wire::get_all_msg& 
     }
     const auto t0 = steady::now();
     const auto full = g.what == wire::get_all_msg::mode::full;
-    const auto header_type = full ? wire::msg_type::all_data : wire::msg_type::digest;
     // First make sure the joiner is among our destinations: a member that asks
     // may not be connected from our side yet, and everything after the
     // snapshot must reach it.
     const auto give_up = t0 + std::min<std::chrono::milliseconds>(config().state_transfer_timeout,
                                                                   std::chrono::seconds(30));
     for (int attempt = 0;; ++attempt) {
-        wire::buffer opening;
-        wire::append_header(opening, header_type);
-        wire::append_u64(opening, g.request);
-        wire::append_u32(opening, 0);
-        wire::append_u32(opening, 0);
+        auto opening = full ? wire::encode(wire::all_data_msg{g.request, 0, {}})
+                            : wire::encode(wire::digest_msg{g.request, 0, {}});
         auto waiter = std::make_shared<send_waiter>();
         waiter->remaining = 1;
         link_->send({from.id}, std::move(opening), engine::send_options::sync,
@@ -1087,27 +1105,21 @@ void delta_manager::answer_get_all(const member& from, const wire::get_all_msg& 
     const auto limit = std::max<std::size_t>(
         4096, std::min(config().state_transfer_chunk_bytes, link_->max_message() - 1024));
     auto window = std::make_shared<send_window>();
-    wire::buffer b;
-    std::uint32_t count = 0;
-    std::size_t count_pos = 0;
     std::uint32_t seq = 0;
     std::uint64_t total = 0;
     std::uint64_t bytes = 0;
     auto begin = [&] {
-        b.clear();
-        b.reserve(limit + 4096);
-        wire::append_header(b, header_type);
-        wire::append_u64(b, g.request);
-        wire::append_u32(b, ++seq);
-        count_pos = b.size();
-        wire::append_u32(b, 0);
-        count = 0;
+        ++seq;
+        auto w = full ? wire::counted_writer::all_data(g.request, seq) : wire::counted_writer::digest(g.request, seq);
+        w.reserve(limit + 4096);
+        return w;
     };
+    auto chunk = begin();
     auto flush = [&]() -> bool {
-        if (count == 0) {
+        if (chunk.empty()) {
             return true;
         }
-        wire::patch_u32(b, count_pos, count);
+        auto b = chunk.finish();
         bytes += b.size();
         {
             std::unique_lock lock(window->mutex);
@@ -1132,14 +1144,30 @@ void delta_manager::answer_get_all(const member& from, const wire::get_all_msg& 
             }
             window->cv.notify_all();
         });
-        b = {};
-        begin();
+        chunk = begin();
         return true;
     };
-    begin();
     const auto t = now();
     bool ok = true;
-    for (std::size_t shard = 0; shard < session_store::shard_count && ok && !stopping_; ++shard) {
+    if (!full) {
+        // Tombstones first: what ended here must not be fetched back from us.
+        std::vector<wire::digest_entry> ended;
+        {
+            std::lock_guard lock(repl_mutex_);
+            ended.reserve(tombstones_.size());
+            for (const auto& [id, ts] : tombstones_) {
+                ended.push_back({id, {ts.version, 0, false}, true});
+            }
+        }
+        for (const auto& e : ended) {
+            if (!chunk.empty() && chunk.size() + wire::digest_entry_size(e.id.size()) > limit && !(ok = flush())) {
+                break;
+            }
+            chunk.add_digest(e);
+            ++total;
+        }
+    }
+    for (std::size_t shard = 0; ok && shard < session_store::shard_count && !stopping_; ++shard) {
         for (const auto& s : store().shard_snapshot(shard)) {
             if (full) {
                 const auto size = session_access::wire_size(*s);
@@ -1149,24 +1177,22 @@ void delta_manager::answer_get_all(const member& from, const wire::get_all_msg& 
                                  config().context, s->id(), size, describe(from));
                     continue;
                 }
-                if (count > 0 && b.size() + size > limit && !(ok = flush())) {
+                if (!chunk.empty() && chunk.size() + size > limit && !(ok = flush())) {
                     break;
                 }
-                if (session_access::append_full(*s, b, t)) {
-                    ++count;
+                if (session_access::add_to(*s, chunk, t)) {
                     ++total;
                 }
             } else {
-                const auto [valid, version] = session_access::valid_version(*s);
-                if (!valid) {
+                const auto where = session_access::valid_stamp(*s);
+                if (!where) {
                     continue;
                 }
-                if (count > 0 && b.size() + wire::max_id + 10 > limit && !(ok = flush())) {
+                if (!chunk.empty() && chunk.size() + wire::digest_entry_size(wire::max_id) > limit &&
+                    !(ok = flush())) {
                     break;
                 }
-                wire::append_str8(b, s->id());
-                wire::append_u64(b, version);
-                ++count;
+                chunk.add_digest({s->id(), *where, false});
                 ++total;
             }
         }
@@ -1245,8 +1271,26 @@ void delta_manager::add_stats(nlohmann::json& j) const {
     r["transfers_answered"] = c.transfers_answered.load();
     r["transfer_sessions_sent"] = c.transfer_sessions_sent.load();
     r["stale_transfer_messages"] = c.stale_transfer_messages.load();
+    r["stale_bases_refused"] = c.stale_bases_refused.load();
+    r["requests_refused"] = c.requests_refused.load();
+    r["newer_copies_sent"] = c.newer_copies_sent.load();
+    r["newer_copies_received"] = c.newer_copies_received.load();
+    r["newer_copies_installed"] = c.newer_copies_installed.load();
+    auto& rc = j["reconciliation"];
+    rc["started"] = c.reconciles_started.load();
+    rc["completed"] = c.reconciles_completed.load();
+    rc["abandoned"] = c.reconciles_abandoned.load();
+    rc["fetches"] = c.reconcile_fetches.load();
+    rc["tombstones_applied"] = c.tombstones_applied.load();
+    rc["conflicts"] = c.conflicts.load();
+    rc["pauses_detected"] = c.pauses_detected.load();
+    rc["unverified_waits"] = c.unverified_waits.load();
+    rc["unverified_wait_timeouts"] = c.unverified_wait_timeouts.load();
     std::lock_guard lock(repl_mutex_);
     r["awaiting"] = awaiting_.size();
+    rc["in_progress"] = reconciling_.size();
+    rc["blocking"] = std::count_if(reconciling_.begin(), reconciling_.end(),
+                                   [](const auto& p) { return p.second.blocking; });
     auto& t = j["state_transfer"];
     t["state"] = transfer_.state;
     t["source"] = transfer_.source.name;
@@ -1278,6 +1322,15 @@ void delta_manager::add_metrics(std::string& out) const {
     counter("troupe_session_async_send_failures_total", c.async_send_failures.load());
     counter("troupe_session_malformed_total", c.malformed.load());
     counter("troupe_session_transfer_sessions_sent_total", c.transfer_sessions_sent.load());
+    counter("troupe_session_stale_bases_refused_total", c.stale_bases_refused.load());
+    counter("troupe_session_requests_refused_total", c.requests_refused.load());
+    counter("troupe_session_newer_copies_installed_total", c.newer_copies_installed.load());
+    counter("troupe_session_reconciles_total", c.reconciles_completed.load());
+    counter("troupe_session_reconciles_abandoned_total", c.reconciles_abandoned.load());
+    counter("troupe_session_reconcile_fetches_total", c.reconcile_fetches.load());
+    counter("troupe_session_pauses_detected_total", c.pauses_detected.load());
+    counter("troupe_session_unverified_waits_total", c.unverified_waits.load());
+    counter("troupe_session_unverified_wait_timeouts_total", c.unverified_wait_timeouts.load());
 }
 
 } // namespace troupe::managers::detail

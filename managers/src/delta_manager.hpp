@@ -3,6 +3,7 @@
 
 #include "link.hpp"
 #include "manager_base.hpp"
+#include "session_access.hpp"
 #include "wire.hpp"
 
 #include <atomic>
@@ -15,6 +16,7 @@
 #include <set>
 #include <shared_mutex>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -45,9 +47,15 @@ struct send_waiter;
 /// and fetches whatever it lacks, which closes the window in which a member
 /// could send a delta before it knew the joiner.
 ///
+/// Reconciling (delta_reconcile.cpp): whenever a member becomes alive again
+/// in this node's view, the two exchange digests and each pulls what the
+/// other holds newer; see that file for every membership case. A replica
+/// refuses a delta built on a copy it has moved past (a NACK under ack/sync)
+/// and sends its copy back; the request that made it fails.
+///
 /// Owns the timer thread (expiry, access batches, retries, the transfer
-/// timeout) and a bulk thread (answering transfers). stop() joins both and
-/// detaches from the link.
+/// timeout, pause detection) and a bulk thread (answering transfers and
+/// digests). stop() joins both and detaches from the link.
 class delta_manager final : public manager_base {
 public:
     delta_manager(std::unique_ptr<link> l, manager_config config);
@@ -67,6 +75,10 @@ public:
     void housekeeping_now() { housekeeping(); }
     bool transferring() const;
     std::size_t awaiting() const;
+    /// Members whose digest this node still waits for before it serves (a rejoin).
+    std::size_t reconciling_blocking() const;
+    /// As if the timer thread had not run for `gap` (a SIGSTOP, a long GC pause).
+    void simulate_pause(std::chrono::milliseconds gap);
 
 protected:
     end_result replicate(const std::shared_ptr<session>& s, bool replicates) override;
@@ -75,16 +87,25 @@ protected:
     void id_gone(const std::string& id) override;
     std::chrono::milliseconds expiry_grace() const override;
     std::shared_ptr<session> wait_for(std::string_view id) override;
+    bool unverified(std::string_view id) override;
     void add_stats(nlohmann::json& j) const override;
     void add_metrics(std::string& out) const override;
     std::string_view type_name() const noexcept override { return "delta"; }
 
 private:
+    /// How long a replica waits for a whole session it asked for before asking again.
+    static constexpr std::chrono::seconds request_retry_after{2};
+
     struct replication_counters {
         std::atomic<std::uint64_t> created_sent{0}, deltas_sent{0}, expired_sent{0}, id_changes_sent{0};
         std::atomic<std::uint64_t> accessed_sent{0}, access_batches_sent{0};
         std::atomic<std::uint64_t> created_received{0}, deltas_received{0}, deltas_applied{0};
         std::atomic<std::uint64_t> deltas_stale{0}, gaps{0}, unknown_sessions{0}, conflicts{0};
+        std::atomic<std::uint64_t> stale_bases_refused{0}, newer_copies_sent{0}, newer_copies_received{0};
+        std::atomic<std::uint64_t> newer_copies_installed{0}, requests_refused{0};
+        std::atomic<std::uint64_t> reconciles_started{0}, reconciles_completed{0}, reconciles_abandoned{0};
+        std::atomic<std::uint64_t> reconcile_fetches{0}, tombstones_applied{0};
+        std::atomic<std::uint64_t> pauses_detected{0}, unverified_waits{0}, unverified_wait_timeouts{0};
         std::atomic<std::uint64_t> tombstone_drops{0}, expired_received{0}, id_changes_received{0};
         std::atomic<std::uint64_t> accessed_received{0};
         std::atomic<std::uint64_t> full_requests_sent{0}, full_copies_received{0}, full_missing{0};
@@ -102,7 +123,6 @@ private:
         membership::member_id asked;
         std::chrono::steady_clock::time_point asked_at;
         int attempts = 0;
-        bool force = false;    ///< install even at an equal version (a conflict's winner)
         bool answered = false; ///< the copy came; what is buffered still has a gap
     };
 
@@ -120,6 +140,21 @@ private:
         std::optional<std::chrono::steady_clock::time_point> retry_at;
     };
 
+    /// A digest exchange with one member (delta_reconcile.cpp).
+    struct reconcile_peer {
+        std::uint64_t request = 0; ///< of our GET_ALL(digest) to it
+        std::chrono::steady_clock::time_point started;
+        bool blocking = false;     ///< requests wait for it (a rejoin, a pause, a healed partition)
+        std::uint64_t entries = 0;
+        std::uint64_t fetches = 0;
+    };
+
+    /// What a tombstone remembers: when (for its expiry) and the version the id ended at.
+    struct tombstone {
+        std::chrono::steady_clock::time_point at;
+        std::uint64_t version = 0;
+    };
+
     /// Work decided under repl_mutex_ and done after releasing it.
     struct actions {
         std::map<membership::member_id, std::vector<std::string>> requests; ///< GET_SESSIONS per member
@@ -128,6 +163,10 @@ private:
         bool get_all = false;        ///< send GET_ALL(full) to transfer_.source
         bool digests = false;        ///< ask every other member for a digest
         std::vector<std::pair<membership::member, wire::get_all_msg>> answer; ///< deferred GET_ALLs
+        /// GET_ALL(digest-like) to send: member, request, mode.
+        std::vector<std::tuple<membership::member_id, std::uint64_t, wire::get_all_msg::mode>> reconcile;
+        /// Set when the message must be refused: the NACK's text for an ack/sync sender.
+        std::string refuse;
     };
 
     struct queued {
@@ -147,12 +186,32 @@ private:
     void on_id_changed_locked(const membership::member& from, const wire::id_changed_msg& m, actions& a);
     void on_session_data_locked(const membership::member& from, wire::session_data_msg& m, actions& a);
     void on_digest_locked(const membership::member& from, const wire::digest_msg& m, actions& a);
-    bool install_locked(const membership::member& from, const wire::full_session& f, bool force, actions& a);
+    void on_digest_entry_locked(const membership::member& from, const wire::digest_entry& e, actions& a);
+    void on_newer_copy_locked(const membership::member& from, const wire::newer_copy_msg& m, actions& a);
+    bool install_locked(const wire::full_session& f, install_mode mode, actions& a);
+    /// Refuses a delta built on an older copy than ours: our copy goes back to the writer.
+    void refuse_stale_locked(const membership::member& from, const wire::delta_msg& d,
+                             const std::shared_ptr<session>& s, actions& a);
     void drain_locked(const std::string& id, actions& a);
-    void await_locked(const std::string& id, const membership::member_id& ask, bool force, actions& a,
+    void await_locked(const std::string& id, const membership::member_id& ask, actions& a,
                       wire::delta_msg* buffered);
     bool tombstoned_locked(const std::string& id) const;
-    void tombstone_locked(const std::string& id);
+    void tombstone_locked(const std::string& id, std::uint64_t version);
+    /// Ends our copy because another member ended the id at `version` or later.
+    void drop_locked(const std::string& id, bool invalidated, actions& a);
+
+    // ---- reconciliation (delta_reconcile.cpp)
+    void start_reconcile_locked(const membership::member& m, bool blocking, wire::get_all_msg::mode mode,
+                                actions& a);
+    void on_get_all_reconcile(const membership::member& from, const wire::get_all_msg& g);
+    bool digest_complete_locked(const membership::member& from, std::uint64_t request);
+    void reconcile_housekeeping_locked(std::chrono::steady_clock::time_point t, actions& a);
+    /// The timer thread did not run for a while: the others may have removed us.
+    void note_pause_locked(std::chrono::milliseconds gap, actions& a);
+    bool unverified_locked(const std::string& id) const;
+    void update_unverified_locked();
+    std::chrono::milliseconds tick_gap() const;
+    void note_tick();
 
     void start_transfer_locked(actions& a);
     void finish_transfer_locked(bool ok, const std::string& why, actions& a);
@@ -170,9 +229,12 @@ private:
     /// link; each send reports to `waiter` if given. @return how many messages,
     /// or nullopt when the request only touched the session (an access).
     std::optional<std::size_t> send_changes(const std::shared_ptr<session>& s, bool replicates,
-                                            const std::shared_ptr<send_waiter>& waiter);
-    /// Counts and logs a failed replication; sets end_result::error under `fail`.
-    void account(end_result& result, const std::string& session_id, engine::send_result merged);
+                                            const std::shared_ptr<send_waiter>& waiter, std::uint64_t& version);
+    /// Counts and logs a failed replication; sets end_result::error under `fail`,
+    /// and always when a replica refused the change as built on a stale copy.
+    /// Confirms the session's copy when at least one member took the change.
+    void account(end_result& result, const std::shared_ptr<session>& s, std::uint64_t version,
+                 engine::send_result merged);
     bool older(const membership::member& m) const;
     std::uint64_t random_request() const;
 
@@ -198,7 +260,15 @@ private:
     std::vector<queued> queue_;
     std::vector<std::pair<membership::member, wire::get_all_msg>> deferred_;
     std::unordered_map<std::string, awaited> awaiting_;
-    std::unordered_map<std::string, std::chrono::steady_clock::time_point> tombstones_;
+    std::unordered_map<std::string, tombstone> tombstones_;
+    std::map<membership::member_id, reconcile_peer> reconciling_;
+    /// Members seen leave (gone or left), and when: one that comes back is a re-admission.
+    std::map<membership::member_id, std::chrono::steady_clock::time_point> departed_;
+    /// After a pause with nobody in view: wait this long for members to show up.
+    std::chrono::steady_clock::time_point pause_hold_until_{};
+    /// Any blocking reconciliation or pause hold: the request path's fast check.
+    std::atomic<bool> unverified_{false};
+    std::atomic<std::int64_t> last_tick_{0}; ///< steady_clock ticks of the last housekeeping run
     std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> tombstone_order_;
 
     std::mutex access_mutex_;
@@ -206,6 +276,8 @@ private:
 
     detail::rate_limit malformed_log_{std::chrono::seconds(60)};
     detail::rate_limit async_failure_log_{std::chrono::seconds(5)};
+    detail::rate_limit stale_log_{std::chrono::seconds(5)};
+    detail::rate_limit unverified_log_{std::chrono::seconds(5)};
     std::atomic<bool> malformed_logged_{false};
 };
 

@@ -193,7 +193,7 @@ request_scope manager_base::begin_request(std::string_view cookie_id, std::strin
     }
     if (!cookie_id.empty() && cookie_id.size() <= wire::max_id) {
         auto s = store_.find(cookie_id);
-        if (!s) {
+        if (!s || unverified(cookie_id)) {
             s = wait_for(cookie_id);
         }
         if (s && session_access::begin_use(*s, now())) {

@@ -93,6 +93,9 @@ protected:
     /// begin_request found no session for `id`: a replicating manager may wait
     /// for it (state transfer, a copy on its way). @return the session if it came.
     virtual std::shared_ptr<session> wait_for(std::string_view id) { (void)id; return nullptr; }
+    /// True when the copy held for `id` (if any) may be stale and must not be
+    /// served before wait_for() (this node rejoined, or reconciles after a pause).
+    virtual bool unverified(std::string_view id) { (void)id; return false; }
     virtual void add_stats(nlohmann::json& j) const;
     virtual void add_metrics(std::string& out) const { (void)out; }
     virtual std::string_view type_name() const noexcept { return "standard"; }

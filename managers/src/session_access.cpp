@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "session_access.hpp"
 
+#include "lineage.hpp"
+
 #include <algorithm>
 
 namespace troupe::managers::detail {
@@ -34,6 +36,17 @@ void mark_dirty(std::vector<std::string>& dirty, std::string_view name) {
 }
 
 } // namespace
+
+void session_access::step_locked(session& s, std::uint64_t version, std::uint64_t tag) {
+    if (version == s.version_ + 1) {
+        std::move_backward(s.ancestors_.begin(), s.ancestors_.end() - 1, s.ancestors_.end());
+        s.ancestors_.front() = s.tag_;
+    } else {
+        s.ancestors_ = {};
+    }
+    s.version_ = version;
+    s.tag_ = tag;
+}
 
 bool session_access::begin_use(session& s, wall_clock::time_point now) {
     std::lock_guard lock(s.mutex_);
@@ -143,35 +156,37 @@ void session_access::commit_local(session& s) {
     }
 }
 
-outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_clock::time_point now) {
+outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_clock::time_point now,
+                                       const membership::member_id& self, bool awaits_ack) {
     outgoing o;
     std::lock_guard lock(s.mutex_);
     if (!s.valid_) {
         if (s.announced_ && !s.expired_) {
-            wire::buffer b;
-            wire::append_header(b, wire::msg_type::expired);
-            wire::append_str8(b, s.replicated_id_.empty() ? s.id_ : s.replicated_id_);
-            wire::append_u64(b, s.version_);
-            wire::append_u8(b, 1);
-            o.messages.push_back(std::move(b));
+            o.messages.push_back(wire::encode(wire::expired_msg{
+                s.replicated_id_.empty() ? s.id_ : s.replicated_id_, s.version_, true}));
             o.types.push_back(wire::msg_type::expired);
             s.announced_ = false;
         }
         return o;
     }
+    // One version step made here: the tag follows (lineage.hpp).
+    auto step = [&] {
+        const auto next = s.version_ + 1;
+        step_locked(s, next, next_tag(s.tag_, self, next));
+        s.confirmed_ = !awaits_ack;
+    };
     const bool rename = s.announced_ && !s.replicated_id_.empty();
     if (!s.announced_) {
         if (!replicate_changes) {
             o.touched_only = true;
             return o;
         }
-        ++s.version_;
+        step();
         wire::buffer b;
         b.reserve(wire::session_size(s.id_.size(), s.attributes_.size(), 0) + 64);
-        wire::append_header(b, wire::msg_type::created);
-        wire::append_session_header(
-            b, {s.id_, ms_between(s.created_, now), ms_between(s.accessed_, now), s.max_inactive_.count(),
-                s.version_, static_cast<std::uint32_t>(s.attributes_.size())});
+        wire::begin_created(b, {s.id_, ms_between(s.created_, now), ms_between(s.accessed_, now),
+                                s.max_inactive_.count(), {s.version_, s.tag_, true},
+                                static_cast<std::uint32_t>(s.attributes_.size()), s.ancestors_});
         for (const auto& [name, a] : s.attributes_) {
             wire::append_attribute(b, name, a);
         }
@@ -180,49 +195,37 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
         s.announced_ = true;
         s.dirty_.clear();
         s.max_inactive_dirty_ = false;
-        s.origin_ = {};
         return o;
     }
     if (rename) {
-        wire::buffer b;
-        wire::append_header(b, wire::msg_type::id_changed);
-        wire::append_str8(b, s.replicated_id_);
-        wire::append_str8(b, s.id_);
-        wire::append_u64(b, s.version_);
-        wire::append_u64(b, s.version_ + 1);
-        ++s.version_;
-        s.replicated_id_.clear();
-        s.origin_ = {};
-        o.messages.push_back(std::move(b));
+        const auto before = s.version_;
+        step();
+        o.messages.push_back(wire::encode(wire::id_changed_msg{s.replicated_id_, s.id_, before, s.version_}));
         o.types.push_back(wire::msg_type::id_changed);
+        s.replicated_id_.clear();
     }
     if ((replicate_changes || rename) && (!s.dirty_.empty() || s.max_inactive_dirty_)) {
+        const auto before = s.version_;
+        const auto before_tag = s.tag_;
+        step();
         wire::buffer b;
-        wire::append_header(b, wire::msg_type::delta);
-        wire::append_str8(b, s.id_);
-        wire::append_u64(b, s.version_);
-        wire::append_u64(b, s.version_ + 1);
-        wire::append_u32(b, static_cast<std::uint32_t>(s.dirty_.size() + (s.max_inactive_dirty_ ? 1 : 0)));
+        wire::begin_delta(b, s.id_, before, s.version_, before_tag, s.tag_,
+                          static_cast<std::uint32_t>(s.dirty_.size() + (s.max_inactive_dirty_ ? 1 : 0)));
         // The state of each changed name now, not what each request wrote: the
         // last delta in version order then always leaves replicas where we are.
         for (const auto& name : s.dirty_) {
             auto it = s.attributes_.find(name);
             if (it != s.attributes_.end()) {
-                wire::append_u8(b, static_cast<std::uint8_t>(change::kind::set));
-                wire::append_attribute(b, name, it->second);
+                wire::append_set(b, name, it->second);
             } else {
-                wire::append_u8(b, static_cast<std::uint8_t>(change::kind::remove));
-                wire::append_str16(b, name);
+                wire::append_remove(b, name);
             }
         }
         if (s.max_inactive_dirty_) {
-            wire::append_u8(b, static_cast<std::uint8_t>(change::kind::max_inactive));
-            wire::append_u64(b, static_cast<std::uint64_t>(s.max_inactive_.count()));
+            wire::append_max_inactive(b, s.max_inactive_.count());
         }
-        ++s.version_;
         s.dirty_.clear();
         s.max_inactive_dirty_ = false;
-        s.origin_ = {};
         o.messages.push_back(std::move(b));
         o.types.push_back(wire::msg_type::delta);
     }
@@ -230,18 +233,21 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
     return o;
 }
 
+void session_access::confirm(session& s, std::uint64_t version) {
+    std::lock_guard lock(s.mutex_);
+    if (s.version_ == version) {
+        s.confirmed_ = true;
+    }
+}
+
 std::optional<wire::buffer> session_access::take_expired(session& s) {
     std::lock_guard lock(s.mutex_);
     if (!s.announced_) {
         return std::nullopt;
     }
-    wire::buffer b;
-    wire::append_header(b, wire::msg_type::expired);
-    wire::append_str8(b, s.replicated_id_.empty() ? s.id_ : s.replicated_id_);
-    wire::append_u64(b, s.version_);
-    wire::append_u8(b, s.expired_ ? 0 : 1);
     s.announced_ = false;
-    return b;
+    return wire::encode(
+        wire::expired_msg{s.replicated_id_.empty() ? s.id_ : s.replicated_id_, s.version_, !s.expired_});
 }
 
 bool session_access::expire_if_idle(session& s, wall_clock::time_point now, std::chrono::milliseconds grace) {
@@ -281,16 +287,17 @@ bool session_access::announced(const session& s) {
     return s.announced_;
 }
 
-apply_result session_access::apply_delta(session& s, const wire::delta_msg& d,
-                                         const membership::member_id& from, wall_clock::time_point now,
+apply_result session_access::apply_delta(session& s, const wire::delta_msg& d, wall_clock::time_point now,
                                          bool events, std::vector<session_event>& out) {
     std::lock_guard lock(s.mutex_);
     if (!s.valid_) {
         return apply_result::invalid;
     }
-    if (d.before != s.version_) {
-        if (d.after <= s.version_) {
-            return d.after == s.version_ && s.origin_ != from ? apply_result::conflict : apply_result::stale;
+    if (d.before != s.version_ || d.before_tag != s.tag_) {
+        if (d.after <= s.version_ || d.before == s.version_) {
+            // Here already (a late duplicate), or the writer built on a copy
+            // this one has moved past or never was (it diverged).
+            return lineage_has_locked(s, d.after, d.after_tag) ? apply_result::stale : apply_result::stale_base;
         }
         return apply_result::gap;
     }
@@ -320,18 +327,27 @@ apply_result session_access::apply_delta(session& s, const wire::delta_msg& d,
         case change::kind::max_inactive: s.max_inactive_ = interval(c.seconds); break;
         }
     }
-    s.version_ = d.after;
-    s.origin_ = from;
+    step_locked(s, d.after, d.after_tag);
+    s.confirmed_ = true;
     s.accessed_ = std::max(s.accessed_, now);
     s.local_ = false;
     s.announced_ = true;
     return apply_result::applied;
 }
 
-bool session_access::install(session& s, const wire::full_session& f, const membership::member_id& from,
-                             wall_clock::time_point now, bool force) {
+bool session_access::install(session& s, const wire::full_session& f, wall_clock::time_point now,
+                             install_mode mode) {
     std::lock_guard lock(s.mutex_);
-    if (!s.valid_ || (!force && f.version <= s.version_)) {
+    if (!s.valid_) {
+        return false;
+    }
+    const wire::stamp mine{s.version_, s.tag_, s.confirmed_};
+    if (f.version == s.version_ && f.tag == s.tag_) {
+        // The same copy: at most it learns that the step was confirmed.
+        s.confirmed_ = s.confirmed_ || f.confirmed;
+        return false;
+    }
+    if (!wins(f.where(), mine) && !(mode == install_mode::adopt && !s.confirmed_)) {
         return false;
     }
     s.attributes_.clear();
@@ -339,6 +355,9 @@ bool session_access::install(session& s, const wire::full_session& f, const memb
         s.attributes_.insert_or_assign(name, a);
     }
     s.version_ = f.version;
+    s.tag_ = f.tag;
+    s.ancestors_ = f.ancestors;
+    s.confirmed_ = f.confirmed;
     s.max_inactive_ = interval(f.max_inactive_s);
     s.created_ = now - age(f.created_age_ms);
     const auto accessed = now - age(f.idle_ms);
@@ -346,21 +365,20 @@ bool session_access::install(session& s, const wire::full_session& f, const memb
         s.accessed_ = accessed;
         s.local_ = false;
     }
-    s.origin_ = from;
     s.announced_ = true;
     return true;
 }
 
-std::shared_ptr<session> session_access::from_full(const wire::full_session& f,
-                                                   const membership::member_id& from,
-                                                   wall_clock::time_point now) {
+std::shared_ptr<session> session_access::from_full(const wire::full_session& f, wall_clock::time_point now) {
     auto s = std::make_shared<session>(f.id, now - age(f.created_age_ms), interval(f.max_inactive_s));
     for (const auto& [name, a] : f.attributes) {
         s->attributes_.insert_or_assign(name, a);
     }
     s->accessed_ = now - age(f.idle_ms);
     s->version_ = f.version;
-    s->origin_ = from;
+    s->tag_ = f.tag;
+    s->ancestors_ = f.ancestors;
+    s->confirmed_ = f.confirmed;
     s->announced_ = true;
     s->local_ = false;
     return s;
@@ -385,16 +403,34 @@ apply_result session_access::apply_rename_version(session& s, std::uint64_t befo
     if (before != s.version_) {
         return after <= s.version_ ? apply_result::stale : apply_result::gap;
     }
-    s.version_ = after;
-    s.origin_ = from;
+    step_locked(s, after, next_tag(s.tag_, from, after));
+    s.confirmed_ = true;
     s.accessed_ = std::max(s.accessed_, now);
     s.local_ = false;
     return apply_result::applied;
 }
 
-membership::member_id session_access::origin(const session& s) {
+std::optional<wire::stamp> session_access::valid_stamp(const session& s) {
     std::lock_guard lock(s.mutex_);
-    return s.origin_;
+    if (!s.valid_) {
+        return std::nullopt;
+    }
+    return wire::stamp{s.version_, s.tag_, s.confirmed_};
+}
+
+bool session_access::lineage_has_locked(const session& s, std::uint64_t version, std::uint64_t tag) {
+    if (s.version_ == version) {
+        return s.tag_ == tag;
+    }
+    if (version > s.version_ || s.version_ - version > s.ancestors_.size()) {
+        return false;
+    }
+    return s.ancestors_[s.version_ - version - 1] == tag;
+}
+
+bool session_access::lineage_has(const session& s, std::uint64_t version, std::uint64_t tag) {
+    std::lock_guard lock(s.mutex_);
+    return lineage_has_locked(s, version, tag);
 }
 
 wire::full_session session_access::to_full(const session& s, wall_clock::time_point now) {
@@ -405,6 +441,9 @@ wire::full_session session_access::to_full(const session& s, wall_clock::time_po
     f.idle_ms = ms_between(s.accessed_, now);
     f.max_inactive_s = s.max_inactive_.count();
     f.version = s.version_;
+    f.tag = s.tag_;
+    f.confirmed = s.confirmed_;
+    f.ancestors = s.ancestors_;
     f.attributes.reserve(s.attributes_.size());
     for (const auto& [name, a] : s.attributes_) {
         f.attributes.emplace_back(name, a);
@@ -412,17 +451,19 @@ wire::full_session session_access::to_full(const session& s, wall_clock::time_po
     return f;
 }
 
-bool session_access::append_full(const session& s, wire::buffer& out, wall_clock::time_point now) {
+bool session_access::add_to(const session& s, wire::counted_writer& out, wall_clock::time_point now) {
     std::lock_guard lock(s.mutex_);
     if (!s.valid_) {
         return false;
     }
-    wire::append_session_header(out, {s.id_, ms_between(s.created_, now), ms_between(s.accessed_, now),
-                                      s.max_inactive_.count(), s.version_,
-                                      static_cast<std::uint32_t>(s.attributes_.size())});
-    for (const auto& [name, a] : s.attributes_) {
-        wire::append_attribute(out, name, a);
-    }
+    out.add_session({s.id_, ms_between(s.created_, now), ms_between(s.accessed_, now), s.max_inactive_.count(),
+                     {s.version_, s.tag_, s.confirmed_}, static_cast<std::uint32_t>(s.attributes_.size()),
+                     s.ancestors_},
+                    [&s](wire::buffer& b) {
+                        for (const auto& [name, a] : s.attributes_) {
+                            wire::append_attribute(b, name, a);
+                        }
+                    });
     return true;
 }
 
@@ -435,10 +476,6 @@ std::size_t session_access::wire_size(const session& s) {
     return wire::session_size(s.id_.size(), s.attributes_.size(), payload);
 }
 
-std::pair<bool, std::uint64_t> session_access::valid_version(const session& s) {
-    std::lock_guard lock(s.mutex_);
-    return {s.valid_, s.version_};
-}
 
 std::chrono::milliseconds session_access::idle(const session& s, wall_clock::time_point now) {
     std::lock_guard lock(s.mutex_);

@@ -21,11 +21,17 @@ namespace troupe::managers::detail {
 
 /// Outcome of applying a delta to a replica.
 enum class apply_result {
-    applied, ///< before matched: the session is at `after` now
-    stale,   ///< already there (after <= version): nothing to do
-    conflict, ///< after == version but made by another member: two members wrote concurrently
-    gap,     ///< before is ahead of the version: something is missing
-    invalid, ///< the session is no longer valid
+    applied,    ///< before matched (version and tag): the session is at `after` now
+    stale,      ///< a late duplicate: this copy's recent lineage holds `after` already
+    stale_base, ///< built on a copy this replica has moved past or never had: refuse it
+    gap,        ///< before is ahead of the version: something is missing
+    invalid,    ///< the session is no longer valid
+};
+
+/// When a whole copy replaces the one held.
+enum class install_mode {
+    if_wins, ///< only when it wins by (version, confirmed, tag) and is another copy
+    adopt,   ///< also when ours is unconfirmed: a replica refused our last step
 };
 
 /// What a request's end sends: built under the session's lock, sent in order.
@@ -37,6 +43,9 @@ struct outgoing {
 
 struct session_access {
     static std::mutex& order(session& s) noexcept { return s.order_; }
+    /// Moves the copy to (version, tag), remembering the step it leaves. Caller holds mutex(s).
+    static void step_locked(session& s, std::uint64_t version, std::uint64_t tag);
+    static bool lineage_has_locked(const session& s, std::uint64_t version, std::uint64_t tag);
     /// The id's storage, for the store's keys (which view it). Callers hold the
     /// store shard's lock; renames change it only under both shards' locks.
     static std::string_view key(const session& s) noexcept { return s.id_; }
@@ -69,9 +78,15 @@ struct session_access {
     /// Builds the messages that replicate what requests changed since the last
     /// time: CREATED (whole) the first time, else ID_CHANGED and/or one DELTA
     /// carrying the current state of every changed name; EXPIRED once for an
-    /// invalidated session. Each message advances the version by one.
-    /// Caller holds order(s), so that messages leave in version order.
-    static outgoing take_outgoing(session& s, bool replicate_changes, wall_clock::time_point now);
+    /// invalidated session. Each message advances the version by one, and the
+    /// tag by `self` (lineage.hpp). With `awaits_ack` the copy stays
+    /// unconfirmed until confirm(). Caller holds order(s), so that messages
+    /// leave in version order.
+    static outgoing take_outgoing(session& s, bool replicate_changes, wall_clock::time_point now,
+                                  const membership::member_id& self, bool awaits_ack);
+    /// Every member acknowledged the steps up to `version`: the copy is
+    /// confirmed unless a later step is still out.
+    static void confirm(session& s, std::uint64_t version);
     /// The EXPIRED message for a session this node expired, once.
     static std::optional<wire::buffer> take_expired(session& s);
 
@@ -88,33 +103,31 @@ struct session_access {
 
     // ---- the replica path
 
-    static apply_result apply_delta(session& s, const wire::delta_msg& d,
-                                    const membership::member_id& from, wall_clock::time_point now,
+    static apply_result apply_delta(session& s, const wire::delta_msg& d, wall_clock::time_point now,
                                     bool events, std::vector<session_event>& out);
-    /// Replaces the session's state by a whole copy when it is newer (or `force`).
+    /// Replaces the session's state by a whole copy as `mode` says.
     /// @return true if installed.
-    static bool install(session& s, const wire::full_session& f, const membership::member_id& from,
-                        wall_clock::time_point now, bool force);
-    static std::shared_ptr<session> from_full(const wire::full_session& f,
-                                              const membership::member_id& from,
-                                              wall_clock::time_point now);
+    static bool install(session& s, const wire::full_session& f, wall_clock::time_point now,
+                        install_mode mode);
+    static std::shared_ptr<session> from_full(const wire::full_session& f, wall_clock::time_point now);
     /// Another member served it `idle` ago.
     static void touch_remote(session& s, std::chrono::milliseconds idle, wall_clock::time_point now);
     /// For an ID_CHANGED: the version step, if it is the next one.
     static apply_result apply_rename_version(session& s, std::uint64_t before, std::uint64_t after,
                                              const membership::member_id& from, wall_clock::time_point now);
-    static membership::member_id origin(const session& s);
+    /// The copy's stamp, or nullopt once it is no longer valid.
+    static std::optional<wire::stamp> valid_stamp(const session& s);
+    /// True when this copy is at (version, tag) or passed through it recently.
+    static bool lineage_has(const session& s, std::uint64_t version, std::uint64_t tag);
 
     // ---- whole sessions
 
     static wire::full_session to_full(const session& s, wall_clock::time_point now);
-    /// Appends the whole session to `out` (an all-data or session-data chunk).
-    /// @return false if it is no longer valid (nothing appended).
-    static bool append_full(const session& s, wire::buffer& out, wall_clock::time_point now);
+    /// Adds the whole session to a chunk (all-data, session-data, newer-copy).
+    /// @return false if it is no longer valid (nothing added).
+    static bool add_to(const session& s, wire::counted_writer& out, wall_clock::time_point now);
     /// Bytes the whole session takes on the wire (approximately, from above).
     static std::size_t wire_size(const session& s);
-    /// (valid, version) read together.
-    static std::pair<bool, std::uint64_t> valid_version(const session& s);
     /// How long it has been idle.
     static std::chrono::milliseconds idle(const session& s, wall_clock::time_point now);
 };

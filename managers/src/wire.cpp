@@ -9,12 +9,18 @@ namespace {
 
 // Smallest encodings, used to bound counts by the bytes present before any
 // container is sized.
-constexpr std::size_t min_full_session = 2 + 8 * 4 + 4; // non-empty id
+constexpr std::size_t min_full_session = 2 + 8 * 5 + 1 + 8 * 4 + 4; // non-empty id
 constexpr std::size_t min_attribute = 2 + 2 + 4;
 constexpr std::size_t min_change = 1 + 2;               // remove with an empty name
 constexpr std::size_t min_id = 2;                       // str8 of one byte
 constexpr std::size_t min_accessed = min_id + 4;
-constexpr std::size_t min_digest = min_id + 8;
+constexpr std::size_t min_digest = min_id + 8 + 8 + 1;
+
+// A digest entry's flags.
+constexpr std::uint8_t flag_confirmed = 1;
+constexpr std::uint8_t flag_tombstone = 2;
+// A whole session's flags.
+constexpr std::uint8_t session_confirmed = 1;
 
 class reader {
 public:
@@ -118,6 +124,15 @@ full_session read_full_session(reader& r) {
     s.idle_ms = r.u64();
     s.max_inactive_s = static_cast<std::int64_t>(r.u64());
     s.version = r.u64();
+    s.tag = r.u64();
+    const auto flags = r.u8();
+    if (!r.failed() && (flags & ~session_confirmed) != 0) {
+        r.fail(error::bad_value);
+    }
+    s.confirmed = (flags & session_confirmed) != 0;
+    for (auto& t : s.ancestors) {
+        t = r.u64();
+    }
     const auto n = r.count(min_attribute);
     s.attributes.reserve(n);
     for (std::uint32_t i = 0; i < n && !r.failed(); ++i) {
@@ -205,6 +220,7 @@ std::string_view to_string(msg_type t) noexcept {
     case msg_type::get_sessions: return "get-sessions";
     case msg_type::session_data: return "session-data";
     case msg_type::digest: return "digest";
+    case msg_type::newer_copy: return "newer-copy";
     }
     return "unknown";
 }
@@ -239,6 +255,8 @@ boost::system::error_code decode(std::span<const std::uint8_t> bytes, message& o
         m.id = r.id();
         m.before = r.u64();
         m.after = r.u64();
+        m.before_tag = r.u64();
+        m.after_tag = r.u64();
         if (!r.failed() && m.after <= m.before) {
             r.fail(error::bad_value);
         }
@@ -286,7 +304,7 @@ boost::system::error_code decode(std::span<const std::uint8_t> bytes, message& o
         get_all_msg m;
         m.request = r.u64();
         const auto mode = r.u8();
-        if (!r.failed() && mode > 1) {
+        if (!r.failed() && mode > static_cast<std::uint8_t>(get_all_msg::mode::rejoin)) {
             r.fail(error::bad_value);
         }
         m.what = static_cast<get_all_msg::mode>(mode);
@@ -335,10 +353,27 @@ boost::system::error_code decode(std::span<const std::uint8_t> bytes, message& o
         const auto n = r.count(min_digest);
         m.entries.reserve(n);
         for (std::uint32_t i = 0; i < n && !r.failed(); ++i) {
-            auto id = r.id();
-            const auto version = r.u64();
-            m.entries.emplace_back(std::move(id), version);
+            digest_entry e;
+            e.id = r.id();
+            e.where.version = r.u64();
+            e.where.tag = r.u64();
+            const auto flags = r.u8();
+            if (!r.failed() && (flags & ~(flag_confirmed | flag_tombstone)) != 0) {
+                r.fail(error::bad_value);
+            }
+            e.where.confirmed = (flags & flag_confirmed) != 0;
+            e.tombstone = (flags & flag_tombstone) != 0;
+            if (!r.failed() && e.tombstone && (e.where.confirmed || e.where.tag != 0)) {
+                r.fail(error::bad_value); // a tombstone has no lineage
+            }
+            m.entries.push_back(std::move(e));
         }
+        out = std::move(m);
+        break;
+    }
+    case msg_type::newer_copy: {
+        newer_copy_msg m;
+        m.sessions = read_sessions(r);
         out = std::move(m);
         break;
     }
@@ -387,8 +422,104 @@ void append_session_header(buffer& out, const session_header& h) {
     append_u64(out, h.created_age_ms);
     append_u64(out, h.idle_ms);
     append_u64(out, static_cast<std::uint64_t>(h.max_inactive_s));
-    append_u64(out, h.version);
+    append_u64(out, h.where.version);
+    append_u64(out, h.where.tag);
+    append_u8(out, h.where.confirmed ? session_confirmed : 0);
+    for (const auto t : h.ancestors) {
+        append_u64(out, t);
+    }
     append_u32(out, h.attribute_count);
+}
+
+void begin_created(buffer& out, const session_header& h) {
+    append_header(out, msg_type::created);
+    append_session_header(out, h);
+}
+
+void begin_delta(buffer& out, std::string_view id, std::uint64_t before, std::uint64_t after,
+                 std::uint64_t before_tag, std::uint64_t after_tag, std::uint32_t changes) {
+    append_header(out, msg_type::delta);
+    append_str8(out, id);
+    append_u64(out, before);
+    append_u64(out, after);
+    append_u64(out, before_tag);
+    append_u64(out, after_tag);
+    append_u32(out, changes);
+}
+
+void append_set(buffer& out, std::string_view name, const attribute& a) {
+    out.push_back(static_cast<std::uint8_t>(change::kind::set));
+    append_attribute(out, name, a);
+}
+
+void append_remove(buffer& out, std::string_view name) {
+    out.push_back(static_cast<std::uint8_t>(change::kind::remove));
+    append_str16(out, name);
+}
+
+void append_max_inactive(buffer& out, std::int64_t seconds) {
+    out.push_back(static_cast<std::uint8_t>(change::kind::max_inactive));
+    append_u64(out, static_cast<std::uint64_t>(seconds));
+}
+
+std::size_t digest_entry_size(std::size_t id_size) { return 1 + id_size + 8 + 8 + 1; }
+
+counted_writer::counted_writer(msg_type t, bool transfer, std::uint64_t request, std::uint32_t seq)
+    : type_(t) {
+    append_header(out_, t);
+    if (transfer) {
+        append_u64(out_, request);
+        append_u32(out_, seq);
+    }
+    count_pos_ = out_.size();
+    append_u32(out_, 0);
+}
+
+counted_writer counted_writer::all_data(std::uint64_t request, std::uint32_t seq) {
+    return {msg_type::all_data, true, request, seq};
+}
+counted_writer counted_writer::digest(std::uint64_t request, std::uint32_t seq) {
+    return {msg_type::digest, true, request, seq};
+}
+counted_writer counted_writer::accessed() { return {msg_type::accessed, false, 0, 0}; }
+counted_writer counted_writer::session_data() { return {msg_type::session_data, false, 0, 0}; }
+counted_writer counted_writer::newer_copy() { return {msg_type::newer_copy, false, 0, 0}; }
+
+void counted_writer::add_session(const session_header& h, const std::function<void(buffer&)>& attributes) {
+    append_session_header(out_, h);
+    if (attributes) {
+        attributes(out_);
+    }
+    ++count_;
+}
+
+void counted_writer::add_digest(const digest_entry& e) {
+    append_str8(out_, e.id);
+    append_u64(out_, e.where.version);
+    append_u64(out_, e.tombstone ? 0 : e.where.tag);
+    std::uint8_t flags = 0;
+    if (e.tombstone) {
+        flags |= flag_tombstone;
+    } else if (e.where.confirmed) {
+        flags |= flag_confirmed;
+    }
+    append_u8(out_, flags);
+    ++count_;
+}
+
+void counted_writer::add_access(std::string_view id, std::uint32_t idle_ms) {
+    append_str8(out_, id);
+    append_u32(out_, idle_ms);
+    ++count_;
+}
+
+buffer counted_writer::finish(const std::vector<std::string>& missing) {
+    patch_u32(out_, count_pos_, count_);
+    if (type_ == msg_type::session_data) {
+        append_ids(out_, missing);
+    }
+    count_ = 0;
+    return std::move(out_);
 }
 
 void append_attribute(buffer& out, std::string_view name, const attribute& a) {
@@ -397,12 +528,12 @@ void append_attribute(buffer& out, std::string_view name, const attribute& a) {
 }
 
 std::size_t session_size(std::size_t id_size, std::size_t attribute_count, std::size_t payload_bytes) {
-    return 1 + id_size + 8 * 4 + 4 + attribute_count * min_attribute + payload_bytes;
+    return 1 + id_size + 8 * 5 + 1 + 8 * 4 + 4 + attribute_count * min_attribute + payload_bytes;
 }
 
 void append_full_session(buffer& out, const full_session& s) {
-    append_session_header(out, {s.id, s.created_age_ms, s.idle_ms, s.max_inactive_s, s.version,
-                                static_cast<std::uint32_t>(s.attributes.size())});
+    append_session_header(out, {s.id, s.created_age_ms, s.idle_ms, s.max_inactive_s, s.where(),
+                                static_cast<std::uint32_t>(s.attributes.size()), s.ancestors});
     for (const auto& [name, a] : s.attributes) {
         append_attribute(out, name, a);
     }
@@ -432,6 +563,8 @@ buffer encode(const message& msg) {
                 append_str8(out, m.id);
                 append_u64(out, m.before);
                 append_u64(out, m.after);
+                append_u64(out, m.before_tag);
+                append_u64(out, m.after_tag);
                 append_u32(out, static_cast<std::uint32_t>(m.changes.size()));
                 for (const auto& c : m.changes) {
                     append_change(out, c);
@@ -476,12 +609,16 @@ buffer encode(const message& msg) {
                 }
                 append_ids(out, m.missing);
             } else if constexpr (std::is_same_v<T, digest_msg>) {
-                append_u64(out, m.request);
-                append_u32(out, m.seq);
-                append_u32(out, static_cast<std::uint32_t>(m.entries.size()));
-                for (const auto& [id, version] : m.entries) {
-                    append_str8(out, id);
-                    append_u64(out, version);
+                auto w = counted_writer::digest(m.request, m.seq);
+                for (const auto& e : m.entries) {
+                    w.add_digest(e);
+                }
+                const auto body = w.finish();
+                out.insert(out.end(), body.begin() + static_cast<std::ptrdiff_t>(header_size), body.end());
+            } else if constexpr (std::is_same_v<T, newer_copy_msg>) {
+                append_u32(out, static_cast<std::uint32_t>(m.sessions.size()));
+                for (const auto& s : m.sessions) {
+                    append_full_session(out, s);
                 }
             }
         },

@@ -14,8 +14,10 @@
 #include <troupe/managers/error.hpp>
 #include <troupe/managers/session.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -27,7 +29,9 @@ namespace troupe::managers::wire {
 
 inline constexpr std::uint8_t magic0 = 'T';
 inline constexpr std::uint8_t magic1 = 'S';
-inline constexpr std::uint8_t codec_version = 1;
+/// 2: whole sessions and digests carry a stamp (tag, confirmed), deltas the
+/// tag they lead to; digests carry tombstones; NEWER_COPY.
+inline constexpr std::uint8_t codec_version = 2;
 inline constexpr std::size_t header_size = 4;
 inline constexpr std::size_t max_id = 255; ///< session ids are str8
 
@@ -43,12 +47,26 @@ enum class msg_type : std::uint8_t {
     no_such_context = 9,   ///< the asked member has no (running) manager for this context
     get_sessions = 10,     ///< a replica with a gap asks for whole sessions
     session_data = 11,     ///< the answer: whole sessions, and the ids not found
-    digest = 12,           ///< one chunk of (id, version) pairs, answering get_all(digest)
+    digest = 12,           ///< one chunk of (id, stamp) entries and tombstones, answering get_all(digest)
+    newer_copy = 13,       ///< whole sessions a replica holds that are newer than the base of a delta it refused
 };
 
 std::string_view to_string(msg_type t) noexcept;
 
 using buffer = std::vector<std::uint8_t>;
+
+/// Where one copy of a session stands. Copies of one session are ordered by
+/// (version, confirmed, tag): see lineage.hpp for why and how the tag is made.
+struct stamp {
+    std::uint64_t version = 0;
+    std::uint64_t tag = 0;  ///< identifies the lineage of writes that led to `version`
+    bool confirmed = true;  ///< false while the writer's last step is not known to have reached every member
+
+    friend bool operator==(const stamp&, const stamp&) = default;
+};
+
+/// Tags of the versions just before a copy's own, newest first.
+using ancestry = std::array<std::uint64_t, 4>;
 
 /// A whole session as transferred.
 struct full_session {
@@ -57,7 +75,12 @@ struct full_session {
     std::uint64_t idle_ms = 0;        ///< how long it has been idle (sender's clock)
     std::int64_t max_inactive_s = 0;
     std::uint64_t version = 0;
+    std::uint64_t tag = 0;
+    bool confirmed = true;
+    ancestry ancestors{}; ///< tags of versions version-1 .. version-4 (0: not known)
     std::vector<std::pair<std::string, attribute>> attributes;
+
+    stamp where() const { return {version, tag, confirmed}; }
 
     friend bool operator==(const full_session&, const full_session&) = default;
 };
@@ -70,6 +93,8 @@ struct delta_msg {
     std::string id;
     std::uint64_t before = 0;
     std::uint64_t after = 0;
+    std::uint64_t before_tag = 0; ///< the writer's tag at `before`: the delta applies only on that copy
+    std::uint64_t after_tag = 0;  ///< the writer's tag at `after`: tells a late duplicate from a stale base
     std::vector<change> changes;
 };
 
@@ -91,7 +116,11 @@ struct id_changed_msg {
 };
 
 struct get_all_msg {
-    enum class mode : std::uint8_t { full = 0, digest = 1 };
+    /// full: every session (a state transfer). digest: a digest of them.
+    /// reconcile: a digest, and "ask me for mine too" (a member became alive
+    /// in the sender's view). rejoin: as reconcile, and "I had removed you":
+    /// the receiver's copies are unverified until it has the sender's digest.
+    enum class mode : std::uint8_t { full = 0, digest = 1, reconcile = 2, rejoin = 3 };
     std::uint64_t request = 0;
     mode what = mode::full;
 };
@@ -121,15 +150,29 @@ struct session_data_msg {
     std::vector<std::string> missing;
 };
 
+/// One session in a digest: a live copy's stamp, or a tombstone (the id ended
+/// or was renamed at `where.version`; tag and confirmed are unused).
+struct digest_entry {
+    std::string id;
+    stamp where;
+    bool tombstone = false;
+
+    friend bool operator==(const digest_entry&, const digest_entry&) = default;
+};
+
 struct digest_msg {
     std::uint64_t request = 0;
     std::uint32_t seq = 0;
-    std::vector<std::pair<std::string, std::uint64_t>> entries; ///< id, version
+    std::vector<digest_entry> entries;
+};
+
+struct newer_copy_msg {
+    std::vector<full_session> sessions;
 };
 
 using message = std::variant<created_msg, delta_msg, expired_msg, accessed_msg, id_changed_msg,
                              get_all_msg, all_data_msg, transfer_complete_msg, no_such_context_msg,
-                             get_sessions_msg, session_data_msg, digest_msg>;
+                             get_sessions_msg, session_data_msg, digest_msg, newer_copy_msg>;
 
 msg_type type_of(const message& m) noexcept;
 
@@ -140,7 +183,68 @@ boost::system::error_code decode(std::span<const std::uint8_t> bytes, message& o
 /// Encodes any message (tests, and the small ones).
 buffer encode(const message& m);
 
-// ---- incremental encoders for the large messages (chunks built in place)
+// ---- encoders that build large messages in place (no copy of the attributes)
+
+/// The fixed part of a whole session, followed by `attribute_count` attributes.
+struct session_header {
+    std::string_view id;
+    std::uint64_t created_age_ms = 0;
+    std::uint64_t idle_ms = 0;
+    std::int64_t max_inactive_s = 0;
+    stamp where;
+    std::uint32_t attribute_count = 0;
+    ancestry ancestors{};
+};
+/// CREATED: the header, then append_attribute() for each attribute.
+void begin_created(buffer& out, const session_header& h);
+void append_session_header(buffer& out, const session_header& h);
+void append_attribute(buffer& out, std::string_view name, const attribute& a);
+/// Bytes a session with these attributes takes (to keep chunks in bounds).
+std::size_t session_size(std::size_t id_size, std::size_t attribute_count, std::size_t payload_bytes);
+/// Bytes a digest entry for this id takes.
+std::size_t digest_entry_size(std::size_t id_size);
+
+/// DELTA: the head, then exactly `changes` append_set/remove/max_inactive.
+void begin_delta(buffer& out, std::string_view id, std::uint64_t before, std::uint64_t after,
+                 std::uint64_t before_tag, std::uint64_t after_tag, std::uint32_t changes);
+void append_set(buffer& out, std::string_view name, const attribute& a);
+void append_remove(buffer& out, std::string_view name);
+void append_max_inactive(buffer& out, std::int64_t seconds);
+
+/// A message whose body ends in a counted run of entries, built in place:
+/// ALL_DATA and DIGEST chunks (request, seq), ACCESSED batches, SESSION_DATA
+/// and NEWER_COPY. Sessions go in with add_session(); finish() writes the
+/// count (and SESSION_DATA's missing ids) and hands the bytes over.
+class counted_writer {
+public:
+    static counted_writer all_data(std::uint64_t request, std::uint32_t seq);
+    static counted_writer digest(std::uint64_t request, std::uint32_t seq);
+    static counted_writer accessed();
+    static counted_writer session_data();
+    static counted_writer newer_copy();
+
+    /// A whole session: the header, then its attributes (appended by `attributes`).
+    void add_session(const session_header& h,
+                     const std::function<void(buffer&)>& attributes);
+    void add_digest(const digest_entry& e);
+    void add_access(std::string_view id, std::uint32_t idle_ms);
+
+    std::uint32_t count() const noexcept { return count_; }
+    std::size_t size() const noexcept { return out_.size(); }
+    bool empty() const noexcept { return count_ == 0; }
+    void reserve(std::size_t n) { out_.reserve(n); }
+    /// The finished message; `missing` only for SESSION_DATA.
+    buffer finish(const std::vector<std::string>& missing = {});
+
+private:
+    counted_writer(msg_type t, bool transfer, std::uint64_t request, std::uint32_t seq);
+    msg_type type_;
+    buffer out_;
+    std::size_t count_pos_ = 0;
+    std::uint32_t count_ = 0;
+};
+
+// ---- primitives: for wire.cpp and for tests that craft malformed bytes
 
 void append_header(buffer& out, msg_type type);
 void append_u8(buffer& out, std::uint8_t v);
@@ -150,21 +254,6 @@ void append_str8(buffer& out, std::string_view s);
 void append_str16(buffer& out, std::string_view s);
 /// Overwrites a u32 written earlier at `pos` (a count known only at the end).
 void patch_u32(buffer& out, std::size_t pos, std::uint32_t v);
-
-/// The fixed part of a whole session, followed by `attribute_count` attributes.
-struct session_header {
-    std::string_view id;
-    std::uint64_t created_age_ms = 0;
-    std::uint64_t idle_ms = 0;
-    std::int64_t max_inactive_s = 0;
-    std::uint64_t version = 0;
-    std::uint32_t attribute_count = 0;
-};
-void append_session_header(buffer& out, const session_header& h);
-void append_attribute(buffer& out, std::string_view name, const attribute& a);
-/// Bytes a session with these attributes takes (to keep chunks in bounds).
-std::size_t session_size(std::size_t id_size, std::size_t attribute_count, std::size_t payload_bytes);
-
 void append_full_session(buffer& out, const full_session& s);
 void append_change(buffer& out, const change& c);
 

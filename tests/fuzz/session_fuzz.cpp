@@ -33,13 +33,14 @@ void require(bool condition) {
 const wall_clock::time_point now{std::chrono::hours(24 * 365 * 50)};
 
 void check_whole(const wire::full_session& f) {
-    auto s = session_access::from_full(f, {}, now);
+    auto s = session_access::from_full(f, now);
     require(s->id() == f.id);
     require(s->version() == f.version);
     const auto back = session_access::to_full(*s, now);
     // Intervals beyond a century are clamped (chrono would overflow).
     constexpr std::int64_t century_s = 100LL * 365 * 24 * 3600;
-    require(back.id == f.id && back.version == f.version &&
+    require(back.id == f.id && back.version == f.version && back.tag == f.tag &&
+            back.confirmed == f.confirmed && back.ancestors == f.ancestors &&
             back.max_inactive_s == std::min(f.max_inactive_s, century_s));
     // Duplicate names: the last one wins, as in the map the replica keeps.
     std::map<std::string, attribute, std::less<>> expected;
@@ -47,22 +48,29 @@ void check_whole(const wire::full_session& f) {
         expected.insert_or_assign(name, a);
     }
     require(s->attributes() == expected);
-    wire::buffer out;
-    require(session_access::append_full(*s, out, now));
-    require(out.size() <= session_access::wire_size(*s));
+    auto chunk = wire::counted_writer::session_data();
+    const auto empty = chunk.size();
+    require(session_access::add_to(*s, chunk, now));
+    require(chunk.size() - empty <= session_access::wire_size(*s));
 }
 
 void check_delta(const wire::delta_msg& d) {
-    // A replica at exactly `before` applies it; one behind sees a gap; one at
-    // `after` finds it stale.
+    // A replica at exactly `before` (and its tag) applies it; one behind sees
+    // a gap; one at `after` finds it a late duplicate; one at `before` with
+    // another lineage refuses it.
     wire::full_session base;
     base.id = d.id;
     base.version = d.before;
-    auto s = session_access::from_full(base, {}, now);
+    base.tag = d.before_tag;
+    auto s = session_access::from_full(base, now);
     std::vector<session_event> events;
-    require(session_access::apply_delta(*s, d, {}, now, true, events) == apply_result::applied);
+    require(session_access::apply_delta(*s, d, now, true, events) == apply_result::applied);
     require(s->version() == d.after);
-    require(session_access::apply_delta(*s, d, {}, now, true, events) == apply_result::stale);
+    require(session_access::apply_delta(*s, d, now, true, events) == apply_result::stale);
+    auto other = base;
+    other.tag = d.before_tag + 1;
+    auto diverged = session_access::from_full(other, now);
+    require(session_access::apply_delta(*diverged, d, now, false, events) == apply_result::stale_base);
     // Each name ends as its last change left it.
     std::map<std::string, bool> present;
     for (const auto& c : d.changes) {
@@ -75,8 +83,8 @@ void check_delta(const wire::delta_msg& d) {
     }
     if (d.before > 0) {
         base.version = d.before - 1;
-        auto behind = session_access::from_full(base, {}, now);
-        require(session_access::apply_delta(*behind, d, {}, now, false, events) == apply_result::gap);
+        auto behind = session_access::from_full(base, now);
+        require(session_access::apply_delta(*behind, d, now, false, events) == apply_result::gap);
     }
 }
 
@@ -100,6 +108,10 @@ void check(std::span<const std::uint8_t> bytes) {
                 for (const auto& f : msg.found) {
                     check_whole(f);
                 }
+            } else if constexpr (std::is_same_v<T, wire::newer_copy_msg>) {
+                for (const auto& f : msg.sessions) {
+                    check_whole(f);
+                }
             } else if constexpr (std::is_same_v<T, wire::delta_msg>) {
                 require(msg.after > msg.before && !msg.id.empty());
                 check_delta(msg);
@@ -121,7 +133,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     framed[0] = wire::magic0;
     framed[1] = wire::magic1;
     framed[2] = wire::codec_version;
-    for (std::uint8_t type = 1; type <= 12; ++type) {
+    for (std::uint8_t type = 1; type <= static_cast<std::uint8_t>(wire::msg_type::newer_copy); ++type) {
         framed[3] = type;
         check(framed);
     }

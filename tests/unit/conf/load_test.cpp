@@ -276,15 +276,12 @@ TEST_CASE("sender.on_queue_full lists its valid values", "[conf]") {
           troupe::conf::queue_full_policy::fail);
 }
 
-TEST_CASE("channel.send_options lists names and numbers", "[conf]") {
-    CHECK(errors("channel:\n  send_options: fast\n") ==
-          strings{"cluster.yaml:2:17: error: channel.send_options: expected async, ack, sync or "
-                  "8, 2, 6 (got 'fast')"});
-    CHECK(errors("channel:\n  send_options: 4\n") ==
-          strings{"cluster.yaml:2:17: error: channel.send_options: expected async, ack, sync or "
-                  "8, 2, 6 (got '4')"});
-    CHECK(troupe::conf::load_string("channel:\n  send_options: sync\n").channel.send_options == 6);
-    CHECK(troupe::conf::load_string("channel:\n  send_options: 2\n").channel.send_options == 2);
+TEST_CASE("channel.send_options is refused: the managers read manager.send_options", "[conf]") {
+    // It was documented as the managers' default but nothing read it: a file
+    // that set it replicated with manager.send_options' default, silently.
+    CHECK(errors("channel:\n  send_options: sync\n") ==
+          strings{"cluster.yaml:2:3: error: channel.send_options: unknown key 'send_options' (moved to "
+                  "manager.send_options)"});
 }
 
 TEST_CASE("membership.static must be a list of host:port strings", "[conf]") {
@@ -354,8 +351,8 @@ logging:
         "cluster.yaml:20:3: error: sender.queue_limit: must be at least 64KiB (got 1KiB)",
         "cluster.yaml:21:18: error: sender.on_queue_full: expected one of block, fail (got "
         "'drop')",
-        "cluster.yaml:23:17: error: channel.send_options: expected async, ack, sync or 8, 2, 6 "
-        "(got 'fast')",
+        "cluster.yaml:23:3: error: channel.send_options: unknown key 'send_options' (moved to "
+        "manager.send_options)",
         "cluster.yaml:25:12: error: admin.enabled: expected true or false (got 'yes')",
         "cluster.yaml:27:3: error: logging.level: expected one of trace, debug, info, warn, "
         "error, critical, off (got 'verbose')",
@@ -397,7 +394,6 @@ TEST_CASE("a missing section or key keeps the documented default", "[conf]") {
     CHECK(config.membership.payload.empty());
     CHECK(config.sender.queue_limit == 4ULL << 20);
     CHECK(config.sender.on_queue_full == troupe::conf::queue_full_policy::block);
-    CHECK(config.channel.send_options == 8);
     CHECK(config.channel.max_message == 16ULL << 20);
     CHECK(config.channel.stop_timeout == 5s);
     CHECK(config.admin.enabled);
@@ -456,7 +452,6 @@ sender:
   block_timeout: 250ms
   reconnect_backoff_max: 30s
 channel:
-  send_options: ack
   max_message: 8MiB
   stop_timeout: 1m
 admin:
@@ -510,7 +505,6 @@ logging:
     CHECK(c.sender.on_queue_full == troupe::conf::queue_full_policy::fail);
     CHECK(c.sender.block_timeout == 250ms);
     CHECK(c.sender.reconnect_backoff_max == 30s);
-    CHECK(c.channel.send_options == 2);
     CHECK(c.channel.max_message == 8ULL << 20);
     CHECK(c.channel.stop_timeout == 1min);
     CHECK_FALSE(c.admin.enabled);
@@ -734,7 +728,7 @@ TEST_CASE("manager.on_replication_failure lists its valid values", "[conf]") {
               .manager.on_replication_failure == troupe::conf::replication_failure_policy::fail);
 }
 
-TEST_CASE("manager.send_options takes the names and numbers of channel.send_options", "[conf]") {
+TEST_CASE("manager.send_options takes the names async, ack, sync and their numbers", "[conf]") {
     CHECK(errors("manager:\n  send_options: fast\n") ==
           strings{"cluster.yaml:2:17: error: manager.send_options: expected async, ack, sync or "
                   "8, 2, 6 (got 'fast')"});

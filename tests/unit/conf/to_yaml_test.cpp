@@ -42,7 +42,6 @@ void check_same(const troupe::conf::cluster_config& a, const troupe::conf::clust
     CHECK(a.sender.block_timeout == b.sender.block_timeout);
     CHECK(a.sender.reconnect_backoff_max == b.sender.reconnect_backoff_max);
     CHECK(a.sender.linger_us == b.sender.linger_us);
-    CHECK(a.channel.send_options == b.channel.send_options);
     CHECK(a.channel.max_message == b.channel.max_message);
     CHECK(a.channel.stop_timeout == b.channel.stop_timeout);
     CHECK(a.admin.enabled == b.admin.enabled);
@@ -105,7 +104,6 @@ sender:
   reconnect_backoff_max: 1s
   linger_us: 300
 channel:
-  send_options: async
   max_message: 16MiB
   stop_timeout: 5s
 admin:
@@ -175,7 +173,6 @@ TEST_CASE("to_yaml output loads back to the same config", "[conf]") {
     config.sender.block_timeout = 1ms;
     config.sender.reconnect_backoff_max = 61s;
     config.sender.linger_us = 0;
-    config.channel.send_options = 10;
     config.channel.max_message = 1000000;
     config.channel.stop_timeout = 0ms;
     config.admin.enabled = false;

@@ -395,7 +395,6 @@ TEST_CASE("receiver.address must be an address peers can dial, not a wildcard", 
 
 TEST_CASE("validate checks rules a file cannot break but code can", "[conf]") {
     troupe::conf::cluster_config config;
-    config.channel.send_options = 5;
     config.channel.stop_timeout = -1s;
     config.receiver.idle_timeout = -1s;
     config.membership.failure_detector.ping_interval = -10ms;
@@ -411,7 +410,6 @@ TEST_CASE("validate checks rules a file cannot break but code can", "[conf]") {
                   "error: membership.failure_detector.ping_interval: must be greater than 0 (got "
                   "-10ms)",
                   "error: receiver.idle_timeout: must not be negative (got -1000ms)",
-                  "error: channel.send_options: expected async, ack, sync or 8, 2, 6 (got 5)",
                   "error: channel.stop_timeout: must not be negative (got -1000ms)"});
 }
 

@@ -571,7 +571,7 @@ TEST_CASE("malformed session messages are rejected and counted and the member ke
     auto x = c.bus.join("x", 5000);
     const auto b_id = c.bus.id_of("b");
     c.bus.inject(x->self(), b_id, {'G', 'A', 'R', 'B', 'A', 'G', 'E'});
-    auto truncated = wire::encode(wire::delta_msg{"a.n", 1, 2, {{change::kind::remove, "k", {}, 0}}});
+    auto truncated = wire::encode(wire::delta_msg{"a.n", 1, 2, 0, 0, {{change::kind::remove, "k", {}, 0}}});
     truncated.pop_back();
     c.bus.inject(x->self(), b_id, truncated);
     wire::buffer huge;

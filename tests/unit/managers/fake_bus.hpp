@@ -295,11 +295,16 @@ private:
             r.failures.push_back({to, transport::error::not_a_member, "fake bus: failed"});
         } else if (v == verdict::deliver) {
             delivering_flag() = true;
-            const bool heard = target->deliver(e.from, e.payload);
-            delivering_flag() = false;
-            if (!heard) {
-                r.failures.push_back({to, transport::error::no_listener, "fake bus: no listener"});
+            try {
+                const bool heard = target->deliver(e.from, e.payload);
+                if (!heard) {
+                    r.failures.push_back({to, transport::error::no_listener, "fake bus: no listener"});
+                }
+            } catch (const std::exception& ex) {
+                // Like the channel: a listener that throws NACKs with its text.
+                r.failures.push_back({to, transport::error::remote_failure, ex.what()});
             }
+            delivering_flag() = false;
         }
         if (e.done) {
             e.done(std::move(r));

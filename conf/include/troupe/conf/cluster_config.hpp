@@ -84,7 +84,6 @@ struct sender_section {
 };
 
 struct channel_section {
-    std::uint32_t send_options = send_option_bits::asynchronous; ///< default options of managers
     std::uint64_t max_message = 16ull << 20; ///< largest payload accepted or sent
     duration stop_timeout{5000};             ///< stop() flushes queued messages this long
 };

@@ -4,6 +4,7 @@
 #include <troupe/managers/attribute.hpp>
 #include <troupe/membership/member.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -77,7 +78,12 @@ private:
     std::uint64_t version_ = 0;
     std::map<std::string, attribute, std::less<>> attributes_;
     std::vector<std::string> dirty_; ///< names changed since the last delta
-    membership::member_id origin_;  ///< who made the current version (nil: this node)
+    std::uint64_t tag_ = 0;         ///< the lineage of the current version (lineage.hpp)
+    /// The tags of versions version_-1 .. version_-4 of this lineage (0: not
+    /// known): a late duplicate delta is told from one built on a stale copy,
+    /// and divergence is noticed. Whole copies carry them.
+    std::array<std::uint64_t, 4> ancestors_{};
+    bool confirmed_ = true; ///< false while this node's last step awaits its acknowledgements
     std::uint32_t in_use_ = 0;      ///< requests holding it (expiry skips it)
     bool valid_ = true;
     bool max_inactive_dirty_ = false;

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// How two copies of one session are compared, identically on every node.
+//
+// A copy's stamp is (version, confirmed, tag). The version counts the steps
+// (one per request that changed it). The tag names the lineage: every step
+// mixes the writer's member id and the new version into the previous tag, so
+// two copies at one version made by different writers (both sides of a
+// partition served the session) have different tags, while every replica of
+// one lineage computes the same tag without being told.
+//
+// The winner of two copies is the larger stamp, compared as
+// (version, confirmed, tag):
+//  - More steps wins. Sessions are sticky: while a cluster is split, a user's
+//    requests go to one side, so the copy that moved further is the one the
+//    user last saw, and the other side's copy is an older view of it.
+//  - At one version, a confirmed copy beats an unconfirmed one. A copy is
+//    unconfirmed while its writer's last step has not been acknowledged by
+//    every member it went to (a sync request in flight or failed, for
+//    example on a node that froze mid-request): that step was never
+//    acknowledged to a client, while the confirmed one may have been.
+//  - Otherwise the larger tag: arbitrary but the same on every node, with no
+//    clock involved.
+// Two copies with different tags at different versions may also have diverged
+// (both changed while apart); the side that holds the newer copy notices it
+// from its recent tags (session_access::lineage_has) and counts a conflict.
+
+#include "wire.hpp"
+
+#include <troupe/membership/member.hpp>
+
+#include <cstdint>
+
+namespace troupe::managers::detail {
+
+/// The tag after `writer` made `version` on top of a copy tagged `tag`.
+std::uint64_t next_tag(std::uint64_t tag, const membership::member_id& writer, std::uint64_t version) noexcept;
+
+/// True when copy `a` wins over copy `b` (see above).
+bool wins(const wire::stamp& a, const wire::stamp& b) noexcept;
+
+} // namespace troupe::managers::detail
