@@ -55,6 +55,7 @@ struct send_waiter {
     std::mutex mutex;
     std::condition_variable cv;
     std::size_t remaining = 0;
+    std::uint64_t version = 0; ///< the session's version after the sends waited for
     engine::send_result merged;
 
     /// The asynchronous form's completion: runs once, after the last done().
@@ -191,23 +192,25 @@ link::done_handler delta_manager::count_failures() {
 // ---------------------------------------------------------------------------
 // Sending
 
-std::optional<std::size_t> delta_manager::send_changes(const std::shared_ptr<session>& s, bool replicates,
-                                                      const std::shared_ptr<send_waiter>& waiter,
-                                                      std::uint64_t& version) {
+delta_manager::sent_changes delta_manager::send_changes(const std::shared_ptr<session>& s, bool replicates,
+                                                      const std::shared_ptr<send_waiter>& waiter) {
     const auto options = config().send_options;
     // The order lock spans the version step and the queuing, so messages of
     // one session leave in version order on every member's stream.
     std::lock_guard order(session_access::order(*s));
     auto out = session_access::take_outgoing(*s, replicates, now(), self_.id, waiter != nullptr);
-    version = s->version();
+    if (out.superseded) {
+        return {0, out.version, true};
+    }
     if (out.touched_only) {
         note_access(s);
-        return std::nullopt;
+        return {0, out.version, false};
     }
     if (waiter) {
         // Before the first send: a completion may run on an I/O thread at once.
         std::lock_guard lock(waiter->mutex);
         waiter->remaining = out.messages.size();
+        waiter->version = out.version;
     }
     for (std::size_t i = 0; i < out.messages.size(); ++i) {
         switch (out.types[i]) {
@@ -227,7 +230,7 @@ std::optional<std::size_t> delta_manager::send_changes(const std::shared_ptr<ses
         }
         link_->send({}, std::move(out.messages[i]), options, std::move(done));
     }
-    return out.messages.size();
+    return {out.messages.size(), out.version, false};
 }
 
 void delta_manager::account(end_result& result, const std::shared_ptr<session>& s, std::uint64_t version,
@@ -265,10 +268,13 @@ end_result delta_manager::replicate(const std::shared_ptr<session>& s, bool repl
     }
     const bool wait = engine::send_options::wants_ack(config().send_options);
     auto waiter = wait ? std::make_shared<send_waiter>() : nullptr;
-    std::uint64_t version = 0;
-    const auto sent = send_changes(s, replicates, waiter, version);
+    const auto sent = send_changes(s, replicates, waiter);
     end_result result;
-    result.replicated = sent.value_or(0) > 0;
+    if (sent.superseded) {
+        superseded(result, s->id());
+        return result;
+    }
+    result.replicated = sent.messages > 0;
     if (!waiter || !result.replicated) {
         return result;
     }
@@ -286,7 +292,7 @@ end_result delta_manager::replicate(const std::shared_ptr<session>& s, bool repl
         std::lock_guard lock(waiter->mutex);
         merged = waiter->merged;
     }
-    account(result, s, version, std::move(merged));
+    account(result, s, sent.version, std::move(merged));
     return result;
 }
 
@@ -296,16 +302,17 @@ void delta_manager::replicate_async(const std::shared_ptr<session>& s, bool repl
         return;
     }
     auto waiter = std::make_shared<send_waiter>();
-    auto version = std::make_shared<std::uint64_t>(0);
     // Runs once, when the last send completes: on an I/O thread, maybe after
-    // this manager stopped (then only the caller hears of a failure).
-    waiter->on_done = [this, life = lifetime_, s, version, done](engine::send_result merged) {
+    // this manager stopped (then only the caller hears of a failure). It runs
+    // inside waiter->done(), so the waiter is there; it set the version
+    // before the first send.
+    waiter->on_done = [this, life = lifetime_, s, w = waiter.get(), done](engine::send_result merged) {
         end_result result;
         result.replicated = true;
         {
             std::shared_lock lock(life->mutex);
             if (life->open) {
-                account(result, s, *version, merged);
+                account(result, s, w->version, merged);
             }
         }
         if (!result.send) {
@@ -313,10 +320,23 @@ void delta_manager::replicate_async(const std::shared_ptr<session>& s, bool repl
         }
         done(std::move(result));
     };
-    const auto sent = send_changes(s, replicates, waiter, *version);
-    if (sent.value_or(0) == 0) {
+    const auto sent = send_changes(s, replicates, waiter);
+    if (sent.messages == 0) {
         waiter->on_done = nullptr;
-        done({});
+        end_result result;
+        if (sent.superseded) {
+            superseded(result, s->id());
+        }
+        done(std::move(result));
+    }
+}
+
+void delta_manager::superseded(end_result& result, const std::string& id) {
+    counters_->requests_refused.fetch_add(1, std::memory_order_relaxed);
+    result.error = "session " + id + " was replaced by a newer copy from another member during the request";
+    if (auto n = stale_log_.allow()) {
+        log()->warn("context {}: {}; its changes are dropped ({} such since the last line)", config().context,
+                    result.error, *n);
     }
 }
 

@@ -226,10 +226,16 @@ private:
     void malformed(const membership::member& from, const boost::system::error_code& ec, std::size_t size);
     link::done_handler count_failures();
     /// Queues what the request changed (one message per version step) on the
-    /// link; each send reports to `waiter` if given. @return how many messages,
-    /// or nullopt when the request only touched the session (an access).
-    std::optional<std::size_t> send_changes(const std::shared_ptr<session>& s, bool replicates,
-                                            const std::shared_ptr<send_waiter>& waiter, std::uint64_t& version);
+    /// link; each send reports to `waiter` if given.
+    struct sent_changes {
+        std::size_t messages = 0; ///< 0: nothing to send (an access, or superseded)
+        std::uint64_t version = 0;
+        bool superseded = false;  ///< a newer copy replaced the session during the request
+    };
+    sent_changes send_changes(const std::shared_ptr<session>& s, bool replicates,
+                              const std::shared_ptr<send_waiter>& waiter);
+    /// The request's changes were dropped: its session was replaced meanwhile.
+    void superseded(end_result& result, const std::string& id);
     /// Counts and logs a failed replication; sets end_result::error under `fail`,
     /// and always when a replica refused the change as built on a stale copy.
     /// Confirms the session's copy when at least one member took the change.

@@ -169,6 +169,14 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
         }
         return o;
     }
+    if (s.superseded_ > 0) {
+        --s.superseded_;
+        s.dirty_.clear();
+        s.max_inactive_dirty_ = false;
+        o.superseded = true;
+        o.version = s.version_;
+        return o;
+    }
     // One version step made here: the tag follows (lineage.hpp).
     auto step = [&] {
         const auto next = s.version_ + 1;
@@ -230,6 +238,7 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
         o.types.push_back(wire::msg_type::delta);
     }
     o.touched_only = o.messages.empty();
+    o.version = s.version_;
     return o;
 }
 
@@ -357,6 +366,7 @@ bool session_access::install(session& s, const wire::full_session& f, wall_clock
     s.version_ = f.version;
     s.tag_ = f.tag;
     s.ancestors_ = f.ancestors;
+    s.superseded_ = s.in_use_;
     s.confirmed_ = f.confirmed;
     s.max_inactive_ = interval(f.max_inactive_s);
     s.created_ = now - age(f.created_age_ms);

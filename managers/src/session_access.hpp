@@ -39,6 +39,10 @@ struct outgoing {
     std::vector<wire::buffer> messages;
     std::vector<wire::msg_type> types;
     bool touched_only = false; ///< nothing to send: only the access time changed
+    /// A newer copy replaced the session while the request held it: what the
+    /// request changed was computed from the old copy and is dropped.
+    bool superseded = false;
+    std::uint64_t version = 0; ///< the session's version after these messages
 };
 
 struct session_access {

@@ -3,16 +3,7 @@
 // reordering and loss, concurrent requests, rotation, invalidation, expiry with
 // batched access times, state transfer (under writes, two joiners at once, a
 // member without the context, a timeout), conflicts and malformed input.
-#include "delta_manager.hpp"
-#include "fake_bus.hpp"
-#include "manual_clock.hpp"
-#include "wire.hpp"
-
-#include <spdlog/sinks/ringbuffer_sink.h>
-#include <spdlog/spdlog.h>
-
-#include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
+#include "delta_cluster.hpp"
 
 #include <future>
 #include <random>
@@ -21,144 +12,8 @@
 
 using namespace troupe;
 using namespace troupe::managers;
+using namespace troupe::test;
 using namespace std::chrono_literals;
-using detail::delta_manager;
-using verdict = test::fake_bus::verdict;
-
-namespace {
-
-// The managers' log, captured for the tests that assert on it. Registered
-// before any test runs, so the library finds it instead of making its own.
-std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> log_sink() {
-    static const auto sink = [] {
-        auto s = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(512);
-        auto logger = std::make_shared<spdlog::logger>("troupe.managers", s);
-        logger->set_level(spdlog::level::info);
-        spdlog::register_logger(logger);
-        return s;
-    }();
-    return sink;
-}
-const bool log_registered = (log_sink(), true);
-
-bool logged(const std::string& text) {
-    for (const auto& line : log_sink()->last_formatted()) {
-        if (line.find(text) != std::string::npos) {
-            return true;
-        }
-    }
-    return false;
-}
-
-wire::msg_type type_of(const std::vector<std::uint8_t>& payload) {
-    return payload.size() >= 4 ? static_cast<wire::msg_type>(payload[3]) : wire::msg_type{};
-}
-
-struct delta_cluster {
-    test::fake_bus bus; // first: it outlives the managers
-    test::manual_clock clock;
-    std::function<void(manager_config&)> tweak;
-    std::uint64_t next_incarnation = 1000;
-    std::vector<std::unique_ptr<delta_manager>> nodes;
-
-    explicit delta_cluster(std::function<void(manager_config&)> t = {})
-        : tweak(std::move(t)) {}
-
-    ~delta_cluster() {
-        for (auto& n : nodes) {
-            n->stop();
-        }
-        nodes.clear();
-    }
-
-    manager_config config() {
-        manager_config c;
-        c.type = "delta";
-        c.max_inactive = 60s;
-        c.expiry_interval = 0ms;          // expire_now() only
-        c.access_batch_interval = 10s;    // flush_access() in the tests
-        c.state_transfer_chunk_bytes = 4096;
-        c.now = [this] { return clock.now(); };
-        if (tweak) {
-            tweak(c);
-        }
-        return c;
-    }
-
-    delta_manager& add(const std::string& name, bool settle = true) {
-        auto m = std::make_unique<delta_manager>(bus.join(name, next_incarnation++), config());
-        m->start();
-        nodes.push_back(std::move(m));
-        if (settle) {
-            REQUIRE(pump());
-        }
-        return *nodes.back();
-    }
-
-    bool pump() {
-        return bus.pump([this] {
-            return std::all_of(nodes.begin(), nodes.end(), [](const auto& n) { return n->bulk_idle(); });
-        });
-    }
-};
-
-std::string create(session_manager& m, const std::string& name = "k", const std::string& value = "v") {
-    auto r = m.begin_request("", "/app");
-    r.session(true)->set(name, value);
-    const auto id = r.session_id();
-    r.end();
-    return id;
-}
-
-void set(session_manager& m, const std::string& id, const std::string& name, const std::string& value) {
-    auto r = m.begin_request(id, "/app");
-    REQUIRE(r.session() != nullptr);
-    r.session()->set(name, value);
-}
-
-nlohmann::json stats(const session_manager& m) { return nlohmann::json::parse(m.stats_json()); }
-
-std::uint64_t repl(const session_manager& m, const char* key) {
-    return stats(m)["replication"][key].get<std::uint64_t>();
-}
-
-/// Same ids, versions and attributes on both.
-void require_same(const session_manager& a, const session_manager& b) {
-    auto ids_a = a.session_ids();
-    auto ids_b = b.session_ids();
-    std::sort(ids_a.begin(), ids_a.end());
-    std::sort(ids_b.begin(), ids_b.end());
-    REQUIRE(ids_a == ids_b);
-    for (const auto& id : ids_a) {
-        const auto sa = a.find(id);
-        const auto sb = b.find(id);
-        REQUIRE(sa);
-        REQUIRE(sb);
-        INFO("session " << id);
-        CHECK(sa->version() == sb->version());
-        CHECK(sa->attributes() == sb->attributes());
-        CHECK(sa->max_inactive() == sb->max_inactive());
-    }
-}
-
-struct recorder {
-    std::mutex mutex;
-    std::vector<session_event> events;
-    session_listener listener() {
-        return [this](const session_event& e) {
-            std::lock_guard lock(mutex);
-            events.push_back(e);
-        };
-    }
-    std::size_t count(session_event::kind k, bool replicated) {
-        std::lock_guard lock(mutex);
-        return static_cast<std::size_t>(std::count_if(events.begin(), events.end(), [&](const auto& e) {
-            return e.what == k && e.replicated == replicated;
-        }));
-    }
-};
-
-} // namespace
 
 TEST_CASE("a session created on one member and changed 100 times reads the same on the others",
           "[managers][delta]") {

@@ -199,6 +199,72 @@ public:
         }
     }
 
+    /// The others see `id` alive again (a removed member re-admitted); `id`
+    /// itself is told nothing: it may never have noticed (a freeze).
+    void readmit(const membership::member_id& id) {
+        std::vector<endpoint*> others;
+        membership::member back;
+        {
+            std::lock_guard lock(mutex_);
+            auto it = endpoints_.find(id);
+            if (it == endpoints_.end()) {
+                return;
+            }
+            back = it->second->self();
+            hidden_.erase(std::remove(hidden_.begin(), hidden_.end(), id), hidden_.end());
+            for (auto& [other, ep] : endpoints_) {
+                if (other != id) {
+                    others.push_back(ep);
+                }
+            }
+        }
+        for (auto* o : others) {
+            o->member_event(back);
+        }
+    }
+
+    /// A partition: `id` and the others cannot reach each other, and each side
+    /// sees the other gone. Messages across fail.
+    void cut(const membership::member_id& id) {
+        announce_gone(id);
+        std::vector<membership::member> others;
+        endpoint* self = nullptr;
+        {
+            std::lock_guard lock(mutex_);
+            cut_.push_back(id);
+            self = endpoints_.at(id);
+            for (auto& [other, ep] : endpoints_) {
+                if (other != id) {
+                    others.push_back(ep->self());
+                }
+            }
+        }
+        for (auto m : others) {
+            m.state = membership::member_state::gone;
+            self->member_event(m);
+        }
+    }
+
+    /// Heals a cut: both sides see each other alive again.
+    void heal(const membership::member_id& id) {
+        std::vector<membership::member> others;
+        endpoint* self = nullptr;
+        {
+            std::lock_guard lock(mutex_);
+            cut_.erase(std::remove(cut_.begin(), cut_.end(), id), cut_.end());
+            self = endpoints_.at(id);
+            for (auto& [other, ep] : endpoints_) {
+                if (other != id) {
+                    others.push_back(ep->self());
+                }
+            }
+        }
+        readmit(id);
+        for (const auto& m : others) {
+            self->member_event(m);
+        }
+    }
+
     membership::member_id id_of(const std::string& name) const {
         std::lock_guard lock(mutex_);
         for (const auto& [id, ep] : endpoints_) {
@@ -250,7 +316,9 @@ private:
         std::shared_ptr<pending_result> pr;
         {
             std::lock_guard lock(mutex_);
-            if (to.empty()) {
+            if (to.empty() && is_cut(from.id)) {
+                // Cut off: it sees nobody to send to.
+            } else if (to.empty()) {
                 for (const auto& [id, ep] : endpoints_) {
                     if (id != from.id && !hidden(id)) {
                         targets.push_back(id);
@@ -283,7 +351,7 @@ private:
         {
             std::lock_guard lock(mutex_);
             auto it = endpoints_.find(e.to);
-            if (it != endpoints_.end() && !hidden(e.to)) {
+            if (it != endpoints_.end() && !hidden(e.to) && !is_cut(e.from.id)) {
                 target = it->second;
             }
         }
@@ -320,9 +388,16 @@ private:
         return std::find(hidden_.begin(), hidden_.end(), id) != hidden_.end();
     }
 
+    bool is_cut(const membership::member_id& id) const {
+        return std::find(cut_.begin(), cut_.end(), id) != cut_.end();
+    }
+
     std::vector<membership::member> members_except(const membership::member_id& self) const {
         std::lock_guard lock(mutex_);
         std::vector<membership::member> out;
+        if (is_cut(self)) {
+            return out; // it sees nobody
+        }
         for (const auto& [id, ep] : endpoints_) {
             if (id != self && !hidden(id)) {
                 out.push_back(ep->self());
@@ -334,6 +409,7 @@ private:
     mutable std::mutex mutex_;
     std::map<membership::member_id, endpoint*> endpoints_;
     std::vector<membership::member_id> hidden_;
+    std::vector<membership::member_id> cut_;
     std::deque<envelope> queue_;
 };
 

@@ -84,6 +84,9 @@ private:
     /// and divergence is noticed. Whole copies carry them.
     std::array<std::uint64_t, 4> ancestors_{};
     bool confirmed_ = true; ///< false while this node's last step awaits its acknowledgements
+    /// Requests in flight when a newer copy was installed over this one: their
+    /// changes were computed from the old copy and must not be replicated.
+    std::uint32_t superseded_ = 0;
     std::uint32_t in_use_ = 0;      ///< requests holding it (expiry skips it)
     bool valid_ = true;
     bool max_inactive_dirty_ = false;
