@@ -198,7 +198,7 @@ delta_manager::sent_changes delta_manager::send_changes(const std::shared_ptr<se
     // The order lock spans the version step and the queuing, so messages of
     // one session leave in version order on every member's stream.
     std::lock_guard order(session_access::order(*s));
-    auto out = session_access::take_outgoing(*s, replicates, now(), self_.id, waiter != nullptr);
+    auto out = session_access::take_outgoing(*s, replicates, now(), self_.id);
     if (out.superseded) {
         return {0, out.version, true};
     }
@@ -235,11 +235,6 @@ delta_manager::sent_changes delta_manager::send_changes(const std::shared_ptr<se
 
 void delta_manager::account(end_result& result, const std::shared_ptr<session>& s, std::uint64_t version,
                             engine::send_result merged) {
-    // The step exists on another member too (or there is nobody to give it
-    // to): a copy that wins ties against one nobody took (lineage.hpp).
-    if (merged.destinations == 0 || merged.failures.size() < merged.destinations) {
-        session_access::confirm(*s, version);
-    }
     if (!merged.ok()) {
         counters().replication_failures.fetch_add(1, std::memory_order_relaxed);
         const bool refused = std::any_of(merged.failures.begin(), merged.failures.end(), [](const auto& f) {
@@ -257,6 +252,18 @@ void delta_manager::account(end_result& result, const std::shared_ptr<session>& 
         } else if (config().on_replication_failure == manager_config::on_failure::fail) {
             result.error = "replication failed: " + merged.describe();
         }
+    }
+    if (result.error.empty() && minority_.load(std::memory_order_acquire)) {
+        // Cut off from most of the cluster: the others may be serving this
+        // session now, and will not take this change. Not acknowledged.
+        counters_->minority_refusals.fetch_add(1, std::memory_order_relaxed);
+        result.error = "this node sees fewer than half of the cluster's members: a change made here now could "
+                       "be lost when it rejoins";
+    }
+    if (!result.error.empty()) {
+        // Never acknowledged: this copy must not win over one that may hold
+        // acknowledged changes (lineage.hpp).
+        session_access::disown(*s, version);
     }
     result.send = std::move(merged);
 }
@@ -960,7 +967,8 @@ void delta_manager::on_member(const member& m) {
                 start_reconcile_locked(m, true, wire::get_all_msg::mode::reconcile, a);
             }
         } else if (m.state == membership::member_state::gone || m.state == membership::member_state::left) {
-            departed_[m.id] = steady::now();
+            departed_[m.id] = {steady::now(), m.name, m.state == membership::member_state::gone};
+            update_unverified_locked();
             if (reconciling_.erase(m.id) > 0) {
                 counters_->reconciles_abandoned.fetch_add(1, std::memory_order_relaxed);
                 update_unverified_locked();
@@ -1306,6 +1314,8 @@ void delta_manager::add_stats(nlohmann::json& j) const {
     rc["pauses_detected"] = c.pauses_detected.load();
     rc["unverified_waits"] = c.unverified_waits.load();
     rc["unverified_wait_timeouts"] = c.unverified_wait_timeouts.load();
+    rc["minority_refusals"] = c.minority_refusals.load();
+    rc["minority"] = minority_.load();
     std::lock_guard lock(repl_mutex_);
     r["awaiting"] = awaiting_.size();
     rc["in_progress"] = reconciling_.size();
@@ -1351,6 +1361,7 @@ void delta_manager::add_metrics(std::string& out) const {
     counter("troupe_session_pauses_detected_total", c.pauses_detected.load());
     counter("troupe_session_unverified_waits_total", c.unverified_waits.load());
     counter("troupe_session_unverified_wait_timeouts_total", c.unverified_wait_timeouts.load());
+    counter("troupe_session_minority_refusals_total", c.minority_refusals.load());
 }
 
 } // namespace troupe::managers::detail

@@ -106,6 +106,7 @@ private:
         std::atomic<std::uint64_t> reconciles_started{0}, reconciles_completed{0}, reconciles_abandoned{0};
         std::atomic<std::uint64_t> reconcile_fetches{0}, tombstones_applied{0};
         std::atomic<std::uint64_t> pauses_detected{0}, unverified_waits{0}, unverified_wait_timeouts{0};
+        std::atomic<std::uint64_t> minority_refusals{0};
         std::atomic<std::uint64_t> tombstone_drops{0}, expired_received{0}, id_changes_received{0};
         std::atomic<std::uint64_t> accessed_received{0};
         std::atomic<std::uint64_t> full_requests_sent{0}, full_copies_received{0}, full_missing{0};
@@ -209,6 +210,7 @@ private:
     /// The timer thread did not run for a while: the others may have removed us.
     void note_pause_locked(std::chrono::milliseconds gap, actions& a);
     bool unverified_locked(const std::string& id) const;
+    bool minority_locked() const;
     void update_unverified_locked();
     std::chrono::milliseconds tick_gap() const;
     void note_tick();
@@ -238,7 +240,7 @@ private:
     void superseded(end_result& result, const std::string& id);
     /// Counts and logs a failed replication; sets end_result::error under `fail`,
     /// and always when a replica refused the change as built on a stale copy.
-    /// Confirms the session's copy when at least one member took the change.
+    /// A failed request's step is disowned (it loses to any other copy).
     void account(end_result& result, const std::shared_ptr<session>& s, std::uint64_t version,
                  engine::send_result merged);
     bool older(const membership::member& m) const;
@@ -268,8 +270,17 @@ private:
     std::unordered_map<std::string, awaited> awaiting_;
     std::unordered_map<std::string, tombstone> tombstones_;
     std::map<membership::member_id, reconcile_peer> reconciling_;
-    /// Members seen leave (gone or left), and when: one that comes back is a re-admission.
-    std::map<membership::member_id, std::chrono::steady_clock::time_point> departed_;
+    /// A member seen leave: one that comes back is a re-admission.
+    struct departure {
+        std::chrono::steady_clock::time_point at;
+        std::string name;
+        bool failed = false; ///< removed (gone), not a clean stop (left)
+    };
+    std::map<membership::member_id, departure> departed_;
+    /// This node sees fewer than half of the members it knew a moment ago
+    /// (delta_reconcile.cpp): it may be the cut-off side, so it neither serves
+    /// before the others reappear nor acknowledges a sync write.
+    std::atomic<bool> minority_{false};
     /// After a pause with nobody in view: wait this long for members to show up.
     std::chrono::steady_clock::time_point pause_hold_until_{};
     /// Any blocking reconciliation or pause hold: the request path's fast check.

@@ -23,6 +23,15 @@
 //     the whole session (delta_manager.cpp).
 //  7. A writer that served a stale copy anyway (in flight when it froze):
 //     replicas refuse its delta and send their copy back (refuse_stale_locked).
+//     A request whose copy is replaced by a newer one while it runs fails.
+//  8. The cut-off side of a partition, before the view heals: it sees fewer
+//     than half of the members it knew (by node name, removed in the last
+//     minority_window; clean stops do not count), so it may be the side the
+//     users failed away from. Its requests wait for the others to reappear
+//     (bounded) and its sync writes are not acknowledged. Two-node clusters
+//     have no majority to ask: each side goes on (at half, not below).
+//  9. A member that stops cleanly (left): nothing to reconcile; its sessions
+//     are on every other member already.
 //
 // A digest lists every session's stamp (lineage.hpp) and the tombstones of
 // ids that ended; each side pulls the copies the other holds that win, and
@@ -32,6 +41,8 @@
 
 #include "lineage.hpp"
 #include "log.hpp"
+
+#include <set>
 
 namespace troupe::managers::detail {
 
@@ -52,8 +63,15 @@ constexpr auto unverified_wait = std::chrono::seconds(3);
 constexpr auto digest_timeout = std::chrono::seconds(10);
 /// Departed members are remembered this long (a re-admission comes within seconds).
 constexpr auto departed_ttl = std::chrono::minutes(10);
+/// A member removed this recently still counts towards the cluster's size when
+/// this node asks whether it sees a majority. Past it, a node left alone (its
+/// peers crashed for good) serves again: availability over a partition that
+/// outlasts it.
+constexpr auto minority_window = std::chrono::seconds(60);
 
 std::string describe(const member& m) { return m.name + " (" + m.endpoint() + ")"; }
+
+bool alive(const member& m) { return m.state == membership::member_state::alive; }
 
 std::string_view mode_name(wire::get_all_msg::mode m) {
     switch (m) {
@@ -244,10 +262,34 @@ void delta_manager::note_pause_locked(std::chrono::milliseconds gap, actions& a)
     update_unverified_locked();
 }
 
+bool delta_manager::minority_locked() const {
+    std::set<std::string> seen{self_.name};
+    for (const auto& m : link_->members()) {
+        if (alive(m)) {
+            seen.insert(m.name);
+        }
+    }
+    const auto reachable = seen.size();
+    const auto t = steady::now();
+    for (const auto& [id, d] : departed_) {
+        if (d.failed && t - d.at < minority_window) {
+            seen.insert(d.name); // a restarted member with the same name counts once
+        }
+    }
+    return reachable * 2 < seen.size();
+}
+
 void delta_manager::update_unverified_locked() {
     const bool blocking =
         std::any_of(reconciling_.begin(), reconciling_.end(), [](const auto& r) { return r.second.blocking; });
-    unverified_.store(blocking || steady::now() < pause_hold_until_, std::memory_order_release);
+    const bool minority = minority_locked();
+    if (minority != minority_.exchange(minority, std::memory_order_acq_rel)) {
+        log()->warn("context {}: {}", config().context,
+                    minority ? "this node sees fewer than half of the cluster's members: requests wait for the "
+                               "others and sync changes are refused until they reappear"
+                             : "a majority of the cluster's members is in view again");
+    }
+    unverified_.store(blocking || minority || steady::now() < pause_hold_until_, std::memory_order_release);
 }
 
 bool delta_manager::unverified_locked(const std::string& id) const {
@@ -255,6 +297,9 @@ bool delta_manager::unverified_locked(const std::string& id) const {
         if (r.blocking) {
             return true; // a digest is still coming: any id may be in it
         }
+    }
+    if (minority_.load(std::memory_order_relaxed)) {
+        return true; // the others may be serving it: wait for them to reappear
     }
     if (steady::now() < pause_hold_until_ && link_->members().empty()) {
         return true; // paused and alone: the others may be about to reappear
@@ -300,7 +345,7 @@ void delta_manager::reconcile_housekeeping_locked(steady::time_point t, actions&
         }
     }
     for (auto it = departed_.begin(); it != departed_.end();) {
-        it = t - it->second > departed_ttl ? departed_.erase(it) : std::next(it);
+        it = t - it->second.at > departed_ttl ? departed_.erase(it) : std::next(it);
     }
     update_unverified_locked();
     if (!unverified_.load(std::memory_order_relaxed)) {

@@ -11,15 +11,16 @@
 // one lineage computes the same tag without being told.
 //
 // The winner of two copies is the larger stamp, compared as
-// (version, confirmed, tag):
+// (confirmed, version, tag):
+//  - A confirmed copy beats an unconfirmed one. A copy is unconfirmed when
+//    the request that made its last step failed (a replica refused it as
+//    built on a stale copy, the node was cut off from most of the cluster,
+//    or replication failed under on_replication_failure: fail): that step
+//    was never acknowledged to a client, while any other copy may hold
+//    acknowledged ones.
 //  - More steps wins. Sessions are sticky: while a cluster is split, a user's
 //    requests go to one side, so the copy that moved further is the one the
 //    user last saw, and the other side's copy is an older view of it.
-//  - At one version, a confirmed copy beats an unconfirmed one. A copy is
-//    unconfirmed while its writer's last step has not been acknowledged by
-//    every member it went to (a sync request in flight or failed, for
-//    example on a node that froze mid-request): that step was never
-//    acknowledged to a client, while the confirmed one may have been.
 //  - Otherwise the larger tag: arbitrary but the same on every node, with no
 //    clock involved.
 // Two copies with different tags at different versions may also have diverged

@@ -157,7 +157,7 @@ void session_access::commit_local(session& s) {
 }
 
 outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_clock::time_point now,
-                                       const membership::member_id& self, bool awaits_ack) {
+                                       const membership::member_id& self) {
     outgoing o;
     std::lock_guard lock(s.mutex_);
     if (!s.valid_) {
@@ -181,7 +181,7 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
     auto step = [&] {
         const auto next = s.version_ + 1;
         step_locked(s, next, next_tag(s.tag_, self, next));
-        s.confirmed_ = !awaits_ack;
+        s.confirmed_ = true;
     };
     const bool rename = s.announced_ && !s.replicated_id_.empty();
     if (!s.announced_) {
@@ -242,10 +242,10 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
     return o;
 }
 
-void session_access::confirm(session& s, std::uint64_t version) {
+void session_access::disown(session& s, std::uint64_t version) {
     std::lock_guard lock(s.mutex_);
     if (s.version_ == version) {
-        s.confirmed_ = true;
+        s.confirmed_ = false;
     }
 }
 

@@ -31,7 +31,7 @@ enum class apply_result {
 /// When a whole copy replaces the one held.
 enum class install_mode {
     if_wins, ///< only when it wins by (version, confirmed, tag) and is another copy
-    adopt,   ///< also when ours is unconfirmed: a replica refused our last step
+    adopt,   ///< also when ours is unconfirmed: our last step failed
 };
 
 /// What a request's end sends: built under the session's lock, sent in order.
@@ -83,14 +83,13 @@ struct session_access {
     /// time: CREATED (whole) the first time, else ID_CHANGED and/or one DELTA
     /// carrying the current state of every changed name; EXPIRED once for an
     /// invalidated session. Each message advances the version by one, and the
-    /// tag by `self` (lineage.hpp). With `awaits_ack` the copy stays
-    /// unconfirmed until confirm(). Caller holds order(s), so that messages
+    /// tag by `self` (lineage.hpp). Caller holds order(s), so that messages
     /// leave in version order.
     static outgoing take_outgoing(session& s, bool replicate_changes, wall_clock::time_point now,
-                                  const membership::member_id& self, bool awaits_ack);
-    /// Every member acknowledged the steps up to `version`: the copy is
-    /// confirmed unless a later step is still out.
-    static void confirm(session& s, std::uint64_t version);
+                                  const membership::member_id& self);
+    /// The request that made `version` failed (its client was not told it
+    /// stands): while no later step was made, this copy loses to any other.
+    static void disown(session& s, std::uint64_t version);
     /// The EXPIRED message for a session this node expired, once.
     static std::optional<wire::buffer> take_expired(session& s);
 

@@ -56,11 +56,11 @@ std::string_view to_string(msg_type t) noexcept;
 using buffer = std::vector<std::uint8_t>;
 
 /// Where one copy of a session stands. Copies of one session are ordered by
-/// (version, confirmed, tag): see lineage.hpp for why and how the tag is made.
+/// (confirmed, version, tag): see lineage.hpp for why and how the tag is made.
 struct stamp {
     std::uint64_t version = 0;
     std::uint64_t tag = 0;  ///< identifies the lineage of writes that led to `version`
-    bool confirmed = true;  ///< false while the writer's last step is not known to have reached every member
+    bool confirmed = true;  ///< false when the request that made the last step failed (never acknowledged)
 
     friend bool operator==(const stamp&, const stamp&) = default;
 };

@@ -367,3 +367,34 @@ TEST_CASE("digests stay within the chunk bound and cost little when nothing chan
     CHECK(digest_bytes < 2 * 400 * 80);
     require_same(a, b);
 }
+
+TEST_CASE("the cut-off minority neither serves at once nor acknowledges a sync write; the majority goes on",
+          "[managers][reconcile]") {
+    delta_cluster c([](manager_config& cfg) { cfg.send_options = engine::send_options::sync; });
+    auto& a = c.add("a");
+    auto& b = c.add("b");
+    auto& cc = c.add("c");
+    pumper p(c.bus);
+    const auto id = create(a, "k", "0");
+    const auto c_id = c.bus.id_of("c");
+    c.bus.cut(c_id);
+    CHECK(stats(cc)["reconciliation"]["minority"] == true);
+    CHECK(stats(a)["reconciliation"]["minority"] == false);
+    CHECK(logged("sees fewer than half of the cluster's members"));
+    set(a, id, "k", "1"); // two of three: acknowledged
+    {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = cc.begin_request(id, "/"); // waits for the others, then serves what it has
+        CHECK(std::chrono::steady_clock::now() - t0 >= 2s);
+        r.session()->set("k", "on the cut-off side");
+        CHECK_THAT(r.end().error, Catch::Contains("fewer than half"));
+    }
+    CHECK(reconciliation(cc, "minority_refusals") == 1);
+    CHECK(reconciliation(cc, "unverified_wait_timeouts") == 1);
+    c.bus.heal(c_id);
+    REQUIRE(c.pump());
+    CHECK(stats(cc)["reconciliation"]["minority"] == false);
+    CHECK(get(cc, id, "k") == "1");
+    require_same(a, cc);
+    require_same(a, b);
+}
