@@ -46,6 +46,18 @@ void send_garbage(std::uint16_t port, const std::vector<std::uint8_t>& bytes) {
     CHECK(ec);
 }
 
+/// Whether one sync send from `from` to `to` succeeds within 50 tries 100 ms apart
+/// (a reconnect after a freeze takes a moment).
+bool sync_resumes(peer& from, const std::string& to) {
+    for (int i = 0; i < 50; ++i) {
+        if (from.cmd("send 1 64 sync " + to)["ok"] == 1) {
+            return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+}
+
 } // namespace
 
 TEST_CASE("10,000 async messages from each of three nodes arrive exactly once and in order",
@@ -107,14 +119,7 @@ TEST_CASE("a frozen receiver makes ack and sync sends fail naming it and traffic
     const auto back = t.a->cmd("wait-members 2 15000")["members"];
     INFO("a's membership: " << t.a->cmd("stats")["membership"].dump());
     REQUIRE(back == 2);
-    bool resumed = false;
-    for (int i = 0; i < 50 && !resumed; ++i) {
-        resumed = t.a->cmd("send 1 64 sync b")["ok"] == 1;
-        if (!resumed) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-    }
-    CHECK(resumed);
+    CHECK(sync_resumes(*t.a, "b"));
     CHECK(t.a->cmd("send 50 64 sync b")["ok"] == 50);
 }
 
@@ -139,14 +144,7 @@ TEST_CASE("a frozen sender's connection is closed after receiver.idle_timeout an
         std::chrono::seconds(15)));
     a.process().signal(SIGCONT);
     REQUIRE(a.cmd("wait-members 1 15000")["members"] == 1);
-    bool resumed = false;
-    for (int i = 0; i < 50 && !resumed; ++i) {
-        resumed = a.cmd("send 1 64 sync b")["ok"] == 1;
-        if (!resumed) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-    }
-    CHECK(resumed);
+    CHECK(sync_resumes(a, "b"));
     CHECK(a.cmd("send 50 64 sync b")["ok"] == 50);
 }
 
