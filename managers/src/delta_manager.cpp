@@ -594,8 +594,18 @@ void delta_manager::run(actions& a) {
         bulk_.post([this, from = from, g = g] { answer_get_all(from, g); });
     }
     for (const auto& [to, request, mode] : a.reconcile) {
-        link_->send({to}, wire::encode(wire::get_all_msg{request, mode}), engine::send_options::async,
-                    count_failures());
+        // ack: a member that is not in our view yet (its rejoin came in
+        // before our side re-admitted it) fails the send; we ask again.
+        link_->send({to}, wire::encode(wire::get_all_msg{request, mode}), engine::send_options::ack,
+                    [this, life = lifetime_, to = to, request = request](engine::send_result r) {
+                        if (r.ok() && r.destinations > 0) {
+                            return;
+                        }
+                        std::shared_lock lock(life->mutex);
+                        if (life->open) {
+                            reconcile_send_failed(to, request);
+                        }
+                    });
     }
     for (const auto& e : a.events) {
         if (e.what == session_event::kind::destroyed || fire_on_replication()) {
@@ -675,10 +685,6 @@ void delta_manager::refuse_stale_locked(const member& from, const wire::delta_ms
     // the stale one (newer_copy is installed over an unconfirmed copy).
     counters_->stale_bases_refused.fetch_add(1, std::memory_order_relaxed);
     const auto mine = session_access::valid_stamp(*s);
-    if (mine && mine->version == d.after) {
-        // Two members made the same version: the copies diverged.
-        counters_->conflicts.fetch_add(1, std::memory_order_relaxed);
-    }
     auto w = wire::counted_writer::newer_copy();
     if (session_access::add_to(*s, w, now())) {
         counters_->newer_copies_sent.fetch_add(1, std::memory_order_relaxed);
@@ -724,7 +730,16 @@ bool delta_manager::install_locked(const wire::full_session& f, install_mode mod
             a.events.push_back({session_event::kind::created, f.id, {}, true, false});
         }
     } else {
-        installed = session_access::install(*s, f, now(), mode);
+        bool diverged = false;
+        installed = session_access::install(*s, f, now(), mode, &diverged);
+        if (installed && diverged) {
+            // Both copies changed while apart (or two members wrote at once):
+            // counted where the losing copy is replaced, once per member.
+            counters_->conflicts.fetch_add(1, std::memory_order_relaxed);
+            log()->warn("context {}: session {} diverged: this member's copy was replaced by the winning copy at "
+                        "version {}",
+                        config().context, f.id, f.version);
+        }
     }
     drain_locked(f.id, a);
     return installed;
@@ -959,6 +974,11 @@ void delta_manager::on_member(const member& m) {
         if (m.state == membership::member_state::alive) {
             if (!transfer_done_ && !transferring_ && older(m)) {
                 start_transfer_locked(a);
+            }
+            if (auto r = reconciling_.find(m.id); r != reconciling_.end() && r->second.retry_at) {
+                // Asking failed while it was not in our view: ask now.
+                r->second.retry_at.reset();
+                a.reconcile.emplace_back(m.id, r->second.request, r->second.mode);
             }
             if (departed_.erase(m.id) > 0) {
                 // Re-admitted (delta_reconcile.cpp, cases 3 and 4).

@@ -146,6 +146,9 @@ private:
         std::uint64_t request = 0; ///< of our GET_ALL(digest) to it
         std::chrono::steady_clock::time_point started;
         bool blocking = false;     ///< requests wait for it (a rejoin, a pause, a healed partition)
+        wire::get_all_msg::mode mode = wire::get_all_msg::mode::digest;
+        /// Asking failed (the member is not in our view yet): ask again then.
+        std::optional<std::chrono::steady_clock::time_point> retry_at;
         std::uint64_t entries = 0;
         std::uint64_t fetches = 0;
     };
@@ -205,6 +208,7 @@ private:
     void start_reconcile_locked(const membership::member& m, bool blocking, wire::get_all_msg::mode mode,
                                 actions& a);
     void on_get_all_reconcile(const membership::member& from, const wire::get_all_msg& g);
+    void reconcile_send_failed(const membership::member_id& to, std::uint64_t request);
     bool digest_complete_locked(const membership::member& from, std::uint64_t request);
     void reconcile_housekeeping_locked(std::chrono::steady_clock::time_point t, actions& a);
     /// The timer thread did not run for a while: the others may have removed us.

@@ -35,8 +35,8 @@
 //
 // A digest lists every session's stamp (lineage.hpp) and the tombstones of
 // ids that ended; each side pulls the copies the other holds that win, and
-// drops what the other saw end. Each side counts a conflict for a session
-// whose winning copy it holds when the losing copy is not an ancestor of it.
+// drops what the other saw end. A member that replaces its copy by one that
+// does not descend from it counts a conflict and logs the session id.
 #include "delta_manager.hpp"
 
 #include "lineage.hpp"
@@ -120,6 +120,7 @@ void delta_manager::start_reconcile_locked(const member& m, bool blocking, wire:
     r.request = random_request();
     r.started = steady::now();
     r.blocking = blocking;
+    r.mode = mode;
     counters_->reconciles_started.fetch_add(1, std::memory_order_relaxed);
     a.reconcile.emplace_back(m.id, r.request, mode);
     update_unverified_locked();
@@ -142,6 +143,14 @@ void delta_manager::on_get_all_reconcile(const member& from, const wire::get_all
         }
     }
     run(a);
+}
+
+void delta_manager::reconcile_send_failed(const member_id& to, std::uint64_t request) {
+    std::lock_guard lock(repl_mutex_);
+    auto it = reconciling_.find(to);
+    if (it != reconciling_.end() && it->second.request == request) {
+        it->second.retry_at = steady::now() + std::chrono::milliseconds(200);
+    }
 }
 
 bool delta_manager::digest_complete_locked(const member& from, std::uint64_t request) {
@@ -214,13 +223,8 @@ void delta_manager::on_digest_entry_locked(const member& from, const wire::diges
         await_locked(e.id, from.id, a, nullptr);
         return;
     }
-    // Ours wins; they fetch it from us. If theirs is not simply behind ours,
-    // both sides changed it while apart: a conflict, counted by the winner's holders.
-    if (!(mine->version > e.where.version && session_access::lineage_has(*s, e.where.version, e.where.tag))) {
-        counters_->conflicts.fetch_add(1, std::memory_order_relaxed);
-        log()->warn("context {}: session {} diverged: version {} here, {} on {}; this copy wins", config().context,
-                    e.id, mine->version, e.where.version, describe(from));
-    }
+    // Ours wins: they fetch it from us (and count the conflict if theirs
+    // diverged, when they replace it).
 }
 
 void delta_manager::on_newer_copy_locked(const member& from, const wire::newer_copy_msg& m, actions& a) {
@@ -333,6 +337,10 @@ void delta_manager::reconcile_housekeeping_locked(steady::time_point t, actions&
     }
     note_tick();
     for (auto it = reconciling_.begin(); it != reconciling_.end();) {
+        if (it->second.retry_at && t >= *it->second.retry_at && t - it->second.started <= digest_timeout) {
+            it->second.retry_at.reset();
+            a.reconcile.emplace_back(it->first, it->second.request, it->second.mode);
+        }
         if (t - it->second.started > digest_timeout) {
             counters_->reconciles_abandoned.fetch_add(1, std::memory_order_relaxed);
             log()->warn("context {}: no whole digest from member {} after {} s; reconciling with it is given up",

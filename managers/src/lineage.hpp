@@ -23,9 +23,9 @@
 //    user last saw, and the other side's copy is an older view of it.
 //  - Otherwise the larger tag: arbitrary but the same on every node, with no
 //    clock involved.
-// Two copies with different tags at different versions may also have diverged
-// (both changed while apart); the side that holds the newer copy notices it
-// from its recent tags (session_access::lineage_has) and counts a conflict.
+// A member that replaces its copy by one whose recent ancestors (carried in
+// whole copies) do not include it knows the two diverged: it counts a
+// conflict and logs the session id.
 
 #include "wire.hpp"
 

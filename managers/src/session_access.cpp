@@ -345,7 +345,7 @@ apply_result session_access::apply_delta(session& s, const wire::delta_msg& d, w
 }
 
 bool session_access::install(session& s, const wire::full_session& f, wall_clock::time_point now,
-                             install_mode mode) {
+                             install_mode mode, bool* diverged) {
     std::lock_guard lock(s.mutex_);
     if (!s.valid_) {
         return false;
@@ -362,6 +362,12 @@ bool session_access::install(session& s, const wire::full_session& f, wall_clock
     s.attributes_.clear();
     for (const auto& [name, a] : f.attributes) {
         s.attributes_.insert_or_assign(name, a);
+    }
+    if (diverged != nullptr) {
+        // Simply behind: our copy is one of the new copy's recent ancestors.
+        const bool behind = s.version_ < f.version && f.version - s.version_ <= f.ancestors.size() &&
+                            f.ancestors[f.version - s.version_ - 1] == s.tag_;
+        *diverged = !behind && (s.version_ >= f.version || f.version - s.version_ <= f.ancestors.size());
     }
     s.version_ = f.version;
     s.tag_ = f.tag;

@@ -109,9 +109,10 @@ struct session_access {
     static apply_result apply_delta(session& s, const wire::delta_msg& d, wall_clock::time_point now,
                                     bool events, std::vector<session_event>& out);
     /// Replaces the session's state by a whole copy as `mode` says.
-    /// @return true if installed.
+    /// @return true if installed; `diverged` (if given) tells whether the
+    /// replaced copy was not an ancestor of the new one (a conflict).
     static bool install(session& s, const wire::full_session& f, wall_clock::time_point now,
-                        install_mode mode);
+                        install_mode mode, bool* diverged = nullptr);
     static std::shared_ptr<session> from_full(const wire::full_session& f, wall_clock::time_point now);
     /// Another member served it `idle` ago.
     static void touch_remote(session& s, std::chrono::milliseconds idle, wall_clock::time_point now);

@@ -410,7 +410,8 @@ TEST_CASE("two members writing one session at once converge on one copy", "[mana
     REQUIRE(c.pump());
     require_same(a, b);
     require_same(a, cc);
-    CHECK(repl(a, "conflicts") + repl(b, "conflicts") + repl(cc, "conflicts") >= 2);
+    // Counted where a losing copy was replaced.
+    CHECK(repl(a, "conflicts") + repl(b, "conflicts") + repl(cc, "conflicts") >= 1);
     // And they go on from there.
     set(b, id, "z", "1");
     REQUIRE(c.pump());

@@ -247,6 +247,13 @@ public:
 
     /// Heals a cut: both sides see each other alive again.
     void heal(const membership::member_id& id) {
+        heal_from(id);
+        readmit(id);
+    }
+
+    /// The first half of a heal: `id` sees the others alive again and reaches
+    /// them, while they still count it gone (their readmit() comes later).
+    void heal_from(const membership::member_id& id) {
         std::vector<membership::member> others;
         endpoint* self = nullptr;
         {
@@ -259,7 +266,6 @@ public:
                 }
             }
         }
-        readmit(id);
         for (const auto& m : others) {
             self->member_event(m);
         }

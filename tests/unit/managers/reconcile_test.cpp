@@ -398,3 +398,31 @@ TEST_CASE("the cut-off minority neither serves at once nor acknowledges a sync w
     require_same(a, cc);
     require_same(a, b);
 }
+
+TEST_CASE("a digest asked for before the other side re-admitted us is asked for again", "[managers][reconcile]") {
+    delta_cluster c;
+    auto& a = c.add("a");
+    auto& b = c.add("b");
+    auto& cc = c.add("c");
+    const auto id = create(a, "k", "0");
+    REQUIRE(c.pump());
+    const auto c_id = c.bus.id_of("c");
+    c.bus.cut(c_id);
+    set(a, id, "k", "1");
+    REQUIRE(c.pump());
+    // c's view heals first: its rejoin reaches a and b, whose answers (GET_ALL
+    // back to c) fail, since c is not back in their view yet.
+    c.bus.heal_from(c_id);
+    for (int i = 0; i < 3; ++i) {
+        c.bus.deliver_queued(); // the rejoin to a and b, then their failed GET_ALLs
+    }
+    CHECK(a.reconciling_blocking() == 1);
+    c.bus.readmit(c_id);
+    REQUIRE(c.pump());
+    CHECK(a.reconciling_blocking() == 0);
+    CHECK(cc.reconciling_blocking() == 0);
+    CHECK(reconciliation(a, "abandoned") == 0);
+    CHECK(get(cc, id, "k") == "1");
+    require_same(a, cc);
+    require_same(b, cc);
+}
