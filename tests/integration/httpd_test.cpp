@@ -439,3 +439,27 @@ TEST_CASE("with sync and on_replication_failure fail, a frozen member turns /cou
     }
     CHECK(ok);
 }
+
+TEST_CASE("troupe-httpd refuses channel.send_options and points to manager.send_options", "[integration][httpd]") {
+    // It used to be accepted and ignored: the managers replicated asynchronously
+    // while the file said sync.
+    scratch s;
+    const auto moved = s.write_config("moved", "channel:\n  send_options: sync\n");
+    auto p = child_process::spawn(
+        {"/bin/sh", "-c", std::string(TROUPE_HTTPD) + " --check-config " + moved + " 2>&1"});
+    std::string out;
+    while (auto line = p.read_line(std::chrono::seconds(20))) {
+        out += *line + "\n";
+    }
+    CHECK(p.wait(std::chrono::seconds(10)) == 2);
+    CHECK_THAT(out, Catch::Contains(moved + ":12:3: error: channel.send_options: unknown key 'send_options' "
+                                            "(moved to manager.send_options)"));
+    const auto fixed = s.write_config("fixed", "manager:\n  send_options: sync\n");
+    auto q = child_process::spawn({TROUPE_HTTPD, "--check-config", fixed});
+    std::string yaml;
+    while (auto line = q.read_line(std::chrono::seconds(20))) {
+        yaml += *line + "\n";
+    }
+    CHECK(q.wait(std::chrono::seconds(10)) == 0);
+    CHECK_THAT(yaml, Catch::Contains("send_options: sync"));
+}
