@@ -50,47 +50,6 @@ struct send_window {
 
 } // namespace
 
-/// Waits for the results of several sends and merges them.
-struct send_waiter {
-    std::mutex mutex;
-    std::condition_variable cv;
-    std::size_t remaining = 0;
-    std::uint64_t version = 0; ///< the session's version after the sends waited for
-    engine::send_result merged;
-
-    /// The asynchronous form's completion: runs once, after the last done().
-    std::function<void(engine::send_result)> on_done;
-
-    void done(engine::send_result r) {
-        std::function<void(engine::send_result)> finished;
-        engine::send_result all;
-        {
-            std::lock_guard lock(mutex);
-            merged.destinations = std::max(merged.destinations, r.destinations);
-            for (auto& f : r.failures) {
-                merged.failures.push_back(std::move(f));
-            }
-            if (remaining > 0) {
-                --remaining;
-            }
-            cv.notify_all();
-            if (remaining == 0 && on_done) {
-                finished = std::move(on_done);
-                on_done = nullptr;
-                all = merged;
-            }
-        }
-        if (finished) {
-            finished(std::move(all));
-        }
-    }
-
-    bool wait(std::chrono::milliseconds limit) {
-        std::unique_lock lock(mutex);
-        return cv.wait_for(lock, limit, [&] { return remaining == 0; });
-    }
-};
-
 delta_manager::delta_manager(std::unique_ptr<link> l, manager_config config)
     : manager_base(l->self().name, std::move(config))
     , link_(std::move(l))
@@ -119,6 +78,9 @@ void delta_manager::start() {
                    [this](const member& m) { on_member(m); }});
     timers().every(config().access_batch_interval, [this] { send_access_batch(); });
     timers().every(std::chrono::milliseconds(200), [this] { housekeeping(); });
+    if (engine::send_options::wants_ack(config().send_options)) {
+        timers().every(std::chrono::milliseconds(50), [this] { settle_lingering(); });
+    }
     start_timers();
     bulk_.start();
     actions a;
@@ -206,11 +168,19 @@ delta_manager::sent_changes delta_manager::send_changes(const std::shared_ptr<se
         note_access(s);
         return {0, out.version, false};
     }
+    std::vector<member_id> to;
     if (waiter) {
-        // Before the first send: a completion may run on an I/O thread at once.
-        std::lock_guard lock(waiter->mutex);
-        waiter->remaining = out.messages.size();
+        // One send per member, so that the waiter tells their answers apart;
+        // all expected before the first send (an answer may come at once).
+        for (const auto& m : link_->members()) {
+            to.push_back(m.id);
+        }
         waiter->version = out.version;
+        for (std::size_t i = 0; i < out.messages.size(); ++i) {
+            for (const auto& m : to) {
+                waiter->expect(m);
+            }
+        }
     }
     for (std::size_t i = 0; i < out.messages.size(); ++i) {
         switch (out.types[i]) {
@@ -222,19 +192,24 @@ delta_manager::sent_changes delta_manager::send_changes(const std::shared_ptr<se
             break;
         default: break;
         }
-        link::done_handler done;
-        if (waiter) {
-            done = [waiter](engine::send_result r) { waiter->done(std::move(r)); };
-        } else {
-            done = count_failures();
+        if (!waiter) {
+            link_->send({}, std::move(out.messages[i]), options, count_failures());
+            continue;
         }
-        link_->send({}, std::move(out.messages[i]), options, std::move(done));
+        for (std::size_t k = 0; k < to.size(); ++k) {
+            auto payload = k + 1 == to.size() ? std::move(out.messages[i]) : out.messages[i];
+            link_->send({to[k]}, std::move(payload), options,
+                        [waiter, m = to[k]](engine::send_result r) { waiter->done(m, std::move(r)); });
+        }
     }
     return {out.messages.size(), out.version, false};
 }
 
 void delta_manager::account(end_result& result, const std::shared_ptr<session>& s, std::uint64_t version,
-                            engine::send_result merged) {
+                            engine::send_result merged, bool skipped) {
+    if (skipped) {
+        counters_->laggards_skipped.fetch_add(1, std::memory_order_relaxed);
+    }
     if (!merged.ok()) {
         counters().replication_failures.fetch_add(1, std::memory_order_relaxed);
         const bool refused = std::any_of(merged.failures.begin(), merged.failures.end(), [](const auto& f) {
@@ -274,7 +249,7 @@ end_result delta_manager::replicate(const std::shared_ptr<session>& s, bool repl
         return {};
     }
     const bool wait = engine::send_options::wants_ack(config().send_options);
-    auto waiter = wait ? std::make_shared<send_waiter>() : nullptr;
+    auto waiter = wait ? make_waiter(s) : nullptr;
     const auto sent = send_changes(s, replicates, waiter);
     end_result result;
     if (sent.superseded) {
@@ -289,17 +264,12 @@ end_result delta_manager::replicate(const std::shared_ptr<session>& s, bool repl
         result.error = "end() with ack/sync send options on a troupe I/O thread: not waited for";
         return result;
     }
-    if (!waiter->wait(link_->wait_limit())) {
-        std::lock_guard lock(waiter->mutex);
-        waiter->merged.failures.push_back(
-            {self_, transport::error::ack_timeout, "no completion from the channel"});
+    const bool settled = waiter->wait(link_->wait_limit());
+    auto merged = waiter->result();
+    if (!settled) {
+        merged.failures.push_back({self_, transport::error::ack_timeout, "no completion from the channel"});
     }
-    engine::send_result merged;
-    {
-        std::lock_guard lock(waiter->mutex);
-        merged = waiter->merged;
-    }
-    account(result, s, sent.version, std::move(merged));
+    account(result, s, sent.version, std::move(merged), waiter->skipped_any());
     return result;
 }
 
@@ -308,18 +278,18 @@ void delta_manager::replicate_async(const std::shared_ptr<session>& s, bool repl
         done(replicate(s, replicates));
         return;
     }
-    auto waiter = std::make_shared<send_waiter>();
-    // Runs once, when the last send completes: on an I/O thread, maybe after
-    // this manager stopped (then only the caller hears of a failure). It runs
-    // inside waiter->done(), so the waiter is there; it set the version
-    // before the first send.
+    auto waiter = make_waiter(s);
+    // Runs once, when it settles: on an I/O thread or the timer thread, maybe
+    // after this manager stopped (then only the caller hears of a failure).
+    // It runs inside a call on the waiter, so the waiter is there; the
+    // version was set before the first send.
     waiter->on_done = [this, life = lifetime_, s, w = waiter.get(), done](engine::send_result merged) {
         end_result result;
         result.replicated = true;
         {
             std::shared_lock lock(life->mutex);
             if (life->open) {
-                account(result, s, w->version, merged);
+                account(result, s, w->version, merged, w->skipped_any());
             }
         }
         if (!result.send) {
@@ -335,7 +305,52 @@ void delta_manager::replicate_async(const std::shared_ptr<session>& s, bool repl
             superseded(result, s->id());
         }
         done(std::move(result));
+        return;
     }
+    if (!waiter->poll()) {
+        // Not all answered yet: the timer thread applies the early rule.
+        std::lock_guard lock(lingering_mutex_);
+        lingering_.push_back(waiter);
+    }
+}
+
+std::shared_ptr<send_waiter> delta_manager::make_waiter(const std::shared_ptr<session>& s) {
+    auto waiter = std::make_shared<send_waiter>(steady::now() + laggard_wait);
+    // A member skipped by the early rule whose send then failed missed this
+    // step without (yet) being removed: it gets the whole session.
+    waiter->on_late = [this, life = lifetime_, weak = std::weak_ptr<session>(s)](const member_id& m,
+                                                                                 const engine::send_result& r) {
+        const bool refused = std::any_of(r.failures.begin(), r.failures.end(), [](const auto& f) {
+            return f.ec == transport::error::member_gone || f.ec == transport::error::not_a_member;
+        });
+        auto s = weak.lock();
+        std::shared_lock lock(life->mutex);
+        if (!life->open || !s || refused) {
+            return; // gone from the view: it reconciles when it comes back
+        }
+        auto w = wire::counted_writer::newer_copy();
+        if (session_access::add_to(*s, w, now())) {
+            counters_->laggard_resyncs.fetch_add(1, std::memory_order_relaxed);
+            link_->send({m}, w.finish(), engine::send_options::async, count_failures());
+        }
+    };
+    return waiter;
+}
+
+void delta_manager::settle_lingering() {
+    std::vector<std::shared_ptr<send_waiter>> due;
+    {
+        std::lock_guard lock(lingering_mutex_);
+        due.swap(lingering_);
+    }
+    std::vector<std::shared_ptr<send_waiter>> left;
+    for (auto& w : due) {
+        if (!w->poll()) {
+            left.push_back(std::move(w));
+        }
+    }
+    std::lock_guard lock(lingering_mutex_);
+    lingering_.insert(lingering_.end(), std::make_move_iterator(left.begin()), std::make_move_iterator(left.end()));
 }
 
 void delta_manager::superseded(end_result& result, const std::string& id) {
@@ -1128,17 +1143,13 @@ void delta_manager::answer_get_all(const member& from, const wire::get_all_msg& 
         auto opening = full ? wire::encode(wire::all_data_msg{g.request, 0, {}})
                             : wire::encode(wire::digest_msg{g.request, 0, {}});
         auto waiter = std::make_shared<send_waiter>();
-        waiter->remaining = 1;
+        waiter->expect(from.id);
         link_->send({from.id}, std::move(opening), engine::send_options::sync,
-                    [waiter](engine::send_result r) { waiter->done(std::move(r)); });
-        waiter->wait(link_->wait_limit());
-        bool ok = false;
-        std::string why;
-        {
-            std::lock_guard lock(waiter->mutex);
-            ok = waiter->remaining == 0 && waiter->merged.ok() && waiter->merged.destinations > 0;
-            why = waiter->merged.ok() ? "not a destination yet" : waiter->merged.describe();
-        }
+                    [waiter, m = from.id](engine::send_result r) { waiter->done(m, std::move(r)); });
+        const bool answered = waiter->wait(link_->wait_limit());
+        const auto r = waiter->result();
+        const bool ok = answered && r.ok() && r.destinations > 0;
+        const std::string why = r.ok() ? "not a destination yet" : r.describe();
         if (ok) {
             break;
         }
@@ -1324,6 +1335,8 @@ void delta_manager::add_stats(nlohmann::json& j) const {
     r["newer_copies_sent"] = c.newer_copies_sent.load();
     r["newer_copies_received"] = c.newer_copies_received.load();
     r["newer_copies_installed"] = c.newer_copies_installed.load();
+    r["laggards_skipped"] = c.laggards_skipped.load();
+    r["laggard_resyncs"] = c.laggard_resyncs.load();
     auto& rc = j["reconciliation"];
     rc["started"] = c.reconciles_started.load();
     rc["completed"] = c.reconciles_completed.load();
@@ -1375,6 +1388,8 @@ void delta_manager::add_metrics(std::string& out) const {
     counter("troupe_session_stale_bases_refused_total", c.stale_bases_refused.load());
     counter("troupe_session_requests_refused_total", c.requests_refused.load());
     counter("troupe_session_newer_copies_installed_total", c.newer_copies_installed.load());
+    counter("troupe_session_laggards_skipped_total", c.laggards_skipped.load());
+    counter("troupe_session_laggard_resyncs_total", c.laggard_resyncs.load());
     counter("troupe_session_reconciles_total", c.reconciles_completed.load());
     counter("troupe_session_reconciles_abandoned_total", c.reconciles_abandoned.load());
     counter("troupe_session_reconcile_fetches_total", c.reconcile_fetches.load());

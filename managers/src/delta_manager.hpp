@@ -3,6 +3,7 @@
 
 #include "link.hpp"
 #include "manager_base.hpp"
+#include "send_waiter.hpp"
 #include "session_access.hpp"
 #include "wire.hpp"
 
@@ -22,8 +23,6 @@
 #include <vector>
 
 namespace troupe::managers::detail {
-
-struct send_waiter;
 
 /// `manager.type: delta`: every member holds every session of the context.
 ///
@@ -95,6 +94,10 @@ protected:
 private:
     /// How long a replica waits for a whole session it asked for before asking again.
     static constexpr std::chrono::seconds request_retry_after{2};
+    /// How long an ack/sync request waits for every member before half of
+    /// the group suffices (send_waiter): a frozen member does not hold it for
+    /// the ack timeout plus verification (about 4 s with the defaults).
+    static constexpr std::chrono::milliseconds laggard_wait{500};
 
     struct replication_counters {
         std::atomic<std::uint64_t> created_sent{0}, deltas_sent{0}, expired_sent{0}, id_changes_sent{0};
@@ -106,7 +109,7 @@ private:
         std::atomic<std::uint64_t> reconciles_started{0}, reconciles_completed{0}, reconciles_abandoned{0};
         std::atomic<std::uint64_t> reconcile_fetches{0}, tombstones_applied{0};
         std::atomic<std::uint64_t> pauses_detected{0}, unverified_waits{0}, unverified_wait_timeouts{0};
-        std::atomic<std::uint64_t> minority_refusals{0};
+        std::atomic<std::uint64_t> minority_refusals{0}, laggards_skipped{0}, laggard_resyncs{0};
         std::atomic<std::uint64_t> tombstone_drops{0}, expired_received{0}, id_changes_received{0};
         std::atomic<std::uint64_t> accessed_received{0};
         std::atomic<std::uint64_t> full_requests_sent{0}, full_copies_received{0}, full_missing{0};
@@ -246,7 +249,11 @@ private:
     /// and always when a replica refused the change as built on a stale copy.
     /// A failed request's step is disowned (it loses to any other copy).
     void account(end_result& result, const std::shared_ptr<session>& s, std::uint64_t version,
-                 engine::send_result merged);
+                 engine::send_result merged, bool skipped);
+    /// A waiter for one request's ack/sync replication (send_waiter.hpp).
+    std::shared_ptr<send_waiter> make_waiter(const std::shared_ptr<session>& s);
+    /// The timer's check of the asynchronous waiters that have not settled.
+    void settle_lingering();
     bool older(const membership::member& m) const;
     std::uint64_t random_request() const;
 
@@ -291,6 +298,9 @@ private:
     std::atomic<bool> unverified_{false};
     std::atomic<std::int64_t> last_tick_{0}; ///< steady_clock ticks of the last housekeeping run
     std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> tombstone_order_;
+
+    std::mutex lingering_mutex_;
+    std::vector<std::shared_ptr<send_waiter>> lingering_;
 
     std::mutex access_mutex_;
     std::unordered_set<std::string> accessed_;

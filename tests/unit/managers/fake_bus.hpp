@@ -35,7 +35,8 @@ public:
         std::function<void(engine::send_result)> done;
     };
 
-    enum class verdict { deliver, drop, fail };
+    /// hold: kept unanswered (a frozen member) until release_held().
+    enum class verdict { deliver, drop, fail, hold };
 
     /// Decides each message's fate as it is pumped (default: deliver).
     std::function<verdict(const envelope&)> filter;
@@ -281,6 +282,36 @@ public:
         return {};
     }
 
+    /// Answers the held messages: delivered, or failed (`fail`) as a member
+    /// that never woke up. @return how many.
+    std::size_t release_held(bool fail) {
+        std::deque<envelope> held;
+        {
+            std::lock_guard lock(mutex_);
+            held.swap(held_);
+        }
+        for (auto& e : held) {
+            if (fail) {
+                engine::send_result r;
+                r.destinations = 1;
+                membership::member to;
+                to.id = e.to;
+                r.failures.push_back({to, transport::error::ack_timeout, "fake bus: held, then failed"});
+                if (e.done) {
+                    e.done(std::move(r));
+                }
+            } else {
+                deliver(e, verdict::deliver);
+            }
+        }
+        return held.size();
+    }
+
+    std::size_t held() const {
+        std::lock_guard lock(mutex_);
+        return held_.size();
+    }
+
     static bool in_delivery() { return delivering_flag(); }
 
 private:
@@ -351,8 +382,14 @@ private:
         }
     }
 
-    void deliver(envelope& e) {
-        const auto v = filter ? filter(e) : verdict::deliver;
+    void deliver(envelope& e) { deliver(e, filter ? filter(e) : verdict::deliver); }
+
+    void deliver(envelope& e, verdict v) {
+        if (v == verdict::hold) {
+            std::lock_guard lock(mutex_);
+            held_.push_back(std::move(e));
+            return;
+        }
         endpoint* target = nullptr;
         {
             std::lock_guard lock(mutex_);
@@ -417,6 +454,7 @@ private:
     std::vector<membership::member_id> hidden_;
     std::vector<membership::member_id> cut_;
     std::deque<envelope> queue_;
+    std::deque<envelope> held_;
 };
 
 } // namespace troupe::test

@@ -368,7 +368,7 @@ TEST_CASE("digests stay within the chunk bound and cost little when nothing chan
     require_same(a, b);
 }
 
-TEST_CASE("the cut-off minority neither serves at once nor acknowledges a sync write; the majority goes on",
+TEST_CASE("the cut-off minority neither serves at once nor acknowledges a sync write, the majority goes on",
           "[managers][reconcile]") {
     delta_cluster c([](manager_config& cfg) { cfg.send_options = engine::send_options::sync; });
     auto& a = c.add("a");
@@ -425,4 +425,43 @@ TEST_CASE("a digest asked for before the other side re-admitted us is asked for 
     CHECK(get(cc, id, "k") == "1");
     require_same(a, cc);
     require_same(b, cc);
+}
+
+TEST_CASE("a sync request does not wait for a frozen member once half of the group has the change",
+          "[managers][reconcile]") {
+    delta_cluster c([](manager_config& cfg) { cfg.send_options = engine::send_options::sync; });
+    auto& a = c.add("a");
+    auto& b = c.add("b");
+    auto& cc = c.add("c");
+    pumper p(c.bus);
+    const auto id = create(a, "k", "0");
+    const auto c_id = c.bus.id_of("c");
+    // c is frozen: what is sent to it stays unanswered.
+    c.bus.filter = [&](const fake_bus::envelope& e) { return e.to == c_id ? verdict::hold : verdict::deliver; };
+    for (const bool blocking : {true, false}) {
+        INFO((blocking ? "end()" : "end_async()"));
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = a.begin_request(id, "/");
+        r.session()->set("k", blocking ? "1" : "2");
+        end_result res;
+        if (blocking) {
+            res = r.end();
+        } else {
+            std::promise<end_result> ended;
+            r.end_async([&ended](end_result e) { ended.set_value(std::move(e)); });
+            res = ended.get_future().get();
+        }
+        const auto took = std::chrono::steady_clock::now() - t0;
+        CHECK(res.error.empty());
+        CHECK(took >= 450ms); // it waited for c a while,
+        CHECK(took < 2500ms); // not for the transport's ack timeout
+    }
+    CHECK(repl(a, "laggards_skipped") == 2);
+    CHECK(get(b, id, "k") == "2");
+    // c never answers: it gets the whole session instead.
+    c.bus.filter = nullptr;
+    CHECK(c.bus.release_held(true) >= 2);
+    REQUIRE(c.pump());
+    CHECK(repl(a, "laggard_resyncs") >= 1);
+    CHECK(get(cc, id, "k") == "2");
 }

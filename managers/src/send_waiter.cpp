@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "send_waiter.hpp"
+
+#include <algorithm>
+
+namespace troupe::managers::detail {
+
+void send_waiter::expect(const membership::member_id& member) {
+    std::lock_guard lock(mutex_);
+    ++members_[member].outstanding;
+    ++remaining_;
+}
+
+bool send_waiter::settles_locked(clock::time_point now) const {
+    if (remaining_ == 0) {
+        return true;
+    }
+    if (now < early_at_) {
+        return false;
+    }
+    const auto took = static_cast<std::size_t>(std::count_if(members_.begin(), members_.end(), [](const auto& m) {
+        return m.second.outstanding == 0 && !m.second.failed;
+    }));
+    // At least half of the group, this node included (two nodes: this one).
+    return (took + 1) * 2 >= members_.size() + 1;
+}
+
+std::function<void()> send_waiter::settle_locked() {
+    settled_ = true;
+    cv_.notify_all();
+    if (!on_done) {
+        return {};
+    }
+    auto fire = std::move(on_done);
+    on_done = nullptr;
+    engine::send_result r = failures_;
+    r.destinations = static_cast<std::size_t>(
+        std::count_if(members_.begin(), members_.end(), [](const auto& m) { return m.second.reached; }));
+    return [fire = std::move(fire), r = std::move(r)]() mutable { fire(std::move(r)); };
+}
+
+void send_waiter::done(const membership::member_id& member, engine::send_result r) {
+    std::function<void()> completion;
+    std::function<void(const membership::member_id&, const engine::send_result&)> late;
+    {
+        std::lock_guard lock(mutex_);
+        auto& m = members_[member];
+        if (m.outstanding > 0) {
+            --m.outstanding;
+        }
+        if (remaining_ > 0) {
+            --remaining_;
+        }
+        m.reached = m.reached || r.destinations > 0;
+        if (settled_) {
+            if (!r.ok()) {
+                late = on_late;
+            }
+        } else {
+            if (!r.ok()) {
+                m.failed = true;
+                for (auto& f : r.failures) {
+                    failures_.failures.push_back(std::move(f));
+                }
+            }
+            if (settles_locked(clock::now())) {
+                completion = settle_locked();
+            }
+        }
+        cv_.notify_all();
+    }
+    if (completion) {
+        completion();
+    }
+    if (late) {
+        late(member, r);
+    }
+}
+
+bool send_waiter::wait(std::chrono::milliseconds limit) {
+    std::unique_lock lock(mutex_);
+    const auto deadline = clock::now() + limit;
+    while (!settled_) {
+        const auto now = clock::now();
+        if (settles_locked(now)) {
+            settled_ = true;
+            break;
+        }
+        if (now >= deadline) {
+            return false;
+        }
+        // Wake at early_at to apply the early rule, or when an answer comes.
+        cv_.wait_until(lock, std::min(deadline, now < early_at_ ? early_at_ : deadline));
+    }
+    return true;
+}
+
+bool send_waiter::poll() {
+    std::function<void()> completion;
+    {
+        std::lock_guard lock(mutex_);
+        if (settled_) {
+            return true;
+        }
+        if (!settles_locked(clock::now())) {
+            return false;
+        }
+        completion = settle_locked();
+    }
+    if (completion) {
+        completion();
+    }
+    return true;
+}
+
+engine::send_result send_waiter::result() const {
+    std::lock_guard lock(mutex_);
+    engine::send_result r = failures_;
+    r.destinations = static_cast<std::size_t>(
+        std::count_if(members_.begin(), members_.end(), [](const auto& m) { return m.second.reached; }));
+    return r;
+}
+
+bool send_waiter::skipped_any() const {
+    std::lock_guard lock(mutex_);
+    return std::any_of(members_.begin(), members_.end(), [](const auto& m) { return m.second.outstanding > 0; });
+}
+
+} // namespace troupe::managers::detail
