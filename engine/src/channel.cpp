@@ -102,6 +102,7 @@ struct pending_send {
     send_result result;
     std::vector<member> members;
     send_handler handler; ///< async form only
+    send_progress progress; ///< async form only, optional
     asio::io_context* io = nullptr;
     std::function<void(const send_result&)> on_sent;
     /// Streams whose acks the blocking caller reads itself (peer_sender direct
@@ -117,7 +118,20 @@ struct pending_send {
         if (ec) {
             result.failures.push_back(member_failure{members[index], ec, std::string(detail)});
         }
-        if (--remaining == 0) {
+        const bool last = --remaining == 0;
+        if (progress) {
+            // Before the merged result: a caller hears of every member first.
+            send_result one;
+            one.destinations = 1;
+            if (ec) {
+                one.failures.push_back(result.failures.back());
+            }
+            const auto who = members[index];
+            lock.unlock();
+            progress(who, one);
+            lock.lock();
+        }
+        if (last) {
             finished.store(true, std::memory_order_release);
             finish(lock);
         }
@@ -680,7 +694,7 @@ struct channel::impl {
                                            std::span<const std::byte> payload,
                                            std::uint32_t options, std::string_view context,
                                            send_handler handler, send_result& immediate,
-                                           bool caller_reads = false) {
+                                           bool caller_reads = false, send_progress progress = {}) {
         if ((options & send_options::sync & ~send_options::ack) != 0) {
             options |= send_options::ack; // "processed" implies "received"
         }
@@ -742,6 +756,7 @@ struct channel::impl {
         op->result = immediate;
         op->io = &io;
         op->handler = std::move(handler);
+        op->progress = std::move(progress);
         if (op->handler) {
             op->on_sent = [this, ctx = std::string(context), size = payload.size(), options,
                            n = dests.size()](const send_result& r) {
@@ -980,9 +995,15 @@ send_result channel::send(std::span<const member_id> to, std::span<const std::by
 
 void channel::async_send(std::span<const member_id> to, std::span<const std::byte> payload,
                          std::uint32_t options, std::string_view context, send_handler handler) {
+    async_send(to, payload, options, context, std::move(handler), nullptr);
+}
+
+void channel::async_send(std::span<const member_id> to, std::span<const std::byte> payload,
+                         std::uint32_t options, std::string_view context, send_handler handler,
+                         send_progress progress) {
     auto& d = *impl_;
     send_result result;
-    auto op = d.dispatch(to, payload, options, context, handler, result);
+    auto op = d.dispatch(to, payload, options, context, handler, result, false, std::move(progress));
     if (!op) {
         outgoing_message om{context, payload, options, result.destinations};
         for (auto& layer : d.layers) {

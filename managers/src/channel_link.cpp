@@ -97,6 +97,22 @@ public:
                             });
     }
 
+    void send_each(std::vector<membership::member_id> to, std::vector<std::uint8_t> payload,
+                   std::uint32_t options, progress_handler progress, done_handler done) override {
+        channel_.async_send(
+            to, std::as_bytes(std::span(payload.data(), payload.size())), options, context_,
+            [done = std::move(done)](engine::send_result r) {
+                if (done) {
+                    done(std::move(r));
+                }
+            },
+            [progress = std::move(progress)](const membership::member& m, const engine::send_result& one) {
+                if (progress) {
+                    progress(m.id, one);
+                }
+            });
+    }
+
     bool on_io_thread() const override { return transport::on_io_thread(); }
 
     std::chrono::milliseconds wait_limit() const override {

@@ -48,6 +48,39 @@ struct send_window {
     std::string error;
 };
 
+/// The members that answered one send_each (its progress reports).
+class heard_from {
+public:
+    void add(const member_id& m) {
+        std::lock_guard lock(mutex_);
+        ids_.insert(m);
+    }
+    bool has(const member_id& m) const {
+        std::lock_guard lock(mutex_);
+        return ids_.count(m) > 0;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::set<member_id> ids_;
+};
+
+/// What the merged result says of a member that never answered on its own:
+/// its failure, or (it was no destination: it left meanwhile) not a member.
+engine::send_result not_heard(const member_id& m, const engine::send_result& all) {
+    engine::send_result r;
+    for (const auto& f : all.failures) {
+        if (f.member.id == m) {
+            r.failures.push_back(f);
+            return r;
+        }
+    }
+    membership::member who;
+    who.id = m;
+    r.failures.push_back({who, transport::error::not_a_member, "not a destination of the send"});
+    return r;
+}
+
 } // namespace
 
 delta_manager::delta_manager(std::unique_ptr<link> l, manager_config config)
@@ -170,8 +203,8 @@ delta_manager::sent_changes delta_manager::send_changes(const std::shared_ptr<se
     }
     std::vector<member_id> to;
     if (waiter) {
-        // One send per member, so that the waiter tells their answers apart;
-        // all expected before the first send (an answer may come at once).
+        // The waiter hears each member's answer (send_each), so it needs the
+        // destinations up front: all expected before the first send.
         for (const auto& m : link_->members()) {
             to.push_back(m.id);
         }
@@ -196,11 +229,23 @@ delta_manager::sent_changes delta_manager::send_changes(const std::shared_ptr<se
             link_->send({}, std::move(out.messages[i]), options, count_failures());
             continue;
         }
-        for (std::size_t k = 0; k < to.size(); ++k) {
-            auto payload = k + 1 == to.size() ? std::move(out.messages[i]) : out.messages[i];
-            link_->send({to[k]}, std::move(payload), options,
-                        [waiter, m = to[k]](engine::send_result r) { waiter->done(m, std::move(r)); });
-        }
+        // One frame for every member; each answer reaches the waiter as it
+        // comes, and the merged result settles what never answered (members
+        // that left meanwhile, or that the channel refused at once).
+        auto heard = std::make_shared<heard_from>();
+        link_->send_each(
+            to, std::move(out.messages[i]), options,
+            [waiter, heard](const member_id& m, const engine::send_result& one) {
+                heard->add(m);
+                waiter->done(m, one);
+            },
+            [waiter, heard, to](const engine::send_result& all) {
+                for (const auto& m : to) {
+                    if (!heard->has(m)) {
+                        waiter->done(m, not_heard(m, all));
+                    }
+                }
+            });
     }
     return {out.messages.size(), out.version, false};
 }

@@ -29,6 +29,8 @@ struct link_events {
 class link {
 public:
     using done_handler = std::function<void(engine::send_result)>;
+    /// One member's answer to a send_each (destinations 1, its failure if any).
+    using progress_handler = std::function<void(const membership::member_id&, const engine::send_result&)>;
 
     virtual ~link() = default;
     virtual membership::member self() const = 0;
@@ -46,6 +48,11 @@ public:
     /// Messages to one member leave in the order of these calls.
     virtual void send(std::vector<membership::member_id> to, std::vector<std::uint8_t> payload,
                       std::uint32_t options, done_handler done) = 0;
+    /// An ack/sync send to `to` (empty: every member) that reports each
+    /// member's answer as it comes (`progress`, which may run before this
+    /// returns), then the merged result (`done`, never inside this call).
+    virtual void send_each(std::vector<membership::member_id> to, std::vector<std::uint8_t> payload,
+                           std::uint32_t options, progress_handler progress, done_handler done) = 0;
     /// True on a thread that must not block waiting for a send (an I/O thread).
     virtual bool on_io_thread() const = 0;
     /// How long a waiter may wait for a `done` at most (the transport fails

@@ -62,7 +62,11 @@ public:
         }
         void send(std::vector<membership::member_id> to, std::vector<std::uint8_t> payload, std::uint32_t options,
                   done_handler done) override {
-            bus_.enqueue(self_, std::move(to), std::move(payload), options, std::move(done));
+            bus_.enqueue(self_, std::move(to), std::move(payload), options, std::move(done), nullptr);
+        }
+        void send_each(std::vector<membership::member_id> to, std::vector<std::uint8_t> payload,
+                       std::uint32_t options, progress_handler progress, done_handler done) override {
+            bus_.enqueue(self_, std::move(to), std::move(payload), options, std::move(done), std::move(progress));
         }
         bool on_io_thread() const override { return in_delivery(); }
         std::chrono::milliseconds wait_limit() const override { return std::chrono::seconds(10); }
@@ -348,7 +352,8 @@ private:
 
     void enqueue(const membership::member& from, std::vector<membership::member_id> to,
                  std::vector<std::uint8_t> payload, std::uint32_t options,
-                 std::function<void(engine::send_result)> done) {
+                 std::function<void(engine::send_result)> done,
+                 managers::detail::link::progress_handler progress) {
         std::vector<membership::member_id> targets;
         std::shared_ptr<pending_result> pr;
         {
@@ -370,7 +375,10 @@ private:
             pr->done = std::move(done);
             for (const auto& t : targets) {
                 queue_.push_back({from, t, payload, options,
-                                  [pr](engine::send_result r) {
+                                  [pr, progress, t](engine::send_result r) {
+                                      if (progress) {
+                                          progress(t, r);
+                                      }
                                       pr->complete(r.ok() ? std::nullopt
                                                           : std::optional<engine::member_failure>(r.failures.front()));
                                   }});

@@ -31,6 +31,10 @@ using member_listener = std::function<void(const membership::member&)>;
 
 using send_handler = std::function<void(send_result)>;
 
+/// One destination's answer to an async_send, as it comes (`one` has
+/// destinations 1 and its failure, if any), before the handler's merged result.
+using send_progress = std::function<void(const membership::member& to, const send_result& one)>;
+
 /// The node's handle on the group: members, sends and listeners.
 ///
 /// Owns an io_context run by `receiver.threads` threads, the TCP receiver, one
@@ -86,6 +90,18 @@ public:
                     std::uint32_t options,
                     std::string_view context,
                     send_handler handler);
+
+    /// As above, and `progress` runs for each destination as its answer comes,
+    /// on the I/O thread that read it (it must not block): a caller can act on
+    /// the members that answered without waiting for the others' ack timeout.
+    /// Destinations that fail at once (not members, too large) are reported in
+    /// the handler's result only.
+    void async_send(std::span<const membership::member_id> to,
+                    std::span<const std::byte> payload,
+                    std::uint32_t options,
+                    std::string_view context,
+                    send_handler handler,
+                    send_progress progress);
 
     const membership::member& self() const noexcept;
     /// Other members that are alive or suspect (sendable).
