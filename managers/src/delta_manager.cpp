@@ -360,7 +360,12 @@ void delta_manager::replicate_async(const std::shared_ptr<session>& s, bool repl
 }
 
 std::shared_ptr<send_waiter> delta_manager::make_waiter(const std::shared_ptr<session>& s) {
-    auto waiter = std::make_shared<send_waiter>(steady::now() + laggard_wait);
+    // on_replication_failure: fail asks for every member's answer: a member
+    // that does not answer fails the request, as it says. With log (the
+    // default) half of the group suffices after laggard_wait.
+    const bool every_member = config().on_replication_failure == manager_config::on_failure::fail;
+    auto waiter = std::make_shared<send_waiter>(every_member ? steady::time_point::max()
+                                                             : steady::now() + laggard_wait);
     // A member skipped by the early rule whose send then failed missed this
     // step without (yet) being removed: it gets the whole session.
     waiter->on_late = [this, life = lifetime_, weak = std::weak_ptr<session>(s)](const member_id& m,

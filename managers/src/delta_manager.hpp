@@ -96,7 +96,8 @@ private:
     static constexpr std::chrono::seconds request_retry_after{2};
     /// How long an ack/sync request waits for every member before half of
     /// the group suffices (send_waiter): a frozen member does not hold it for
-    /// the ack timeout plus verification (about 4 s with the defaults).
+    /// the ack timeout plus verification (about 4 s with the defaults). Not
+    /// with on_replication_failure: fail, which asks for every member.
     static constexpr std::chrono::milliseconds laggard_wait{500};
 
     struct replication_counters {
