@@ -33,10 +33,7 @@ std::function<void()> send_waiter::settle_locked() {
     }
     auto fire = std::move(on_done);
     on_done = nullptr;
-    engine::send_result r = failures_;
-    r.destinations = static_cast<std::size_t>(
-        std::count_if(members_.begin(), members_.end(), [](const auto& m) { return m.second.reached; }));
-    return [fire = std::move(fire), r = std::move(r)]() mutable { fire(std::move(r)); };
+    return [fire = std::move(fire), r = result_locked()]() mutable { fire(std::move(r)); };
 }
 
 void send_waiter::done(const membership::member_id& member, engine::send_result r) {
@@ -115,6 +112,10 @@ bool send_waiter::poll() {
 
 engine::send_result send_waiter::result() const {
     std::lock_guard lock(mutex_);
+    return result_locked();
+}
+
+engine::send_result send_waiter::result_locked() const {
     engine::send_result r = failures_;
     r.destinations = static_cast<std::size_t>(
         std::count_if(members_.begin(), members_.end(), [](const auto& m) { return m.second.reached; }));

@@ -61,6 +61,7 @@ private:
     };
 
     bool settles_locked(clock::time_point now) const;
+    engine::send_result result_locked() const;
     /// Marks it settled; returns the completion to run outside the lock.
     std::function<void()> settle_locked();
 

@@ -232,22 +232,7 @@ public:
     /// sees the other gone. Messages across fail.
     void cut(const membership::member_id& id) {
         announce_gone(id);
-        std::vector<membership::member> others;
-        endpoint* self = nullptr;
-        {
-            std::lock_guard lock(mutex_);
-            cut_.push_back(id);
-            self = endpoints_.at(id);
-            for (auto& [other, ep] : endpoints_) {
-                if (other != id) {
-                    others.push_back(ep->self());
-                }
-            }
-        }
-        for (auto m : others) {
-            m.state = membership::member_state::gone;
-            self->member_event(m);
-        }
+        set_cut(id, true, membership::member_state::gone);
     }
 
     /// Heals a cut: both sides see each other alive again.
@@ -258,23 +243,7 @@ public:
 
     /// The first half of a heal: `id` sees the others alive again and reaches
     /// them, while they still count it gone (their readmit() comes later).
-    void heal_from(const membership::member_id& id) {
-        std::vector<membership::member> others;
-        endpoint* self = nullptr;
-        {
-            std::lock_guard lock(mutex_);
-            cut_.erase(std::remove(cut_.begin(), cut_.end(), id), cut_.end());
-            self = endpoints_.at(id);
-            for (auto& [other, ep] : endpoints_) {
-                if (other != id) {
-                    others.push_back(ep->self());
-                }
-            }
-        }
-        for (const auto& m : others) {
-            self->member_event(m);
-        }
-    }
+    void heal_from(const membership::member_id& id) { set_cut(id, false, membership::member_state::alive); }
 
     membership::member_id id_of(const std::string& name) const {
         std::lock_guard lock(mutex_);
@@ -437,6 +406,30 @@ private:
 
     bool hidden(const membership::member_id& id) const {
         return std::find(hidden_.begin(), hidden_.end(), id) != hidden_.end();
+    }
+
+    /// Cuts `id` off (or lets it reach the others again) and tells it the
+    /// others are now `seen` as.
+    void set_cut(const membership::member_id& id, bool cut, membership::member_state seen) {
+        std::vector<membership::member> others;
+        endpoint* self = nullptr;
+        {
+            std::lock_guard lock(mutex_);
+            cut_.erase(std::remove(cut_.begin(), cut_.end(), id), cut_.end());
+            if (cut) {
+                cut_.push_back(id);
+            }
+            self = endpoints_.at(id);
+            for (auto& [other, ep] : endpoints_) {
+                if (other != id) {
+                    others.push_back(ep->self());
+                }
+            }
+        }
+        for (auto m : others) {
+            m.state = seen;
+            self->member_event(m);
+        }
     }
 
     bool is_cut(const membership::member_id& id) const {

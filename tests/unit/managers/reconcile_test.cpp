@@ -52,6 +52,17 @@ private:
     std::thread thread_;
 };
 
+/// Three members with sync replication, delivering on a thread of their own,
+/// and one session made on a.
+struct sync_trio {
+    delta_cluster c{[](manager_config& cfg) { cfg.send_options = engine::send_options::sync; }};
+    delta_manager& a = c.add("a");
+    delta_manager& b = c.add("b");
+    delta_manager& cc = c.add("c");
+    pumper p{c.bus};
+    std::string id = create(a, "k", "0");
+};
+
 } // namespace
 
 TEST_CASE("after a partition heals, each side pulls the copies the other holds newer", "[managers][reconcile]") {
@@ -200,12 +211,12 @@ TEST_CASE("a delta built on a stale copy is refused and fails its request, whate
 
 TEST_CASE("a refused delta's writer gets the newer copy back at once when it can be reached",
           "[managers][reconcile]") {
-    delta_cluster c([](manager_config& cfg) { cfg.send_options = engine::send_options::sync; });
-    auto& a = c.add("a");
-    c.add("b");
-    auto& cc = c.add("c");
-    pumper p(c.bus);
-    const auto id = create(a, "k", "0");
+    sync_trio t;
+    auto& c = t.c;
+    auto& a = t.a;
+    auto& b = t.b;
+    auto& cc = t.cc;
+    const auto& id = t.id;
     // c misses a's two changes (their messages to c are lost) without any
     // membership change, and writes before the next delta shows it the gap.
     const auto c_id = c.bus.id_of("c");
@@ -228,12 +239,12 @@ TEST_CASE("a refused delta's writer gets the newer copy back at once when it can
 
 TEST_CASE("a request whose session is replaced by a newer copy meanwhile fails and changes nothing",
           "[managers][reconcile]") {
-    delta_cluster c([](manager_config& cfg) { cfg.send_options = engine::send_options::sync; });
-    auto& a = c.add("a");
-    c.add("b");
-    auto& cc = c.add("c");
-    pumper p(c.bus);
-    const auto id = create(a, "k", "0");
+    sync_trio t;
+    auto& c = t.c;
+    auto& a = t.a;
+    auto& b = t.b;
+    auto& cc = t.cc;
+    const auto& id = t.id;
     auto r = cc.begin_request(id, "/");
     r.session()->set("k", "from an old copy");
     const auto c_id = c.bus.id_of("c");
@@ -370,12 +381,12 @@ TEST_CASE("digests stay within the chunk bound and cost little when nothing chan
 
 TEST_CASE("the cut-off minority neither serves at once nor acknowledges a sync write, the majority goes on",
           "[managers][reconcile]") {
-    delta_cluster c([](manager_config& cfg) { cfg.send_options = engine::send_options::sync; });
-    auto& a = c.add("a");
-    auto& b = c.add("b");
-    auto& cc = c.add("c");
-    pumper p(c.bus);
-    const auto id = create(a, "k", "0");
+    sync_trio t;
+    auto& c = t.c;
+    auto& a = t.a;
+    auto& b = t.b;
+    auto& cc = t.cc;
+    const auto& id = t.id;
     const auto c_id = c.bus.id_of("c");
     c.bus.cut(c_id);
     CHECK(stats(cc)["reconciliation"]["minority"] == true);
@@ -429,12 +440,12 @@ TEST_CASE("a digest asked for before the other side re-admitted us is asked for 
 
 TEST_CASE("a sync request does not wait for a frozen member once half of the group has the change",
           "[managers][reconcile]") {
-    delta_cluster c([](manager_config& cfg) { cfg.send_options = engine::send_options::sync; });
-    auto& a = c.add("a");
-    auto& b = c.add("b");
-    auto& cc = c.add("c");
-    pumper p(c.bus);
-    const auto id = create(a, "k", "0");
+    sync_trio t;
+    auto& c = t.c;
+    auto& a = t.a;
+    auto& b = t.b;
+    auto& cc = t.cc;
+    const auto& id = t.id;
     const auto c_id = c.bus.id_of("c");
     // c is frozen: what is sent to it stays unanswered.
     c.bus.filter = [&](const fake_bus::envelope& e) { return e.to == c_id ? verdict::hold : verdict::deliver; };
