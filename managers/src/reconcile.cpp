@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// Reconciliation: the delta manager's sessions stay correct through every
+// Reconciliation: every replicating manager's sessions stay correct through every
 // membership change. The cases, and what follows each (DESIGN.md):
 //
-//  1. First join (a new member id, no sessions): the joiner's state transfer
-//     and its digests afterwards (delta_manager.cpp). The others need not wait.
+//  1. First join (a new member id, no sessions): the joiner's catch-up (the
+//     delta manager's state transfer) and its digests afterwards
+//     (end_catch_up_locked). The others need not wait.
 //  2. Restart: a new incarnation is a new member id: as 1.
 //  3. Re-admission after removal: a member we had seen leave (gone/left) is
 //     alive again. Its copies and ours may both be stale (it was frozen, cut
@@ -20,7 +21,7 @@
 //     blocking, and if it sees nobody it holds requests a while for members
 //     to reappear (pause_hold).
 //  6. Missed messages without any membership change: a version gap asks for
-//     the whole session (delta_manager.cpp).
+//     the whole session (replica_receive.cpp).
 //  7. A writer that served a stale copy anyway (in flight when it froze):
 //     replicas refuse its delta and send their copy back (refuse_stale_locked).
 //     A request whose copy is replaced by a newer one while it runs fails.
@@ -37,7 +38,7 @@
 // ids that ended; each side pulls the copies the other holds that win, and
 // drops what the other saw end. A member that replaces its copy by one that
 // does not descend from it counts a conflict and logs the session id.
-#include "delta_manager.hpp"
+#include "replication_core.hpp"
 
 #include "lineage.hpp"
 #include "log.hpp"
@@ -69,8 +70,6 @@ constexpr auto departed_ttl = std::chrono::minutes(10);
 /// outlasts it.
 constexpr auto minority_window = std::chrono::seconds(60);
 
-std::string describe(const member& m) { return m.name + " (" + m.endpoint() + ")"; }
-
 bool alive(const member& m) { return m.state == membership::member_state::alive; }
 
 std::string_view mode_name(wire::get_all_msg::mode m) {
@@ -85,26 +84,26 @@ std::string_view mode_name(wire::get_all_msg::mode m) {
 
 } // namespace
 
-std::size_t delta_manager::reconciling_blocking() const {
+std::size_t replication_core::reconciling_blocking() const {
     std::lock_guard lock(repl_mutex_);
     return static_cast<std::size_t>(
         std::count_if(reconciling_.begin(), reconciling_.end(), [](const auto& r) { return r.second.blocking; }));
 }
 
-void delta_manager::note_tick() {
+void replication_core::note_tick() {
     last_tick_.store(steady::now().time_since_epoch().count(), std::memory_order_relaxed);
 }
 
-std::chrono::milliseconds delta_manager::tick_gap() const {
+std::chrono::milliseconds replication_core::tick_gap() const {
     const auto last = steady::time_point(steady::duration(last_tick_.load(std::memory_order_relaxed)));
     return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - last);
 }
 
-void delta_manager::simulate_pause(std::chrono::milliseconds gap) {
+void replication_core::simulate_pause(std::chrono::milliseconds gap) {
     last_tick_.store((steady::now() - gap).time_since_epoch().count(), std::memory_order_relaxed);
 }
 
-void delta_manager::start_reconcile_locked(const member& m, bool blocking, wire::get_all_msg::mode mode,
+void replication_core::start_reconcile_locked(const member& m, bool blocking, wire::get_all_msg::mode mode,
                                            actions& a) {
     if (stopping_ || m.id == self_.id) {
         return;
@@ -128,7 +127,7 @@ void delta_manager::start_reconcile_locked(const member& m, bool blocking, wire:
                 blocking ? ", requests wait for it" : "");
 }
 
-void delta_manager::on_get_all_reconcile(const member& from, const wire::get_all_msg& g) {
+void replication_core::on_get_all_reconcile(const member& from, const wire::get_all_msg& g) {
     actions a;
     {
         std::lock_guard lock(repl_mutex_);
@@ -145,7 +144,7 @@ void delta_manager::on_get_all_reconcile(const member& from, const wire::get_all
     run(a);
 }
 
-void delta_manager::reconcile_send_failed(const member_id& to, std::uint64_t request) {
+void replication_core::reconcile_send_failed(const member_id& to, std::uint64_t request) {
     std::lock_guard lock(repl_mutex_);
     auto it = reconciling_.find(to);
     if (it != reconciling_.end() && it->second.request == request) {
@@ -153,7 +152,7 @@ void delta_manager::reconcile_send_failed(const member_id& to, std::uint64_t req
     }
 }
 
-bool delta_manager::digest_complete_locked(const member& from, std::uint64_t request) {
+bool replication_core::digest_complete_locked(const member& from, std::uint64_t request) {
     auto it = reconciling_.find(from.id);
     if (it == reconciling_.end() || it->second.request != request) {
         return false;
@@ -169,7 +168,7 @@ bool delta_manager::digest_complete_locked(const member& from, std::uint64_t req
     return true;
 }
 
-void delta_manager::on_digest_locked(const member& from, const wire::digest_msg& m, actions& a) {
+void replication_core::on_digest_locked(const member& from, const wire::digest_msg& m, actions& a) {
     counters_->digest_entries_received.fetch_add(m.entries.size(), std::memory_order_relaxed);
     auto r = reconciling_.find(from.id);
     const bool ours = r != reconciling_.end() && r->second.request == m.request;
@@ -183,7 +182,7 @@ void delta_manager::on_digest_locked(const member& from, const wire::digest_msg&
     }
 }
 
-void delta_manager::on_digest_entry_locked(const member& from, const wire::digest_entry& e, actions& a) {
+void replication_core::on_digest_entry_locked(const member& from, const wire::digest_entry& e, actions& a) {
     if (e.tombstone) {
         // The id ended (or was renamed) there at e.where.version: a copy of
         // ours at that version or before ends too, and none may come back.
@@ -227,7 +226,7 @@ void delta_manager::on_digest_entry_locked(const member& from, const wire::diges
     // diverged, when they replace it).
 }
 
-void delta_manager::on_newer_copy_locked(const member& from, const wire::newer_copy_msg& m, actions& a) {
+void replication_core::on_newer_copy_locked(const member& from, const wire::newer_copy_msg& m, actions& a) {
     for (const auto& f : m.sessions) {
         counters_->newer_copies_received.fetch_add(1, std::memory_order_relaxed);
         // Our last step was refused: their copy replaces ours unless ours
@@ -251,7 +250,7 @@ void delta_manager::on_newer_copy_locked(const member& from, const wire::newer_c
     repl_cv_.notify_all();
 }
 
-void delta_manager::note_pause_locked(std::chrono::milliseconds gap, actions& a) {
+void replication_core::note_pause_locked(std::chrono::milliseconds gap, actions& a) {
     counters_->pauses_detected.fetch_add(1, std::memory_order_relaxed);
     const auto members = link_->members();
     log()->warn("context {}: this process did not run for {} ms (stopped, or a VM or GC pause): the others may "
@@ -266,7 +265,7 @@ void delta_manager::note_pause_locked(std::chrono::milliseconds gap, actions& a)
     update_unverified_locked();
 }
 
-bool delta_manager::minority_locked() const {
+bool replication_core::minority_locked() const {
     std::set<std::string> seen{self_.name};
     for (const auto& m : link_->members()) {
         if (alive(m)) {
@@ -283,7 +282,7 @@ bool delta_manager::minority_locked() const {
     return reachable * 2 < seen.size();
 }
 
-void delta_manager::update_unverified_locked() {
+void replication_core::update_unverified_locked() {
     const bool blocking =
         std::any_of(reconciling_.begin(), reconciling_.end(), [](const auto& r) { return r.second.blocking; });
     const bool minority = minority_locked();
@@ -296,7 +295,7 @@ void delta_manager::update_unverified_locked() {
     unverified_.store(blocking || minority || steady::now() < pause_hold_until_, std::memory_order_release);
 }
 
-bool delta_manager::unverified_locked(const std::string& id) const {
+bool replication_core::unverified_locked(const std::string& id) const {
     for (const auto& [m, r] : reconciling_) {
         if (r.blocking) {
             return true; // a digest is still coming: any id may be in it
@@ -311,7 +310,7 @@ bool delta_manager::unverified_locked(const std::string& id) const {
     return awaiting_.count(id) > 0;
 }
 
-bool delta_manager::unverified(std::string_view id) {
+bool replication_core::unverified(std::string_view id) {
     if (tick_gap() > pause_threshold) {
         // The request thread runs before the timer thread noticed the pause.
         actions a;
@@ -331,7 +330,7 @@ bool delta_manager::unverified(std::string_view id) {
     return unverified_locked(std::string(id));
 }
 
-void delta_manager::reconcile_housekeeping_locked(steady::time_point t, actions& a) {
+void replication_core::reconcile_housekeeping_locked(steady::time_point t, actions& a) {
     if (const auto gap = tick_gap(); gap > pause_threshold) {
         note_pause_locked(gap, a);
     }
@@ -361,13 +360,13 @@ void delta_manager::reconcile_housekeeping_locked(steady::time_point t, actions&
     }
 }
 
-std::shared_ptr<session> delta_manager::wait_for(std::string_view id) {
+std::shared_ptr<session> replication_core::wait_for(std::string_view id) {
     std::unique_lock lock(repl_mutex_);
     const std::string key(id);
     steady::time_point deadline;
     const bool unverified = unverified_locked(key);
-    if (transferring_) {
-        deadline = transfer_.started + config().state_transfer_timeout;
+    if (catching_up_) {
+        deadline = catch_up_started_ + config().state_transfer_timeout;
     } else if (unverified) {
         deadline = steady::now() + unverified_wait;
     } else if (awaiting_.count(key) > 0) {
@@ -382,7 +381,7 @@ std::shared_ptr<session> delta_manager::wait_for(std::string_view id) {
         if (stopping_) {
             return true;
         }
-        return (!transferring_ || find(key) != nullptr) && !unverified_locked(key);
+        return (!catching_up_ || find(key) != nullptr) && !unverified_locked(key);
     });
     if (!settled && unverified) {
         counters_->unverified_wait_timeouts.fetch_add(1, std::memory_order_relaxed);

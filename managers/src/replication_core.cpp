@@ -1,0 +1,590 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "replication_core.hpp"
+
+#include <troupe/transport/error.hpp>
+
+#include "log.hpp"
+
+#include <nlohmann/json.hpp>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <thread>
+
+namespace troupe::managers::detail {
+
+namespace {
+
+using membership::member;
+using membership::member_id;
+using steady = std::chrono::steady_clock;
+
+/// An access batch is sent in messages of at most this size.
+constexpr std::size_t access_chunk_bytes = 64 * 1024;
+
+/// The members that answered one send_each (its progress reports).
+class heard_from {
+public:
+    void add(const member_id& m) {
+        std::lock_guard lock(mutex_);
+        ids_.insert(m);
+    }
+    bool has(const member_id& m) const {
+        std::lock_guard lock(mutex_);
+        return ids_.count(m) > 0;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::set<member_id> ids_;
+};
+
+/// What the merged result says of a member that never answered on its own:
+/// its failure, or (it was no destination: it left meanwhile) not a member.
+engine::send_result not_heard(const member_id& m, const engine::send_result& all) {
+    engine::send_result r;
+    for (const auto& f : all.failures) {
+        if (f.member.id == m) {
+            r.failures.push_back(f);
+            return r;
+        }
+    }
+    membership::member who;
+    who.id = m;
+    r.failures.push_back({who, transport::error::not_a_member, "not a destination of the send"});
+    return r;
+}
+
+} // namespace
+
+std::string describe(const member& m) { return m.name + " (" + m.endpoint() + ")"; }
+
+replication_core::replication_core(std::unique_ptr<link> l, manager_config config)
+    : manager_base(l->self().name, std::move(config))
+    , link_(std::move(l))
+    , self_(link_->self())
+    , bulk_("troupe-xfer-" + this->config().context) {
+    note_tick();
+}
+
+replication_core::~replication_core() { stop(); }
+
+bool replication_core::older(const member& m) const {
+    return std::tie(m.incarnation, m.id) < std::tie(self_.incarnation, self_.id);
+}
+
+std::uint64_t replication_core::random_request() const {
+    std::uint64_t v = 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1) {
+        v = static_cast<std::uint64_t>(steady::now().time_since_epoch().count());
+    }
+    return v == 0 ? 1 : v;
+}
+
+void replication_core::start() {
+    self_ = link_->self();
+    link_->attach({[this](const member& from, std::span<const std::uint8_t> payload) { on_message(from, payload); },
+                   [this](const member& m) { on_member(m); }});
+    timers().every(config().access_batch_interval, [this] { send_access_batch(); });
+    timers().every(std::chrono::milliseconds(200), [this] { housekeeping(); });
+    if (engine::send_options::wants_ack(config().send_options)) {
+        timers().every(std::chrono::milliseconds(50), [this] { settle_lingering(); });
+    }
+    start_timers();
+    bulk_.start();
+    actions a;
+    {
+        std::lock_guard lock(repl_mutex_);
+        begin_catch_up_locked(a);
+    }
+    run(a);
+}
+
+void replication_core::end_catch_up_locked(const member_id& source, actions& a) {
+    catching_up_ = false;
+    auto queue = std::move(queue_);
+    queue_.clear();
+    for (auto& q : queue) {
+        dispatch_locked(q.from, q.msg, q.bytes, a);
+    }
+    // Those were acknowledged when queued: a refusal can no longer reach their
+    // senders as a NACK (the copy sent back still does).
+    a.refuse.clear();
+    for (auto& d : deferred_) {
+        a.answer.push_back(std::move(d));
+    }
+    deferred_.clear();
+    // A member may have sent a change before it knew us: each other member's
+    // digest closes that window (the source's copies are what we hold).
+    a.digests = true;
+    a.digest_skip = source;
+    repl_cv_.notify_all();
+}
+
+void replication_core::stop() {
+    if (stopping_.exchange(true)) {
+        return;
+    }
+    if (config().expire_sessions_on_shutdown) {
+        // Tomcat's expireSessionsOnShutdown: every session ends, here and on
+        // every member.
+        std::vector<std::shared_ptr<session>> all;
+        store().for_each_locked([&](const std::shared_ptr<session>& s) {
+            if (session_access::expire(*s)) {
+                all.push_back(s);
+            }
+        });
+        for (const auto& s : all) {
+            destroyed(s, s->id(), true, false);
+            std::lock_guard order(session_access::order(*s));
+            if (auto b = session_access::take_expired(*s)) {
+                counters_->expired_sent.fetch_add(1, std::memory_order_relaxed);
+                link_->send(destinations(*s), std::move(*b), engine::send_options::async, count_failures());
+            }
+        }
+    }
+    {
+        std::unique_lock lock(lifetime_->mutex);
+        lifetime_->open = false;
+    }
+    bulk_.stop();
+    stop_base();
+    link_->detach();
+    {
+        std::lock_guard lock(repl_mutex_);
+        repl_cv_.notify_all();
+    }
+    manager_base::stop();
+}
+
+bool replication_core::await_state_transfer(std::chrono::milliseconds limit) {
+    std::unique_lock lock(repl_mutex_);
+    return repl_cv_.wait_for(lock, limit, [&] { return !catching_up_ || stopping_; });
+}
+
+bool replication_core::transferring() const {
+    std::lock_guard lock(repl_mutex_);
+    return catching_up_;
+}
+
+std::size_t replication_core::awaiting() const {
+    std::lock_guard lock(repl_mutex_);
+    return awaiting_.size();
+}
+
+link::done_handler replication_core::count_failures() {
+    // Owns what it touches: it may run after the manager is gone.
+    return [c = counters_](const engine::send_result& r) {
+        if (!r.ok()) {
+            c->async_send_failures.fetch_add(1, std::memory_order_relaxed);
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Sending
+
+replication_core::sent_changes replication_core::send_changes(const std::shared_ptr<session>& s, bool replicates,
+                                                      const std::shared_ptr<send_waiter>& waiter) {
+    const auto options = config().send_options;
+    // The order lock spans the version step and the queuing, so messages of
+    // one session leave in version order on every member's stream.
+    std::lock_guard order(session_access::order(*s));
+    auto out = session_access::take_outgoing(*s, replicates, now(), self_.id);
+    if (out.superseded) {
+        return {0, out.version, true};
+    }
+    if (out.touched_only) {
+        note_access(s);
+        return {0, out.version, false};
+    }
+    auto to = destinations(*s);
+    if (waiter) {
+        // The waiter hears each member's answer (send_each), so it needs the
+        // destinations up front: all expected before the first send.
+        if (to.empty()) {
+            for (const auto& m : link_->members()) {
+                to.push_back(m.id);
+            }
+        }
+        waiter->version = out.version;
+        for (std::size_t i = 0; i < out.messages.size(); ++i) {
+            for (const auto& m : to) {
+                waiter->expect(m);
+            }
+        }
+    }
+    for (std::size_t i = 0; i < out.messages.size(); ++i) {
+        switch (out.types[i]) {
+        case wire::msg_type::created: counters_->created_sent.fetch_add(1, std::memory_order_relaxed); break;
+        case wire::msg_type::delta: counters_->deltas_sent.fetch_add(1, std::memory_order_relaxed); break;
+        case wire::msg_type::expired: counters_->expired_sent.fetch_add(1, std::memory_order_relaxed); break;
+        case wire::msg_type::id_changed:
+            counters_->id_changes_sent.fetch_add(1, std::memory_order_relaxed);
+            break;
+        default: break;
+        }
+        if (!waiter) {
+            link_->send(to, std::move(out.messages[i]), options, count_failures());
+            continue;
+        }
+        // One frame for every member; each answer reaches the waiter as it
+        // comes, and the merged result settles what never answered (members
+        // that left meanwhile, or that the channel refused at once).
+        auto heard = std::make_shared<heard_from>();
+        link_->send_each(
+            to, std::move(out.messages[i]), options,
+            [waiter, heard](const member_id& m, const engine::send_result& one) {
+                heard->add(m);
+                waiter->done(m, one);
+            },
+            [waiter, heard, to](const engine::send_result& all) {
+                for (const auto& m : to) {
+                    if (!heard->has(m)) {
+                        waiter->done(m, not_heard(m, all));
+                    }
+                }
+            });
+    }
+    return {out.messages.size(), out.version, false};
+}
+
+void replication_core::account(end_result& result, const std::shared_ptr<session>& s, std::uint64_t version,
+                            engine::send_result merged, bool skipped) {
+    if (skipped) {
+        counters_->laggards_skipped.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (!merged.ok()) {
+        counters().replication_failures.fetch_add(1, std::memory_order_relaxed);
+        const bool refused = std::any_of(merged.failures.begin(), merged.failures.end(), [](const auto& f) {
+            return f.detail.rfind(stale_base_refusal, 0) == 0;
+        });
+        if (auto n = failure_log_.allow()) {
+            log()->warn("context {}: replication of session {} failed: {} ({} such since the last line)",
+                        config().context, s->id(), merged.describe(), *n);
+        }
+        if (refused) {
+            // The response was computed from a copy another member had moved
+            // past: whatever on_replication_failure says, it must not stand.
+            counters_->requests_refused.fetch_add(1, std::memory_order_relaxed);
+            result.error = "the session changed elsewhere meanwhile: " + merged.describe();
+        } else if (config().on_replication_failure == manager_config::on_failure::fail) {
+            result.error = "replication failed: " + merged.describe();
+        }
+    }
+    if (result.error.empty() && minority_.load(std::memory_order_acquire)) {
+        // Cut off from most of the cluster: the others may be serving this
+        // session now, and will not take this change. Not acknowledged.
+        counters_->minority_refusals.fetch_add(1, std::memory_order_relaxed);
+        result.error = "this node sees fewer than half of the cluster's members: a change made here now could "
+                       "be lost when it rejoins";
+    }
+    if (!result.error.empty()) {
+        // Never acknowledged: this copy must not win over one that may hold
+        // acknowledged changes (lineage.hpp).
+        session_access::disown(*s, version);
+    }
+    result.send = std::move(merged);
+}
+
+end_result replication_core::replicate(const std::shared_ptr<session>& s, bool replicates) {
+    if (stopping_) {
+        session_access::commit_local(*s);
+        return {};
+    }
+    const bool wait = engine::send_options::wants_ack(config().send_options);
+    auto waiter = wait ? make_waiter(s) : nullptr;
+    const auto sent = send_changes(s, replicates, waiter);
+    end_result result;
+    if (sent.superseded) {
+        superseded(result, s->id());
+        return result;
+    }
+    result.replicated = sent.messages > 0;
+    if (!waiter || !result.replicated) {
+        return result;
+    }
+    if (link_->on_io_thread()) {
+        result.error = "end() with ack/sync send options on a troupe I/O thread: not waited for";
+        return result;
+    }
+    const bool settled = waiter->wait(link_->wait_limit());
+    auto merged = waiter->result();
+    if (!settled) {
+        merged.failures.push_back({self_, transport::error::ack_timeout, "no completion from the channel"});
+    }
+    account(result, s, sent.version, std::move(merged), waiter->skipped_any());
+    return result;
+}
+
+void replication_core::replicate_async(const std::shared_ptr<session>& s, bool replicates, end_handler done) {
+    if (stopping_ || !engine::send_options::wants_ack(config().send_options)) {
+        done(replicate(s, replicates));
+        return;
+    }
+    auto waiter = make_waiter(s);
+    // Runs once, when it settles: on an I/O thread or the timer thread, maybe
+    // after this manager stopped (then only the caller hears of a failure).
+    // It runs inside a call on the waiter, so the waiter is there; the
+    // version was set before the first send.
+    waiter->on_done = [this, life = lifetime_, s, w = waiter.get(), done](engine::send_result merged) {
+        end_result result;
+        result.replicated = true;
+        {
+            std::shared_lock lock(life->mutex);
+            if (life->open) {
+                account(result, s, w->version, merged, w->skipped_any());
+            }
+        }
+        if (!result.send) {
+            result.send = std::move(merged);
+        }
+        done(std::move(result));
+    };
+    const auto sent = send_changes(s, replicates, waiter);
+    if (sent.messages == 0) {
+        waiter->on_done = nullptr;
+        end_result result;
+        if (sent.superseded) {
+            superseded(result, s->id());
+        }
+        done(std::move(result));
+        return;
+    }
+    if (!waiter->poll()) {
+        // Not all answered yet: the timer thread applies the early rule.
+        std::lock_guard lock(lingering_mutex_);
+        lingering_.push_back(waiter);
+    }
+}
+
+std::shared_ptr<send_waiter> replication_core::make_waiter(const std::shared_ptr<session>& s) {
+    // on_replication_failure: fail asks for every member's answer: a member
+    // that does not answer fails the request, as it says. With log (the
+    // default) half of the group suffices after laggard_wait.
+    const bool every_member = config().on_replication_failure == manager_config::on_failure::fail;
+    auto waiter = std::make_shared<send_waiter>(every_member ? steady::time_point::max()
+                                                             : steady::now() + laggard_wait);
+    // A member skipped by the early rule whose send then failed missed this
+    // step without (yet) being removed: it gets the whole session.
+    waiter->on_late = [this, life = lifetime_, weak = std::weak_ptr<session>(s)](const member_id& m,
+                                                                                 const engine::send_result& r) {
+        const bool refused = std::any_of(r.failures.begin(), r.failures.end(), [](const auto& f) {
+            return f.ec == transport::error::member_gone || f.ec == transport::error::not_a_member;
+        });
+        auto s = weak.lock();
+        std::shared_lock lock(life->mutex);
+        if (!life->open || !s || refused) {
+            return; // gone from the view: it reconciles when it comes back
+        }
+        auto w = wire::counted_writer::newer_copy();
+        if (session_access::add_to(*s, w, now())) {
+            counters_->laggard_resyncs.fetch_add(1, std::memory_order_relaxed);
+            link_->send({m}, w.finish(), engine::send_options::async, count_failures());
+        }
+    };
+    return waiter;
+}
+
+void replication_core::settle_lingering() {
+    std::vector<std::shared_ptr<send_waiter>> due;
+    {
+        std::lock_guard lock(lingering_mutex_);
+        due.swap(lingering_);
+    }
+    std::vector<std::shared_ptr<send_waiter>> left;
+    for (auto& w : due) {
+        if (!w->poll()) {
+            left.push_back(std::move(w));
+        }
+    }
+    std::lock_guard lock(lingering_mutex_);
+    lingering_.insert(lingering_.end(), std::make_move_iterator(left.begin()), std::make_move_iterator(left.end()));
+}
+
+void replication_core::superseded(end_result& result, const std::string& id) {
+    counters_->requests_refused.fetch_add(1, std::memory_order_relaxed);
+    result.error = "session " + id + " was replaced by a newer copy from another member during the request";
+    if (auto n = stale_log_.allow()) {
+        log()->warn("context {}: {}; its changes are dropped ({} such since the last line)", config().context,
+                    result.error, *n);
+    }
+}
+
+void replication_core::note_access(const std::shared_ptr<session>& s) {
+    if (!session_access::announced(*s)) {
+        return;
+    }
+    auto id = s->id();
+    std::lock_guard lock(access_mutex_);
+    accessed_.insert(std::move(id));
+}
+
+void replication_core::send_access_batch() {
+    std::unordered_set<std::string> ids;
+    {
+        std::lock_guard lock(access_mutex_);
+        ids.swap(accessed_);
+    }
+    if (ids.empty() || stopping_) {
+        return;
+    }
+    const auto t = now();
+    // One batch per set of destinations (the delta manager has one: everyone).
+    std::map<std::vector<member_id>, wire::counted_writer> batches;
+    auto flush = [&](const std::vector<member_id>& to, wire::counted_writer& batch) {
+        if (batch.empty()) {
+            return;
+        }
+        counters_->accessed_sent.fetch_add(batch.count(), std::memory_order_relaxed);
+        counters_->access_batches_sent.fetch_add(1, std::memory_order_relaxed);
+        link_->send(to, batch.finish(), engine::send_options::async, count_failures());
+        batch = wire::counted_writer::accessed();
+    };
+    for (const auto& id : ids) {
+        auto s = find(id);
+        if (!s || !s->valid()) {
+            continue;
+        }
+        auto to = destinations(*s);
+        auto it = batches.find(to);
+        if (it == batches.end()) {
+            it = batches.emplace(std::move(to), wire::counted_writer::accessed()).first;
+        }
+        const auto idle = session_access::idle(*s, t).count();
+        it->second.add_access(id, static_cast<std::uint32_t>(std::min<std::int64_t>(idle, UINT32_MAX)));
+        if (it->second.size() >= access_chunk_bytes) {
+            flush(it->first, it->second);
+        }
+    }
+    for (auto& [to, batch] : batches) {
+        flush(to, batch);
+    }
+}
+
+void replication_core::expired_here(const std::shared_ptr<session>& s) {
+    // Another member served it last: expiring it for everyone is that member's
+    // job; we waited a grace period longer and end our copy quietly (Tomcat).
+    if (stopping_ || !session_access::local(*s)) {
+        return;
+    }
+    std::lock_guard order(session_access::order(*s));
+    if (auto b = session_access::take_expired(*s)) {
+        counters_->expired_sent.fetch_add(1, std::memory_order_relaxed);
+        // Async whatever the options: this runs on the timer thread.
+        link_->send(destinations(*s), std::move(*b), engine::send_options::async, count_failures());
+    }
+}
+
+void replication_core::id_gone(const std::string& id) {
+    std::lock_guard lock(repl_mutex_);
+    // Ended or renamed here: whatever version a copy elsewhere is at, it ended.
+    tombstone_locked(id, std::numeric_limits<std::uint64_t>::max());
+}
+
+std::chrono::milliseconds replication_core::expiry_grace() const {
+    return 2 * config().access_batch_interval + config().expiry_interval + std::chrono::seconds(1);
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+void replication_core::add_stats(nlohmann::json& j) const {
+    const auto& c = *counters_;
+    auto& r = j["replication"];
+    r["send_options"] = config().send_options;
+    r["created_sent"] = c.created_sent.load();
+    r["deltas_sent"] = c.deltas_sent.load();
+    r["expired_sent"] = c.expired_sent.load();
+    r["id_changes_sent"] = c.id_changes_sent.load();
+    r["accessed_sent"] = c.accessed_sent.load();
+    r["access_batches_sent"] = c.access_batches_sent.load();
+    r["created_received"] = c.created_received.load();
+    r["deltas_received"] = c.deltas_received.load();
+    r["deltas_applied"] = c.deltas_applied.load();
+    r["deltas_stale"] = c.deltas_stale.load();
+    r["gaps"] = c.gaps.load();
+    r["unknown_sessions"] = c.unknown_sessions.load();
+    r["conflicts"] = c.conflicts.load();
+    r["tombstone_drops"] = c.tombstone_drops.load();
+    r["expired_received"] = c.expired_received.load();
+    r["id_changes_received"] = c.id_changes_received.load();
+    r["accessed_received"] = c.accessed_received.load();
+    r["full_requests_sent"] = c.full_requests_sent.load();
+    r["full_copies_received"] = c.full_copies_received.load();
+    r["full_missing"] = c.full_missing.load();
+    r["full_copies_sent"] = c.full_copies_sent.load();
+    r["requests_given_up"] = c.requests_given_up.load();
+    r["async_send_failures"] = c.async_send_failures.load();
+    r["malformed"] = c.malformed.load();
+    nlohmann::json reasons = nlohmann::json::object();
+    for (std::size_t i = 1; i < c.malformed_by_reason.size(); ++i) {
+        if (const auto n = c.malformed_by_reason[i].load()) {
+            reasons[make_error_code(static_cast<error>(i)).message()] = n;
+        }
+    }
+    r["malformed_by_reason"] = std::move(reasons);
+    r["digest_entries_sent"] = c.digest_entries_sent.load();
+    r["digest_entries_received"] = c.digest_entries_received.load();
+    r["transfers_answered"] = c.transfers_answered.load();
+    r["transfer_sessions_sent"] = c.transfer_sessions_sent.load();
+    r["stale_transfer_messages"] = c.stale_transfer_messages.load();
+    r["stale_bases_refused"] = c.stale_bases_refused.load();
+    r["requests_refused"] = c.requests_refused.load();
+    r["newer_copies_sent"] = c.newer_copies_sent.load();
+    r["newer_copies_received"] = c.newer_copies_received.load();
+    r["newer_copies_installed"] = c.newer_copies_installed.load();
+    r["laggards_skipped"] = c.laggards_skipped.load();
+    r["laggard_resyncs"] = c.laggard_resyncs.load();
+    auto& rc = j["reconciliation"];
+    rc["started"] = c.reconciles_started.load();
+    rc["completed"] = c.reconciles_completed.load();
+    rc["abandoned"] = c.reconciles_abandoned.load();
+    rc["fetches"] = c.reconcile_fetches.load();
+    rc["tombstones_applied"] = c.tombstones_applied.load();
+    rc["conflicts"] = c.conflicts.load();
+    rc["pauses_detected"] = c.pauses_detected.load();
+    rc["unverified_waits"] = c.unverified_waits.load();
+    rc["unverified_wait_timeouts"] = c.unverified_wait_timeouts.load();
+    rc["minority_refusals"] = c.minority_refusals.load();
+    rc["minority"] = minority_.load();
+    std::lock_guard lock(repl_mutex_);
+    r["awaiting"] = awaiting_.size();
+    rc["in_progress"] = reconciling_.size();
+    rc["blocking"] = std::count_if(reconciling_.begin(), reconciling_.end(),
+                                   [](const auto& p) { return p.second.blocking; });
+    add_catch_up_stats_locked(j);
+}
+
+void replication_core::add_metrics(std::string& out) const {
+    const std::string label = "{context=\"" + config().context + "\"}";
+    auto counter = [&](const char* name, std::uint64_t v) {
+        out += std::string("# TYPE ") + name + " counter\n" + name + label + " " + std::to_string(v) + "\n";
+    };
+    const auto& c = *counters_;
+    counter("troupe_session_deltas_sent_total", c.deltas_sent.load());
+    counter("troupe_session_deltas_received_total", c.deltas_received.load());
+    counter("troupe_session_deltas_applied_total", c.deltas_applied.load());
+    counter("troupe_session_gaps_total", c.gaps.load());
+    counter("troupe_session_unknown_total", c.unknown_sessions.load());
+    counter("troupe_session_conflicts_total", c.conflicts.load());
+    counter("troupe_session_full_requests_total", c.full_requests_sent.load());
+    counter("troupe_session_full_copies_received_total", c.full_copies_received.load());
+    counter("troupe_session_async_send_failures_total", c.async_send_failures.load());
+    counter("troupe_session_malformed_total", c.malformed.load());
+    counter("troupe_session_transfer_sessions_sent_total", c.transfer_sessions_sent.load());
+    counter("troupe_session_stale_bases_refused_total", c.stale_bases_refused.load());
+    counter("troupe_session_requests_refused_total", c.requests_refused.load());
+    counter("troupe_session_newer_copies_installed_total", c.newer_copies_installed.load());
+    counter("troupe_session_laggards_skipped_total", c.laggards_skipped.load());
+    counter("troupe_session_laggard_resyncs_total", c.laggard_resyncs.load());
+    counter("troupe_session_reconciles_total", c.reconciles_completed.load());
+    counter("troupe_session_reconciles_abandoned_total", c.reconciles_abandoned.load());
+    counter("troupe_session_reconcile_fetches_total", c.reconcile_fetches.load());
+    counter("troupe_session_pauses_detected_total", c.pauses_detected.load());
+    counter("troupe_session_unverified_waits_total", c.unverified_waits.load());
+    counter("troupe_session_unverified_wait_timeouts_total", c.unverified_wait_timeouts.load());
+    counter("troupe_session_minority_refusals_total", c.minority_refusals.load());
+}
+
+} // namespace troupe::managers::detail
