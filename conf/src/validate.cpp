@@ -2,6 +2,7 @@
 #include "detail.hpp"
 
 #include <troupe/conf/load.hpp>
+#include <troupe/conf/manager_rules.hpp>
 
 #include <algorithm>
 #include <array>
@@ -386,130 +387,18 @@ void check_http(const cluster_config& config, checker& c) {
     }
 }
 
-// The managers a node can run; troupe-httpd maps the name onto its registry.
-constexpr std::array<std::string_view, 2> manager_types{"delta", "standard"};
-
-// A DATA frame carries the context in at most 255 bytes.
-constexpr std::size_t max_context_bytes = 255;
-
-// RFC 6265 cookie-name: an RFC 2616 token, i.e. visible ASCII but separators.
-bool is_cookie_name(std::string_view text) {
-    constexpr std::string_view separators = "()<>@,;:\\\"/[]?={} \t";
-    return !text.empty() && std::all_of(text.begin(), text.end(), [&](char c) {
-        const auto byte = static_cast<unsigned char>(c);
-        return byte > 0x20 && byte < 0x7f && separators.find(c) == std::string_view::npos;
-    });
-}
-
-// std::regex_error carries a code, not a position, and its what() text differs
-// between standard libraries: the messages are ours, so golden tests can pin them.
-std::string_view regex_problem(std::regex_constants::error_type code) {
-    namespace rc = std::regex_constants;
-    switch (code) {
-    case rc::error_collate:
-        return "invalid collating element";
-    case rc::error_ctype:
-        return "invalid character class";
-    case rc::error_escape:
-        return "invalid escape or trailing backslash";
-    case rc::error_backref:
-        return "invalid back reference";
-    case rc::error_brack:
-        return "unmatched '[' or ']'";
-    case rc::error_paren:
-        return "unmatched '(' or ')'";
-    case rc::error_brace:
-        return "unmatched '{' or '}'";
-    case rc::error_badbrace:
-        return "invalid repeat count in '{}'";
-    case rc::error_range:
-        return "invalid character range";
-    case rc::error_badrepeat:
-        return "nothing to repeat";
-    case rc::error_complexity:
-    case rc::error_space:
-    case rc::error_stack:
-        return "too complex";
-    default:
-        return "invalid";
-    }
-}
-
-std::optional<std::regex_constants::error_type> regex_error_of(std::string_view pattern) {
-    try {
-        const std::regex compiled{std::string(pattern), std::regex::ECMAScript};
-        (void)compiled;
-    } catch (const std::regex_error& e) {
-        return e.code();
-    }
-    return std::nullopt;
-}
-
-// The character where a pattern goes wrong: the one after its longest prefix
-// that still compiles ("a(b" -> 2, the unclosed '('; "a**" -> 3).
-std::size_t regex_error_column(std::string_view pattern) {
-    std::size_t longest = 0;
-    for (std::size_t n = 1; n < pattern.size(); ++n) {
-        if (!regex_error_of(pattern.substr(0, n))) {
-            longest = n;
-        }
-    }
-    return longest + 1;
-}
-
-// What went wrong at `column`. Some codes are too coarse to tell (libstdc++
-// reports a leading '*' as a parenthesis error), so the character there comes first.
-std::string regex_message(std::string_view pattern,
-                          std::size_t column,
-                          std::regex_constants::error_type code) {
-    const std::size_t at = column - 1;
-    if (at < pattern.size()) {
-        const char c = pattern[at];
-        const bool repeat = c == '*' || c == '+' || c == '?' || c == '{';
-        const bool nothing_before =
-            at == 0 || pattern[at - 1] == '(' || pattern[at - 1] == '|';
-        if (repeat && nothing_before) {
-            return std::string("nothing to repeat before '") + c + "'";
-        }
-        if (c == '(' && at + 1 < pattern.size() && pattern[at + 1] == '?') {
-            return "unsupported group '(?'";
-        }
-    }
-    return std::string(regex_problem(code));
-}
-
 void check_manager(const cluster_config& config, checker& c) {
     const auto& manager = config.manager;
-    if (c.trusted({"manager.type"}) &&
-        std::find(manager_types.begin(), manager_types.end(), manager.type) ==
-            manager_types.end()) {
-        c.fail("manager.type",
-               "expected one of delta, standard (got " + quote(manager.type) + ")");
-    }
-    if (c.trusted({"manager.context"})) {
-        if (manager.context.empty()) {
-            c.fail("manager.context", "must not be empty");
-        } else if (manager.context.size() > max_context_bytes) {
-            c.fail("manager.context", "must be at most 255 bytes (got " +
-                                          std::to_string(manager.context.size()) + ")");
+    // The same rules as managers::validate() (manager_rules.hpp).
+    auto rule = [&](std::string_view key, const std::optional<std::string>& problem) {
+        if (problem && c.trusted({key})) {
+            c.fail(std::string(key), *problem);
         }
-    }
-    if (c.trusted({"manager.cookie"}) && !is_cookie_name(manager.cookie)) {
-        c.fail("manager.cookie",
-               manager.cookie.empty()
-                   ? std::string("must not be empty")
-                   : "must be a cookie name: visible ASCII without spaces or ()<>@,;:\\\"/[]?={} (got " +
-                         quote(manager.cookie) + ")");
-    }
-    if (c.trusted({"manager.filter"})) {
-        if (const auto code = regex_error_of(manager.filter)) {
-            const auto column = regex_error_column(manager.filter);
-            c.fail("manager.filter", "not a valid regular expression: " +
-                                         regex_message(manager.filter, column, *code) +
-                                         " at character " + std::to_string(column) + " (got " +
-                                         quote(manager.filter) + ")");
-        }
-    }
+    };
+    rule("manager.type", manager_rules::type_problem(manager.type));
+    rule("manager.context", manager_rules::context_problem(manager.context));
+    rule("manager.cookie", manager_rules::cookie_problem(manager.cookie));
+    rule("manager.filter", manager_rules::filter_problem(manager.filter));
     // 0 means never (Tomcat's 0 or negative); the manager counts in seconds.
     if (c.trusted({"manager.max_inactive"})) {
         constexpr duration second{1000};
@@ -521,11 +410,7 @@ void check_manager(const cluster_config& config, checker& c) {
                                                format_duration(manager.max_inactive) + ")");
         }
     }
-    std::uint32_t parsed = 0;
-    const auto options = std::to_string(manager.send_options);
-    if (c.trusted({"manager.send_options"}) && !read_send_options(options, parsed).empty()) {
-        c.fail("manager.send_options", send_options_message(options));
-    }
+    rule("manager.send_options", manager_rules::send_options_problem(manager.send_options));
     c.positive("manager.state_transfer_timeout", manager.state_transfer_timeout);
 }
 

@@ -1,57 +1,27 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <troupe/managers/manager.hpp>
-#include <troupe/transport/io_thread.hpp>
 
-#include "delta_manager.hpp"
-#include "link.hpp"
-#include "manager_base.hpp"
+#include <troupe/conf/manager_rules.hpp>
 
-#include <regex>
+#include "registry.hpp"
+
 #include <stdexcept>
 
 namespace troupe::managers {
 
-namespace {
-
-/// `manager.type: standard`: the same API on one node, nothing replicated.
-class standard_manager final : public detail::manager_base {
-public:
-    standard_manager(std::string node, manager_config config)
-        : manager_base(std::move(node), std::move(config)) {
-        start_timers();
-    }
-    ~standard_manager() override { stop(); }
-};
-
-bool valid_options(std::uint32_t o) {
-    // The option bits 2 | 4 | 8; "processed" (4) needs "received" (2).
-    return o != 0 && (o & ~14u) == 0 && ((o & 4u) == 0 || (o & 2u) != 0);
-}
-
-} // namespace
-
 std::vector<std::string> validate(const manager_config& c) {
     std::vector<std::string> problems;
-    if (c.type != "standard" && c.type != "delta") {
-        problems.push_back("type: unknown manager '" + c.type + "' (valid: standard, delta)");
-    }
-    if (c.context.empty() || c.context.size() > 255) {
-        problems.push_back("context: must be 1 to 255 bytes (got " + std::to_string(c.context.size()) + ")");
-    }
-    if (c.cookie.empty()) {
-        problems.push_back("cookie: must not be empty");
-    }
-    if (!c.filter.empty()) {
-        try {
-            std::regex re(c.filter, std::regex::ECMAScript);
-        } catch (const std::regex_error& e) {
-            problems.push_back("filter: not a regular expression: " + std::string(e.what()));
+    // The keys a cluster file also has follow its rules (manager_rules.hpp).
+    auto rule = [&](std::string_view key, const std::optional<std::string>& problem) {
+        if (problem) {
+            problems.push_back(std::string(key) + ": " + *problem);
         }
-    }
-    if (!valid_options(c.send_options)) {
-        problems.push_back("send_options: expected async (8), ack (2) or sync (6) (got " +
-                           std::to_string(c.send_options) + ")");
-    }
+    };
+    rule("type", conf::manager_rules::type_problem(c.type));
+    rule("context", conf::manager_rules::context_problem(c.context));
+    rule("cookie", conf::manager_rules::cookie_problem(c.cookie));
+    rule("filter", conf::manager_rules::filter_problem(c.filter));
+    rule("send_options", conf::manager_rules::send_options_problem(c.send_options));
     if (c.state_transfer_timeout.count() <= 0) {
         problems.push_back("state_transfer_timeout: must be greater than 0");
     }
@@ -76,19 +46,7 @@ std::unique_ptr<session_manager> make_manager(engine::channel& channel, manager_
         }
         throw std::invalid_argument(text);
     }
-    if (config.type == "standard") {
-        return std::make_unique<standard_manager>(channel.self().name, std::move(config));
-    }
-    const auto wait = config.state_transfer_timeout + std::chrono::seconds(1);
-    auto m = std::make_unique<detail::delta_manager>(detail::make_channel_link(channel, config.context),
-                                                     std::move(config));
-    m->start();
-    // Like Tomcat's DeltaManager: start returns once the sessions are here (or
-    // the timeout passed), so the node serves no request without them.
-    if (!transport::on_io_thread()) {
-        m->await_state_transfer(wait);
-    }
-    return m;
+    return detail::find_manager_type(config.type)->make(channel, std::move(config));
 }
 
 } // namespace troupe::managers

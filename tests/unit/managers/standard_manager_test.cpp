@@ -2,6 +2,7 @@
 // The manager API on the standard manager (no replication): lazy sessions,
 // typed attributes, request scope, listeners, expiry on a manual clock, id
 // rotation and concurrent requests on one session.
+#include <troupe/conf/load.hpp>
 #include <troupe/managers/manager.hpp>
 
 #include "manual_clock.hpp"
@@ -356,11 +357,11 @@ TEST_CASE("settings are checked, and an unknown manager lists the valid ones", "
     c.access_batch_interval = 0ms;
     const auto problems = validate(c);
     REQUIRE(problems.size() == 5);
-    CHECK(problems[0] == "type: unknown manager 'backup' (valid: standard, delta)");
-    CHECK_THAT(problems[1], Catch::StartsWith("filter: not a regular expression"));
+    CHECK(problems[0] == "type: expected one of delta, standard (got 'backup')");
+    CHECK_THAT(problems[1], Catch::StartsWith("filter: not a valid regular expression: "));
     CHECK_THAT(problems[2], Catch::StartsWith("send_options:"));
     engine::channel ch(node_config("n"));
-    CHECK_THROWS_WITH(make_manager(ch, c), Catch::Contains("manager.type: unknown manager 'backup'"));
+    CHECK_THROWS_WITH(make_manager(ch, c), Catch::Contains("manager.type: expected one of delta, standard"));
     manager_config ok;
     for (std::uint32_t o : {2u, 6u, 8u, 10u, 14u}) {
         ok.send_options = o;
@@ -379,4 +380,52 @@ TEST_CASE("stats and metrics report the counters", "[managers]") {
     const auto metrics = f.m->metrics_text();
     CHECK_THAT(metrics, Catch::Contains("troupe_sessions{context=\"app\"} 1"));
     CHECK_THAT(metrics, Catch::Contains("troupe_sessions_created_total{context=\"app\"} 1"));
+}
+
+TEST_CASE("the cluster file and the managers follow the same rules for the same keys", "[managers]") {
+    // Each value is judged by conf::validate (a cluster file) and by
+    // managers::validate (a manager_config built in code): both or neither object.
+    auto conf_objects = [](const std::string& key, const conf::cluster_config& cluster) {
+        for (const auto& d : conf::validate(cluster)) {
+            if (d.path == key) {
+                return true;
+            }
+        }
+        return false;
+    };
+    auto manager_objects = [](const std::string& key, const manager_config& c) {
+        for (const auto& p : validate(c)) {
+            if (p.rfind(key, 0) == 0) {
+                return true;
+            }
+        }
+        return false;
+    };
+    // Sets one key both ways and compares the verdicts.
+    auto agree = [&](const std::string& key, auto set) {
+        conf::cluster_config cluster;
+        manager_config c;
+        set(cluster.manager, c);
+        return conf_objects("manager." + key, cluster) == manager_objects(key + ":", c);
+    };
+    for (const std::string v : {"TROUPE_SESSION", "JSESSIONID", "", "a b", "x;y", "caf\xc3\xa9", "a=b"}) {
+        CAPTURE(v);
+        CHECK(agree("cookie", [&](auto& f, auto& m) { f.cookie = m.cookie = v; }));
+    }
+    for (const std::string v : {"delta", "standard", "backup", "Delta", ""}) {
+        CAPTURE(v);
+        CHECK(agree("type", [&](auto& f, auto& m) { f.type = m.type = v; }));
+    }
+    for (const std::string v : {"", ".*\\.css$", "([unclosed", "*x", "a{2,1}"}) {
+        CAPTURE(v);
+        CHECK(agree("filter", [&](auto& f, auto& m) { f.filter = m.filter = v; }));
+    }
+    for (const std::uint32_t v : {2u, 4u, 6u, 8u, 0u, 1u, 16u}) {
+        CAPTURE(v);
+        CHECK(agree("send_options", [&](auto& f, auto& m) { f.send_options = m.send_options = v; }));
+    }
+    for (const std::size_t n : {std::size_t{1}, std::size_t{255}, std::size_t{256}}) {
+        CAPTURE(n);
+        CHECK(agree("context", [&](auto& f, auto& m) { f.context = m.context = std::string(n, 'c'); }));
+    }
 }
