@@ -210,6 +210,7 @@ struct channel::impl {
         std::vector<std::shared_ptr<peer_sender>> start;
         std::vector<std::shared_ptr<peer_sender>> drop;
         std::vector<std::shared_ptr<peer_sender>> reset;
+        std::vector<std::shared_ptr<peer_sender>> park;
         std::vector<std::shared_ptr<peer_sender>> kick;
         std::vector<member> verify;
         bool announce = false;
@@ -356,12 +357,17 @@ struct channel::impl {
             if (it == peers.end() || it->second.current != m.id) {
                 continue;
             }
-            // The stream keeps reconnecting (capped backoff): a frozen member that
-            // resumes, or a healed partition, is readmitted by its handshake.
+            // A frozen member that resumes, or a healed partition, is readmitted
+            // by a new handshake.
             w.drop.push_back(it->second.sender);
-            if (m.state == member_state::gone) {
-                // Declared dead while its connection may still look fine (a frozen
-                // peer we were writing to): start over, so a handshake readmits it.
+            if (!it->second.is_static) {
+                // Discovered: its heartbeats (or its HELLO) say when it is back,
+                // and only then do we dial (peer_sender::park says why).
+                w.park.push_back(it->second.sender);
+            } else if (m.state == member_state::gone) {
+                // Static members send no heartbeats: the stream keeps redialling
+                // (capped backoff). Declared dead while its connection may still
+                // look fine (a frozen peer we were writing to): start over.
                 w.reset.push_back(it->second.sender);
             }
             it->second.gone_since = std::chrono::steady_clock::now();
@@ -390,6 +396,9 @@ struct channel::impl {
         }
         for (auto& s : w.reset) {
             s->reset("member removed by the failure detector");
+        }
+        for (auto& s : w.park) {
+            s->park("member removed by the failure detector");
         }
         for (auto& s : w.kick) {
             if (!s->connected()) {

@@ -267,6 +267,7 @@ void peer_sender::do_connect() {
     }
     ++generation_;
     handshaken_ = false;
+    attempting_ = true;
     rlen_ = 0;
     resolver_.async_resolve(host_, std::to_string(port_),
                             [self = shared_from_this(), gen = generation_](
@@ -500,6 +501,8 @@ bool peer_sender::handle_hello(const frame_view& f) {
     }
     handshaken_ = true;
     was_up_ = true;
+    parked_ = false;
+    attempting_ = false;
     connect_timer_.cancel();
     backoff_ = std::chrono::milliseconds(20);
     ping_outstanding_ = false;
@@ -663,11 +666,20 @@ void peer_sender::fail_connection(const error_code& ec, const std::string& reaso
             space_cv_.notify_all();
         }
     }
+    // An RST, not a FIN: what is still unsent or unacknowledged was failed or
+    // counted above, and a FIN would be retransmitted to an unresponsive peer
+    // for minutes, keeping the kernel resolving its address (ARP/ND) all the
+    // while; a SYN-ACK after a healed partition then waits up to a second for
+    // the next probe.
     error_code ignored;
+    if (socket_.is_open()) {
+        socket_.set_option(asio::socket_base::linger(true, 0), ignored);
+    }
     socket_.close(ignored);
     connect_timer_.cancel();
     const bool was_up = handshaken_;
     handshaken_ = false;
+    attempting_ = false;
     rlen_ = 0;
     std::deque<entry> lost;
     bool stopped = false;
@@ -693,7 +705,7 @@ void peer_sender::fail_connection(const error_code& ec, const std::string& reaso
     if (cb_.down) {
         cb_.down(ec, reason, was_up);
     }
-    if (!stopped) {
+    if (!stopped && !parked_) {
         schedule_reconnect();
     }
 }
@@ -877,6 +889,23 @@ void peer_sender::reconnect_now() {
         self->backoff_ = std::chrono::milliseconds(20);
         self->socket_ = asio::ip::tcp::socket(self->strand_);
         self->do_connect();
+    });
+}
+
+void peer_sender::park(const std::string& reason) {
+    asio::post(strand_, [self = shared_from_this(), reason] {
+        {
+            std::lock_guard lock(self->mutex_);
+            if (self->stopped_) {
+                return;
+            }
+        }
+        self->parked_ = true;
+        self->reconnect_timer_.cancel();
+        if (self->handshaken_ || self->attempting_) {
+            self->resolver_.cancel();
+            self->fail_connection(error::member_gone, reason);
+        }
     });
 }
 

@@ -222,6 +222,33 @@ TEST_CASE("a connection that breaks during a write leaves none of its bytes coun
     s->stop(error::stopped);
 }
 
+TEST_CASE("a parked stream dials again only when its member is heard, and a handshake ends parking",
+          "[transport]") {
+    auto c = test::loopback_config();
+    auto rx = std::make_unique<test::recording_receiver>(c);
+    const auto port = rx->port();
+    test::io_runner tx;
+    auto s = make_sender(tx.io, c, port);
+    REQUIRE(wait_until([&] { return s->connected(); }));
+    CHECK(s->stats().connects.load() == 1);
+    s->park("test: member removed");
+    REQUIRE(wait_until([&] { return !s->connected(); }));
+    // Unparked, the backoff (20 ms at first) would have dialled many times by now.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK_FALSE(s->connected());
+    CHECK(s->stats().connects.load() == 1);
+    // Heard from (a heartbeat): one dial, and the handshake ends parking.
+    s->reconnect_now();
+    REQUIRE(wait_until([&] { return s->connected(); }));
+    CHECK(s->stats().connects.load() == 2);
+    rx.reset(); // a plain connection loss now redials on its own
+    REQUIRE(wait_until([&] { return !s->connected(); }));
+    rx = std::make_unique<test::recording_receiver>(test::loopback_config(port));
+    REQUIRE(wait_until([&] { return s->connected(); }));
+    CHECK(s->stats().connects.load() == 3);
+    s->stop(error::stopped);
+}
+
 TEST_CASE("frames queued for a member that restarted are dropped and counted", "[transport]") {
     auto c = test::loopback_config();
     auto rx = std::make_unique<test::recording_receiver>(c);

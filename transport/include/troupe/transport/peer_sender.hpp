@@ -132,12 +132,23 @@ public:
     void stop(boost::system::error_code why);
 
     /// The member was just heard from: if not connected, give up the pending
-    /// attempt or backoff and dial now (a healed partition rejoins in one round trip).
+    /// attempt or backoff and dial now (a healed partition rejoins in one round
+    /// trip). A parked stream dials once per call, and never restarts an attempt
+    /// already in flight.
     void reconnect_now();
 
     /// Closes the current connection (if any) and reconnects with backoff: used
-    /// when the member was declared gone, so that only a fresh handshake readmits it.
+    /// when a static member was declared gone, so that only a fresh handshake
+    /// readmits it (static members send no heartbeats: only dialling finds them).
     void reset(const std::string& reason);
+
+    /// The member was removed and will announce itself if it comes back
+    /// (heartbeats, an inbound HELLO): close at once and dial only when
+    /// reconnect_now() says it was heard.
+    /// Blind redials during a partition keep the kernel resolving its address
+    /// (ARP/ND), and a SYN after the heal then waits up to a second for the
+    /// next probe. A completed handshake ends parking.
+    void park(const std::string& reason);
 
     /// Fails every frame still queued (not yet written) with `why`, counted as
     /// dropped and logged, and keeps the stream (the member may come back).
@@ -205,6 +216,8 @@ private:
     bool handle_hello(const frame_view& f);
     void do_write();
     void on_write(const boost::system::error_code& ec, std::size_t n);
+    /// Closes the connection with an RST, fails what awaited it, and redials
+    /// with backoff unless stopped or parked.
     void fail_connection(const boost::system::error_code& ec, const std::string& reason);
     void schedule_reconnect();
     void arm_tick();
@@ -287,6 +300,8 @@ private:
     hello my_hello_;
     bool handshaken_ = false;
     bool was_up_ = false;
+    bool parked_ = false;     ///< park(): no redial but on reconnect_now()
+    bool attempting_ = false; ///< a connection attempt runs (do_connect until HELLO or failure)
     membership::member_id last_peer_id_; ///< who answered last time: a new id is a restart
     std::chrono::milliseconds backoff_{20};
     std::atomic<clock::rep> last_write_{0};
