@@ -41,7 +41,9 @@ void replication_core::answer_get_sessions(const member& from, const std::vector
     auto chunk = wire::counted_writer::session_data();
     auto send = [&](const std::vector<std::string>& missing) {
         counters_->full_copies_sent.fetch_add(chunk.count(), std::memory_order_relaxed);
-        link_->send({from.id}, chunk.finish(missing), engine::send_options::async, count_failures());
+        auto b = chunk.finish(missing);
+        counters_->full_copy_bytes_sent.fetch_add(b.size(), std::memory_order_relaxed);
+        link_->send({from.id}, std::move(b), engine::send_options::async, count_failures());
         chunk = wire::counted_writer::session_data();
     };
     std::vector<std::string> missing;
@@ -172,6 +174,8 @@ std::optional<std::uint64_t> replication_core::stream_answer(
         total += chunk.count();
         auto b = chunk.finish();
         bytes += b.size();
+        (full ? counters_->transfer_bytes_sent : counters_->digest_bytes_sent)
+            .fetch_add(b.size(), std::memory_order_relaxed);
         {
             std::unique_lock lock(window->mutex);
             if (!window->cv.wait_for(lock, link_->wait_limit(),

@@ -525,6 +525,9 @@ void replication_core::add_stats(nlohmann::json& j) const {
     }
     r["malformed_by_reason"] = std::move(reasons);
     r["digest_entries_sent"] = c.digest_entries_sent.load();
+    r["digest_bytes_sent"] = c.digest_bytes_sent.load();
+    r["full_copy_bytes_sent"] = c.full_copy_bytes_sent.load();
+    r["transfer_bytes_sent"] = c.transfer_bytes_sent.load();
     r["digest_entries_received"] = c.digest_entries_received.load();
     r["transfers_answered"] = c.transfers_answered.load();
     r["transfer_sessions_sent"] = c.transfer_sessions_sent.load();

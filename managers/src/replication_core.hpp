@@ -120,6 +120,9 @@ protected:
         std::atomic<std::uint64_t> full_copies_sent{0}, requests_given_up{0};
         std::atomic<std::uint64_t> transfers_answered{0}, transfer_sessions_sent{0}, transfer_chunks_received{0};
         std::atomic<std::uint64_t> digest_entries_sent{0}, digest_entries_received{0};
+        /// Payload bytes of digest chunks, of whole copies answering GET_SESSIONS,
+        /// and of state transfer chunks (what reconciliation and joins cost).
+        std::atomic<std::uint64_t> digest_bytes_sent{0}, full_copy_bytes_sent{0}, transfer_bytes_sent{0};
         std::atomic<std::uint64_t> async_send_failures{0}, stale_transfer_messages{0};
         std::atomic<std::uint64_t> malformed{0};
         std::array<std::atomic<std::uint64_t>, 8> malformed_by_reason{};

@@ -23,6 +23,9 @@ namespace troupe::bench {
 // sessions.cpp: 3 members with the delta manager (replication, memory, state transfer).
 int sessions_main(flag_parser& flags);
 int session_member_main(flag_parser& flags);
+// reconcile.cpp: a healed partition, 3 members in a tools/netlab lab (root).
+int reconcile_main(flag_parser& flags);
+int reconcile_member_main(flag_parser& flags);
 namespace {
 
 constexpr std::string_view usage_text = R"(usage: troupe-bench <scenario> [options]
@@ -35,6 +38,11 @@ Scenarios (each member is its own process, all on 127.0.0.1):
                (async, sync), memory per session, state transfer of --fill sessions
                (--members N --size BYTES --requests N --sessions N --fill N
                 --skip replication|memory|transfer)
+  reconcile    a healed partition, 3 members, one per tools/netlab namespace (root;
+               exits 77 otherwise): view merge -> every copy identical (target 1 s),
+               wire, digest and copy bytes
+               (--sessions N --size BYTES --changed F --timeout S --poll-ms MS
+                --skip little_changed|all_changed --netlab PATH)
 
 raw options:
   --size BYTES             request and reply size (1024)
@@ -248,6 +256,12 @@ int run(const std::vector<std::string>& args) {
     }
     if (command == "_session_member") {
         return session_member_main(flags);
+    }
+    if (command == "reconcile") {
+        return reconcile_main(flags);
+    }
+    if (command == "_reconcile_member") {
+        return reconcile_member_main(flags);
     }
     if (command == "_raw-server") {
         return raw_server_main(flags);
