@@ -428,6 +428,8 @@ void replication_core::on_member(const member& m) {
     actions a;
     {
         std::lock_guard lock(repl_mutex_);
+        // Alive again, or gone: either way not a laggard of the current view.
+        laggards_->remove(m.id);
         if (m.state == membership::member_state::alive) {
             if (auto r = reconciling_.find(m.id); r != reconciling_.end() && r->second.retry_at) {
                 // Asking failed while it was not in our view: ask now.

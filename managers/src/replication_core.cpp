@@ -234,8 +234,11 @@ replication_core::sent_changes replication_core::send_changes(const std::shared_
         auto heard = std::make_shared<heard_from>();
         link_->send_each(
             to, std::move(out.messages[i]), options,
-            [waiter, heard](const member_id& m, const engine::send_result& one) {
+            [waiter, heard, laggards = laggards_](const member_id& m, const engine::send_result& one) {
                 heard->add(m);
+                if (one.ok()) {
+                    laggards->remove(m); // it answers again: requests wait for it
+                }
                 waiter->done(m, one);
             },
             [waiter, heard, to](const engine::send_result& all) {
@@ -363,8 +366,8 @@ std::shared_ptr<send_waiter> replication_core::make_waiter(const std::shared_ptr
     // that does not answer fails the request, as it says. With log (the
     // default) half of the group suffices after laggard_wait.
     const bool every_member = config().on_replication_failure == manager_config::on_failure::fail;
-    auto waiter = std::make_shared<send_waiter>(every_member ? steady::time_point::max()
-                                                             : steady::now() + laggard_wait);
+    auto waiter = every_member ? std::make_shared<send_waiter>()
+                               : std::make_shared<send_waiter>(steady::now() + laggard_wait, laggards_);
     // A member skipped by the early rule whose send then failed missed this
     // step without (yet) being removed: it gets the whole session.
     waiter->on_late = [this, life = lifetime_, weak = std::weak_ptr<session>(s)](const member_id& m,

@@ -326,6 +326,8 @@ protected:
     std::atomic<std::int64_t> last_tick_{0}; ///< steady_clock ticks of the last housekeeping run
     std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> tombstone_order_;
 
+    /// Members a request skipped that have not answered since (send_waiter.hpp).
+    std::shared_ptr<laggard_set> laggards_ = std::make_shared<laggard_set>();
     std::mutex lingering_mutex_;
     std::vector<std::shared_ptr<send_waiter>> lingering_;
 

@@ -5,6 +5,21 @@
 
 namespace troupe::managers::detail {
 
+void laggard_set::add(const membership::member_id& m) {
+    std::lock_guard lock(mutex_);
+    ids_.insert(m);
+}
+
+void laggard_set::remove(const membership::member_id& m) {
+    std::lock_guard lock(mutex_);
+    ids_.erase(m);
+}
+
+bool laggard_set::contains(const membership::member_id& m) const {
+    std::lock_guard lock(mutex_);
+    return ids_.count(m) > 0;
+}
+
 void send_waiter::expect(const membership::member_id& member) {
     std::lock_guard lock(mutex_);
     ++members_[member].outstanding;
@@ -16,7 +31,14 @@ bool send_waiter::settles_locked(clock::time_point now) const {
         return true;
     }
     if (now < early_at_) {
-        return false;
+        // Only known laggards outstanding: no reason to wait for them again.
+        const bool only_laggards =
+            laggards_ && std::all_of(members_.begin(), members_.end(), [&](const auto& m) {
+                return m.second.outstanding == 0 || laggards_->contains(m.first);
+            });
+        if (!only_laggards) {
+            return false;
+        }
     }
     const auto took = static_cast<std::size_t>(std::count_if(members_.begin(), members_.end(), [](const auto& m) {
         return m.second.outstanding == 0 && !m.second.failed;
@@ -27,6 +49,13 @@ bool send_waiter::settles_locked(clock::time_point now) const {
 
 std::function<void()> send_waiter::settle_locked() {
     settled_ = true;
+    if (laggards_) {
+        for (const auto& [id, m] : members_) {
+            if (m.outstanding > 0) {
+                laggards_->add(id);
+            }
+        }
+    }
     cv_.notify_all();
     if (!on_done) {
         return {};
@@ -75,19 +104,25 @@ void send_waiter::done(const membership::member_id& member, engine::send_result 
 }
 
 bool send_waiter::wait(std::chrono::milliseconds limit) {
-    std::unique_lock lock(mutex_);
-    const auto deadline = clock::now() + limit;
-    while (!settled_) {
-        const auto now = clock::now();
-        if (settles_locked(now)) {
-            settled_ = true;
-            break;
+    std::function<void()> completion;
+    {
+        std::unique_lock lock(mutex_);
+        const auto deadline = clock::now() + limit;
+        while (!settled_) {
+            const auto now = clock::now();
+            if (settles_locked(now)) {
+                completion = settle_locked();
+                break;
+            }
+            if (now >= deadline) {
+                return false;
+            }
+            // Wake at early_at to apply the early rule, or when an answer comes.
+            cv_.wait_until(lock, std::min(deadline, now < early_at_ ? early_at_ : deadline));
         }
-        if (now >= deadline) {
-            return false;
-        }
-        // Wake at early_at to apply the early rule, or when an answer comes.
-        cv_.wait_until(lock, std::min(deadline, now < early_at_ ? early_at_ : deadline));
+    }
+    if (completion) {
+        completion();
     }
     return true;
 }

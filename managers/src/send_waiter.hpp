@@ -9,9 +9,25 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <set>
 
 namespace troupe::managers::detail {
+
+/// Members that were skipped by a request's early rule and have not answered
+/// anything since: the next requests do not wait for them (thread-safe).
+class laggard_set {
+public:
+    void add(const membership::member_id& m);
+    /// It answered (or left the view): requests wait for it again.
+    void remove(const membership::member_id& m);
+    bool contains(const membership::member_id& m) const;
+
+private:
+    mutable std::mutex mutex_;
+    std::set<membership::member_id> ids_;
+};
 
 /// Waits for the answers to one request's replication: each message to each
 /// member is sent on its own, so that the answers are told apart.
@@ -23,14 +39,18 @@ namespace troupe::managers::detail {
 /// detector's verification. A member skipped that way still gets the
 /// messages (they stay queued for it); if one of them then fails, `on_late`
 /// hears of it, and the manager sends that member the whole session. A member
-/// that is removed meanwhile reconciles when it comes back.
+/// that is removed meanwhile reconciles when it comes back. Members in
+/// `laggards` (skipped before, silent since) are not waited for at all: the
+/// early rule applies at once while only they are outstanding.
 class send_waiter {
 public:
     using clock = std::chrono::steady_clock;
 
     /// `early_at`: from then on half of the group suffices (max: never).
-    explicit send_waiter(clock::time_point early_at = clock::time_point::max())
-        : early_at_(early_at) {}
+    explicit send_waiter(clock::time_point early_at = clock::time_point::max(),
+                         std::shared_ptr<laggard_set> laggards = nullptr)
+        : early_at_(early_at)
+        , laggards_(std::move(laggards)) {}
 
     /// Before the first send: one more message to `member`.
     void expect(const membership::member_id& member);
@@ -68,6 +88,7 @@ private:
     mutable std::mutex mutex_;
     std::condition_variable cv_;
     clock::time_point early_at_;
+    std::shared_ptr<laggard_set> laggards_;
     std::map<membership::member_id, member_state> members_;
     std::size_t remaining_ = 0;
     engine::send_result failures_;

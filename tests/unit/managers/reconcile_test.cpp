@@ -438,7 +438,8 @@ TEST_CASE("a digest asked for before the other side re-admitted us is asked for 
     require_same(b, cc);
 }
 
-TEST_CASE("a sync request does not wait for a frozen member once half of the group has the change",
+TEST_CASE("a sync request does not wait for a frozen member once half of the group has the change, and the "
+          "next does not wait for it at all",
           "[managers][reconcile]") {
     sync_trio t;
     auto& c = t.c;
@@ -464,8 +465,10 @@ TEST_CASE("a sync request does not wait for a frozen member once half of the gro
         }
         const auto took = std::chrono::steady_clock::now() - t0;
         CHECK(res.error.empty());
-        CHECK(took >= 450ms); // it waited for c a while,
-        CHECK(took < 2500ms); // not for the transport's ack timeout
+        if (blocking) {
+            CHECK(took >= 450ms); // the first waited for c a while; the second
+        }                         // does not: c was skipped and is silent since
+        CHECK(took < 2500ms);     // not for the transport's ack timeout
     }
     CHECK(repl(a, "laggards_skipped") == 2);
     CHECK(get(b, id, "k") == "2");
