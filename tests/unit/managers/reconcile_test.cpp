@@ -472,9 +472,11 @@ TEST_CASE("a sync request does not wait for a frozen member once half of the gro
     }
     CHECK(repl(a, "laggards_skipped") == 2);
     CHECK(get(b, id, "k") == "2");
-    // c never answers: it gets the whole session instead.
+    // c never answers: it gets the whole session instead. (The second
+    // request's message to c may still be on its way to the hold: it settled
+    // without waiting for c.)
     c.bus.filter = nullptr;
-    CHECK(c.bus.release_held(true) >= 2);
+    CHECK(c.bus.release_held(true) >= 1);
     REQUIRE(c.pump());
     CHECK(repl(a, "laggard_resyncs") >= 1);
     CHECK(get(cc, id, "k") == "2");
