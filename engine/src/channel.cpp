@@ -210,7 +210,7 @@ struct channel::impl {
         std::vector<std::shared_ptr<peer_sender>> start;
         std::vector<std::shared_ptr<peer_sender>> drop;
         std::vector<std::shared_ptr<peer_sender>> reset;
-        std::vector<std::shared_ptr<peer_sender>> park;
+        std::vector<std::pair<std::shared_ptr<peer_sender>, std::uint64_t>> park; ///< and its connects
         std::vector<std::shared_ptr<peer_sender>> kick;
         std::vector<member> verify;
         bool announce = false;
@@ -360,14 +360,17 @@ struct channel::impl {
             // A frozen member that resumes, or a healed partition, is readmitted
             // by a new handshake.
             w.drop.push_back(it->second.sender);
-            if (!it->second.is_static) {
-                // Discovered: its heartbeats (or its HELLO) say when it is back,
-                // and only then do we dial (peer_sender::park says why).
-                w.park.push_back(it->second.sender);
+            const auto heard = detector->info(m.id);
+            if (!it->second.is_static && heard && heard->heartbeats) {
+                // Heard by multicast: its heartbeats say when it is back, and
+                // each one dials while it is not connected (peer_sender::park
+                // says why not before).
+                w.park.emplace_back(it->second.sender, it->second.sender->stats().connects.load());
             } else if (m.state == member_state::gone) {
-                // Static members send no heartbeats: the stream keeps redialling
-                // (capped backoff). Declared dead while its connection may still
-                // look fine (a frozen peer we were writing to): start over.
+                // No heartbeats to hear (static, or known by its HELLO only):
+                // the stream keeps redialling (capped backoff). Declared dead
+                // while its connection may still look fine (a frozen peer we
+                // were writing to): start over.
                 w.reset.push_back(it->second.sender);
             }
             it->second.gone_since = std::chrono::steady_clock::now();
@@ -376,6 +379,9 @@ struct channel::impl {
             if (m.state == member_state::alive) {
                 if (auto it = peers.find(m.endpoint()); it != peers.end()) {
                     it->second.gone_since.reset();
+                    // Alive (again): a stream parked by a removal that raced
+                    // its comeback must dial.
+                    w.kick.push_back(it->second.sender);
                 }
             }
         }
@@ -397,8 +403,8 @@ struct channel::impl {
         for (auto& s : w.reset) {
             s->reset("member removed by the failure detector");
         }
-        for (auto& s : w.park) {
-            s->park("member removed by the failure detector");
+        for (auto& [s, connects] : w.park) {
+            s->park("member removed by the failure detector", connects);
         }
         for (auto& s : w.kick) {
             if (!s->connected()) {

@@ -87,16 +87,18 @@ void replication_core::answer_get_all(const member& from, const wire::get_all_ms
         return;
     }
     // A digest: tombstones first, so that what ended here is not fetched back
-    // from us, then every session's stamp.
-    std::vector<wire::digest_entry> ended;
-    {
-        std::lock_guard lock(repl_mutex_);
-        ended.reserve(tombstones_.size());
-        for (const auto& [id, ts] : tombstones_) {
-            ended.push_back({id, {ts.version, 0, false}, true});
-        }
-    }
+    // from us, then every session's stamp. Both are read once the asker is
+    // reachable (fill runs after the opening chunk): an id that ends before
+    // then is in the tombstones, one that ends after reaches it as EXPIRED.
     const auto sent = stream_answer(from, g, [&](chunk_writer& chunk, const std::function<bool(std::size_t)>& room) {
+        std::vector<wire::digest_entry> ended;
+        {
+            std::lock_guard lock(repl_mutex_);
+            ended.reserve(tombstones_.size());
+            for (const auto& [id, ts] : tombstones_) {
+                ended.push_back({id, {ts.version, 0, false}, true});
+            }
+        }
         for (const auto& e : ended) {
             if (!room(wire::digest_entry_size(e.id.size()))) {
                 return false;

@@ -451,6 +451,9 @@ void replication_core::on_member(const member& m) {
                 update_unverified_locked();
                 repl_cv_.notify_all();
             }
+            // The catch-up first (a new source, or its end replaying the queue),
+            // so that what it asks of the departed member is asked elsewhere below.
+            member_departed_locked(m, a);
             // Whatever we asked it for, ask someone else.
             const auto others = link_->members();
             for (auto& [id, w] : awaiting_) {
@@ -467,7 +470,6 @@ void replication_core::on_member(const member& m) {
                     }
                 }
             }
-            member_departed_locked(m, a);
         }
     }
     run(a);

@@ -55,6 +55,14 @@ engine::send_result not_heard(const member_id& m, const engine::send_result& all
     return r;
 }
 
+/// The member itself answered (an ack, or a NACK with its reason), as opposed
+/// to the transport giving up on it.
+bool answered(const engine::send_result& r) {
+    return std::all_of(r.failures.begin(), r.failures.end(), [](const auto& f) {
+        return f.ec == transport::error::remote_failure || f.ec == transport::error::no_listener;
+    });
+}
+
 } // namespace
 
 std::string describe(const member& m) { return m.name + " (" + m.endpoint() + ")"; }
@@ -236,7 +244,7 @@ replication_core::sent_changes replication_core::send_changes(const std::shared_
             to, std::move(out.messages[i]), options,
             [waiter, heard, laggards = laggards_](const member_id& m, const engine::send_result& one) {
                 heard->add(m);
-                if (one.ok()) {
+                if (answered(one)) {
                     laggards->remove(m); // it answers again: requests wait for it
                 }
                 waiter->done(m, one);

@@ -30,26 +30,30 @@ bool send_waiter::settles_locked(clock::time_point now) const {
     if (remaining_ == 0) {
         return true;
     }
+    const auto took = static_cast<std::size_t>(std::count_if(members_.begin(), members_.end(), [](const auto& m) {
+        return m.second.outstanding == 0 && !m.second.failed;
+    }));
     if (now < early_at_) {
-        // Only known laggards outstanding: no reason to wait for them again.
+        // Only known laggards outstanding: no reason to wait for them again,
+        // once another member has the change (with two nodes, never: this
+        // node alone would be "half").
         const bool only_laggards =
-            laggards_ && std::all_of(members_.begin(), members_.end(), [&](const auto& m) {
+            laggards_ && took >= 1 && std::all_of(members_.begin(), members_.end(), [&](const auto& m) {
                 return m.second.outstanding == 0 || laggards_->contains(m.first);
             });
         if (!only_laggards) {
             return false;
         }
     }
-    const auto took = static_cast<std::size_t>(std::count_if(members_.begin(), members_.end(), [](const auto& m) {
-        return m.second.outstanding == 0 && !m.second.failed;
-    }));
     // At least half of the group, this node included (two nodes: this one).
     return (took + 1) * 2 >= members_.size() + 1;
 }
 
-std::function<void()> send_waiter::settle_locked() {
+std::function<void()> send_waiter::settle_locked(clock::time_point now) {
     settled_ = true;
-    if (laggards_) {
+    // Members skipped by the early rule proper become laggards; settling by
+    // the laggard shortcut marks nobody new (a late answer is not silence).
+    if (laggards_ && remaining_ > 0 && now >= early_at_) {
         for (const auto& [id, m] : members_) {
             if (m.outstanding > 0) {
                 laggards_->add(id);
@@ -89,8 +93,9 @@ void send_waiter::done(const membership::member_id& member, engine::send_result 
                     failures_.failures.push_back(std::move(f));
                 }
             }
-            if (settles_locked(clock::now())) {
-                completion = settle_locked();
+            const auto now = clock::now();
+            if (settles_locked(now)) {
+                completion = settle_locked(now);
             }
         }
         cv_.notify_all();
@@ -111,7 +116,7 @@ bool send_waiter::wait(std::chrono::milliseconds limit) {
         while (!settled_) {
             const auto now = clock::now();
             if (settles_locked(now)) {
-                completion = settle_locked();
+                completion = settle_locked(now);
                 break;
             }
             if (now >= deadline) {
@@ -134,10 +139,11 @@ bool send_waiter::poll() {
         if (settled_) {
             return true;
         }
-        if (!settles_locked(clock::now())) {
+        const auto now = clock::now();
+        if (!settles_locked(now)) {
             return false;
         }
-        completion = settle_locked();
+        completion = settle_locked(now);
     }
     if (completion) {
         completion();

@@ -40,8 +40,9 @@ private:
 /// messages (they stay queued for it); if one of them then fails, `on_late`
 /// hears of it, and the manager sends that member the whole session. A member
 /// that is removed meanwhile reconciles when it comes back. Members in
-/// `laggards` (skipped before, silent since) are not waited for at all: the
-/// early rule applies at once while only they are outstanding.
+/// `laggards` (skipped by the early rule before, silent since) are not waited
+/// for at all: the early rule applies at once while only they are
+/// outstanding, provided another member has taken every message.
 class send_waiter {
 public:
     using clock = std::chrono::steady_clock;
@@ -83,7 +84,7 @@ private:
     bool settles_locked(clock::time_point now) const;
     engine::send_result result_locked() const;
     /// Marks it settled; returns the completion to run outside the lock.
-    std::function<void()> settle_locked();
+    std::function<void()> settle_locked(clock::time_point now);
 
     mutable std::mutex mutex_;
     std::condition_variable cv_;

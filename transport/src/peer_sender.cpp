@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -667,12 +669,18 @@ void peer_sender::fail_connection(const error_code& ec, const std::string& reaso
         }
     }
     // An RST, not a FIN: what is still unsent or unacknowledged was failed or
-    // counted above, and a FIN would be retransmitted to an unresponsive peer
+    // counted above (or just below), and a FIN would be retransmitted to an unresponsive peer
     // for minutes, keeping the kernel resolving its address (ARP/ND) all the
     // while; a SYN-ACK after a healed partition then waits up to a second for
     // the next probe.
     error_code ignored;
     if (socket_.is_open()) {
+        // Frames written whole but still in the kernel's send buffer go with
+        // the RST: counted as possibly lost (at least one; bytes do not say how many).
+        int unsent = 0;
+        if (::ioctl(socket_.native_handle(), SIOCOUTQ, &unsent) == 0 && unsent > 0) {
+            stats_.possibly_lost.fetch_add(1, std::memory_order_relaxed);
+        }
         socket_.set_option(asio::socket_base::linger(true, 0), ignored);
     }
     socket_.close(ignored);
@@ -892,13 +900,16 @@ void peer_sender::reconnect_now() {
     });
 }
 
-void peer_sender::park(const std::string& reason) {
-    asio::post(strand_, [self = shared_from_this(), reason] {
+void peer_sender::park(const std::string& reason, std::uint64_t connects) {
+    asio::post(strand_, [self = shared_from_this(), reason, connects] {
         {
             std::lock_guard lock(self->mutex_);
             if (self->stopped_) {
                 return;
             }
+        }
+        if (self->stats_.connects.load(std::memory_order_relaxed) != connects) {
+            return; // a handshake completed after the removal: it is back
         }
         self->parked_ = true;
         self->reconnect_timer_.cancel();

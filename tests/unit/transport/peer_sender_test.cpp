@@ -231,7 +231,7 @@ TEST_CASE("a parked stream dials again only when its member is heard, and a hand
     auto s = make_sender(tx.io, c, port);
     REQUIRE(wait_until([&] { return s->connected(); }));
     CHECK(s->stats().connects.load() == 1);
-    s->park("test: member removed");
+    s->park("test: member removed", s->stats().connects.load());
     REQUIRE(wait_until([&] { return !s->connected(); }));
     // Unparked, the backoff (20 ms at first) would have dialled many times by now.
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -246,6 +246,10 @@ TEST_CASE("a parked stream dials again only when its member is heard, and a hand
     rx = std::make_unique<test::recording_receiver>(test::loopback_config(port));
     REQUIRE(wait_until([&] { return s->connected(); }));
     CHECK(s->stats().connects.load() == 3);
+    // A removal decided before the last handshake is stale: the stream stays up.
+    s->park("test: stale removal", 2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(s->connected());
     s->stop(error::stopped);
 }
 

@@ -133,8 +133,8 @@ public:
 
     /// The member was just heard from: if not connected, give up the pending
     /// attempt or backoff and dial now (a healed partition rejoins in one round
-    /// trip). A parked stream dials once per call, and never restarts an attempt
-    /// already in flight.
+    /// trip). A parked stream dials once per call (heartbeats call it every
+    /// period while the member is heard).
     void reconnect_now();
 
     /// Closes the current connection (if any) and reconnects with backoff: used
@@ -147,8 +147,10 @@ public:
     /// reconnect_now() says it was heard.
     /// Blind redials during a partition keep the kernel resolving its address
     /// (ARP/ND), and a SYN after the heal then waits up to a second for the
-    /// next probe. A completed handshake ends parking.
-    void park(const std::string& reason);
+    /// next probe. A completed handshake ends parking. `connects` is
+    /// stats().connects when the member was removed: if a handshake completed
+    /// since, the member is back and nothing is done.
+    void park(const std::string& reason, std::uint64_t connects);
 
     /// Fails every frame still queued (not yet written) with `why`, counted as
     /// dropped and logged, and keeps the stream (the member may come back).
