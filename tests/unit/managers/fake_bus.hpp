@@ -39,7 +39,24 @@ public:
     enum class verdict { deliver, drop, fail, hold };
 
     /// Decides each message's fate as it is pumped (default: deliver).
-    std::function<verdict(const envelope&)> filter;
+    /// Assigned by tests while a pump thread may be delivering: guarded.
+    class guarded_filter {
+    public:
+        guarded_filter& operator=(std::function<verdict(const envelope&)> f) {
+            std::lock_guard lock(mutex_);
+            f_ = std::move(f);
+            return *this;
+        }
+        verdict operator()(const envelope& e) {
+            std::lock_guard lock(mutex_);
+            return f_ ? f_(e) : verdict::deliver;
+        }
+
+    private:
+        std::mutex mutex_;
+        std::function<verdict(const envelope&)> f_;
+    };
+    guarded_filter filter;
 
     class endpoint final : public managers::detail::link {
     public:
@@ -359,7 +376,7 @@ private:
         }
     }
 
-    void deliver(envelope& e) { deliver(e, filter ? filter(e) : verdict::deliver); }
+    void deliver(envelope& e) { deliver(e, filter(e)); }
 
     void deliver(envelope& e, verdict v) {
         if (v == verdict::hold) {
