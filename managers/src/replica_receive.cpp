@@ -103,7 +103,8 @@ void replication_core::on_message(const member& from, std::span<const std::uint8
     }
 }
 
-void replication_core::dispatch_locked(const member& from, wire::message& m, std::size_t bytes, actions& a) {
+void replication_core::dispatch_locked(const member& from, wire::message& m, std::size_t /*bytes*/,
+                                       actions& a) {
     switch (wire::type_of(m)) {
     case wire::msg_type::created:
         counters_->created_received.fetch_add(1, std::memory_order_relaxed);
