@@ -24,6 +24,7 @@
 #include <condition_variable>
 #include <map>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <sstream>
 #include <string_view>
@@ -254,6 +255,15 @@ struct channel::impl {
     /// Read without `mutex` by senders (std::atomic_load), replaced whole under it.
     std::shared_ptr<const target_list> targets = std::make_shared<target_list>();
 
+    /// Initial discovery (see channel::discovered). Guarded by `mutex`.
+    struct first_look {
+        bool done = false;
+        std::set<std::string> dialling; ///< endpoints whose first attempt has not ended
+        std::chrono::steady_clock::time_point listen_until; ///< members heard until then are waited for
+        std::chrono::steady_clock::time_point give_up_at;   ///< the bound, whatever is still pending
+        std::vector<std::function<void()>> handlers;
+    } first;
+
     mutable std::shared_mutex listeners_mutex;
     std::map<std::string, std::shared_ptr<message_listener>, std::less<>> listeners;
     /// Changes with every add/remove, to a value no channel in the process had
@@ -455,6 +465,7 @@ struct channel::impl {
                 return;
             }
             observe([](auto& d, auto now) { return d.tick(now); });
+            check_discovered();
             forget_long_gone();
             arm_detector_timer();
         });
@@ -537,13 +548,19 @@ struct channel::impl {
             on_peer_down(endpoint, reason, was_up);
         };
         cb.self = [this, endpoint] {
-            std::lock_guard lock(mutex);
-            peers.erase(endpoint);
+            {
+                std::lock_guard lock(mutex);
+                peers.erase(endpoint);
+            }
+            first_attempt_ended(endpoint);
         };
         auto sender = std::make_shared<peer_sender>(io, config.sender, config.channel.max_message,
                                                     config.membership.failure_detector.ping_interval,
                                                     identity, host, port, std::move(cb));
         peers.emplace(endpoint, peer_slot{sender, is_static, std::nullopt, std::nullopt});
+        if (!first.done) {
+            first.dialling.insert(endpoint);
+        }
         return sender;
     }
 
@@ -564,10 +581,12 @@ struct channel::impl {
             it->second.current = info.id;
             return d.connected(m, now);
         });
+        first_attempt_ended(endpoint); // after the member's event was posted
     }
 
     void on_peer_down(const std::string& endpoint, const std::string& reason, bool was_up) {
         if (!was_up) {
+            first_attempt_ended(endpoint);
             return; // a failed attempt: verification, not each retry, decides
         }
         observe([&](auto& d, auto now) {
@@ -576,6 +595,71 @@ struct channel::impl {
                 return membership::detector_actions{};
             }
             return d.disconnected(*it->second.current, reason, now);
+        });
+    }
+
+    // ---- initial discovery
+    // A node that sees no other member right after start may simply not have
+    // heard them yet; a replicating manager that took that for "first of the
+    // cluster" would serve requests without the sessions (and make new ones
+    // for ids it does not know). So discovery counts as done only once every
+    // static member, and every member heard in the first two heartbeat
+    // periods, has been dialled once — reached (its alive event posted first)
+    // or not — or `sender.connect_timeout` and a margin passed beyond that.
+
+    void begin_first_look_locked() {
+        const auto t = std::chrono::steady_clock::now();
+        const auto listen = config.membership.multicast.enabled ? 2 * config.membership.multicast.frequency
+                                                                : std::chrono::milliseconds(0);
+        first.listen_until = t + listen;
+        first.give_up_at = first.listen_until + config.sender.connect_timeout + std::chrono::milliseconds(500);
+    }
+
+    void first_attempt_ended(const std::string& endpoint) {
+        {
+            std::lock_guard lock(mutex);
+            if (first.done) {
+                return;
+            }
+            first.dialling.erase(endpoint);
+        }
+        check_discovered();
+    }
+
+    /// Called on every attempt's end and every detector tick.
+    void check_discovered() {
+        std::vector<std::function<void()>> ready;
+        {
+            std::lock_guard lock(mutex);
+            if (first.done || !running) {
+                return;
+            }
+            const auto t = std::chrono::steady_clock::now();
+            const bool bounded = t >= first.give_up_at;
+            if (!bounded && (t < first.listen_until || !first.dialling.empty())) {
+                return;
+            }
+            first.done = true;
+            ready = std::move(first.handlers);
+            first.handlers.clear();
+            const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - started_at).count();
+            if (first.dialling.empty()) {
+                log()->info("initial discovery done in {} ms: {} other member(s)",
+                            ms, detector ? detector->table().sendable().size() : 0);
+            } else {
+                std::string pending;
+                for (const auto& e : first.dialling) {
+                    pending += (pending.empty() ? "" : ", ") + e;
+                }
+                log()->warn("initial discovery ended by its bound after {} ms; no answer yet from {}", ms, pending);
+            }
+            first.dialling.clear();
+        }
+        // On the member-event strand: after the events of the members found.
+        asio::post(events, [ready = std::move(ready)] {
+            for (const auto& h : ready) {
+                h();
+            }
         });
     }
 
@@ -883,6 +967,7 @@ void channel::start() {
     std::vector<std::shared_ptr<peer_sender>> fresh;
     {
         std::lock_guard lock(d.mutex);
+        d.begin_first_look_locked();
         for (const auto& hp : d.config.membership.static_members) {
             if (hp.port == port && (hp.host == d.self.host || hp.host == "localhost")) {
                 continue; // this node itself, in a list shared by all nodes
@@ -899,6 +984,7 @@ void channel::start() {
         d.discovery->start([&d](const membership::heartbeat& hb) { d.on_heartbeat(hb); });
     }
     asio::post(d.events, [&d] { d.arm_detector_timer(); });
+    d.check_discovered(); // nothing to wait for: no static member, no multicast
     log()->info("node {} ({}) started on {}:{} in cluster '{}'", d.self.name, d.self.id.str(),
                 d.self.host, port, d.config.cluster.name);
 }
@@ -959,6 +1045,23 @@ void channel::remove_listener(const std::string& context) {
     std::unique_lock lock(impl_->listeners_mutex);
     impl_->listeners.erase(context);
     impl_->listeners_changed_locked();
+}
+
+bool channel::discovered() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->first.done;
+}
+
+void channel::on_discovered(std::function<void()> handler) {
+    auto& d = *impl_;
+    {
+        std::lock_guard lock(d.mutex);
+        if (!d.first.done) {
+            d.first.handlers.push_back(std::move(handler));
+            return;
+        }
+    }
+    asio::post(d.events, std::move(handler));
 }
 
 void channel::add_member_listener(member_listener listener) {

@@ -31,6 +31,8 @@ public:
 
     std::vector<membership::member> members() const override { return channel_.members(); }
 
+    bool discovered() const override { return channel_.discovered(); }
+
     void attach(link_events events) override {
         {
             std::unique_lock lock(gate_->mutex);
@@ -47,6 +49,19 @@ public:
                 std::shared_lock lock(gp->mutex);
                 if (gp->open && gp->events.member_changed) {
                     gp->events.member_changed(m);
+                }
+            });
+        }
+        if (!discovered_listener_added_) {
+            discovered_listener_added_ = true;
+            channel_.on_discovered([g = std::weak_ptr<gate>(gate_)] {
+                auto gp = g.lock();
+                if (!gp) {
+                    return;
+                }
+                std::shared_lock lock(gp->mutex);
+                if (gp->open && gp->events.discovered) {
+                    gp->events.discovered();
                 }
             });
         }
@@ -128,6 +143,7 @@ private:
     std::string context_;
     std::shared_ptr<gate> gate_;
     bool member_listener_added_ = false;
+    bool discovered_listener_added_ = false;
 };
 
 } // namespace

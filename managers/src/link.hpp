@@ -24,6 +24,8 @@ struct link_events {
     /// One message of the context; `payload` is valid during the call only.
     std::function<void(const membership::member& from, std::span<const std::uint8_t> payload)> message;
     std::function<void(const membership::member&)> member_changed;
+    /// Once, when discovered() turns true (after the found members' events).
+    std::function<void()> discovered;
 };
 
 class link {
@@ -36,6 +38,8 @@ public:
     virtual membership::member self() const = 0;
     /// Other members that are alive or suspect.
     virtual std::vector<membership::member> members() const = 0;
+    /// False while initial discovery runs: no member may mean "not heard yet".
+    virtual bool discovered() const = 0;
     /// Starts delivering events. Calls may come from several threads at once.
     virtual void attach(link_events events) = 0;
     /// Stops delivering: when it returns, no event call is running or will run.

@@ -482,7 +482,12 @@ void replication_core::housekeeping() {
         std::lock_guard lock(repl_mutex_);
         const auto t = steady::now();
         reconcile_housekeeping_locked(t, a);
-        catch_up_housekeeping_locked(t, a);
+        if (discovering_ && link_->discovered()) {
+            discovered_locked(a); // the link's event is on its way: no need to wait for it
+        }
+        if (!discovering_) {
+            catch_up_housekeeping_locked(t, a);
+        }
         const auto members = link_->members();
         for (auto it = awaiting_.begin(); it != awaiting_.end();) {
             auto& w = it->second;

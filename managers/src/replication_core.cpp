@@ -92,7 +92,7 @@ std::uint64_t replication_core::random_request() const {
 void replication_core::start() {
     self_ = link_->self();
     link_->attach({[this](const member& from, std::span<const std::uint8_t> payload) { on_message(from, payload); },
-                   [this](const member& m) { on_member(m); }});
+                   [this](const member& m) { on_member(m); }, [this] { on_discovered(); }});
     timers().every(config().access_batch_interval, [this] { send_access_batch(); });
     timers().every(std::chrono::milliseconds(200), [this] { housekeeping(); });
     if (engine::send_options::wants_ack(config().send_options)) {
@@ -103,9 +103,44 @@ void replication_core::start() {
     actions a;
     {
         std::lock_guard lock(repl_mutex_);
-        begin_catch_up_locked(a);
+        if (link_->discovered()) {
+            begin_catch_up_locked(a);
+        } else {
+            // Right after the channel's start no member may be in view yet,
+            // which is not "first of the cluster": a node that took it so would
+            // serve requests without the sessions and make new ones for the ids
+            // it does not know. Requests and messages wait as for a catch-up.
+            discovering_ = true;
+            catching_up_ = true;
+            catch_up_started_ = steady::now();
+        }
     }
     run(a);
+}
+
+void replication_core::on_discovered() {
+    actions a;
+    {
+        std::lock_guard lock(repl_mutex_);
+        discovered_locked(a);
+    }
+    run(a);
+}
+
+void replication_core::discovered_locked(actions& a) {
+    if (!discovering_ || stopping_) {
+        return;
+    }
+    discovering_ = false;
+    catching_up_ = false; // begin_catch_up_locked sets it again if it finds a source
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - catch_up_started_);
+    SPDLOG_LOGGER_DEBUG(log(), "context {}: discovery done after {} ms", config().context, waited.count());
+    begin_catch_up_locked(a);
+    if (!catching_up_) {
+        // Nobody to catch up from: replay what came meanwhile and compare
+        // digests with whoever found us.
+        end_catch_up_locked({}, a);
+    }
 }
 
 void replication_core::end_catch_up_locked(const member_id& source, actions& a) {
@@ -567,6 +602,7 @@ void replication_core::add_stats(nlohmann::json& j) const {
     rc["in_progress"] = reconciling_.size();
     rc["blocking"] = std::count_if(reconciling_.begin(), reconciling_.end(),
                                    [](const auto& p) { return p.second.blocking; });
+    r["discovering"] = discovering_;
     add_catch_up_stats_locked(j);
 }
 

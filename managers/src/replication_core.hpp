@@ -183,8 +183,9 @@ protected:
     /// every member. Called with or without the session's order lock, never
     /// under repl_mutex_.
     virtual std::vector<membership::member_id> destinations(const session& s) const = 0;
-    /// At start: sets catching_up_ if this member must first receive what
-    /// the others hold; messages are queued until end_catch_up_locked.
+    /// Once the link's initial discovery is done (at start, or when it ends):
+    /// sets catching_up_ if this member must first receive what the others
+    /// hold; messages are queued until end_catch_up_locked.
     virtual void begin_catch_up_locked(actions& a) = 0;
     /// A message that belongs to the catch-up (a state transfer's chunk, its
     /// end, a refusal): @return true if taken.
@@ -203,6 +204,8 @@ protected:
 
     void on_message(const membership::member& from, std::span<const std::uint8_t> payload);
     void on_member(const membership::member& m);
+    void on_discovered();
+    void discovered_locked(actions& a);
     void dispatch_locked(const membership::member& from, wire::message& m, std::size_t bytes, actions& a);
     void run(actions& a);
 
@@ -302,6 +305,9 @@ protected:
     mutable std::mutex repl_mutex_; // everything below, until access_mutex_
     std::condition_variable repl_cv_;
     bool catching_up_ = false;
+    /// Catching up from nobody yet: the link's initial discovery still runs,
+    /// so no member in view may only mean "not heard yet" (on_discovered).
+    bool discovering_ = false;
     std::chrono::steady_clock::time_point catch_up_started_;
     std::vector<queued> queue_;
     std::vector<std::pair<membership::member, wire::get_all_msg>> deferred_;

@@ -12,6 +12,8 @@
 #include <atomic>
 #include <future>
 #include <mutex>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 using namespace troupe;
@@ -242,7 +244,7 @@ TEST_CASE("lone sync senders read their own acks, and concurrent and async sende
                     ++failures;
                 }
                 if (t == 0) {
-                    p.a.send_all(bytes("async"), engine::send_options::async, "app");
+                    (void)p.a.send_all(bytes("async"), engine::send_options::async, "app");
                 }
                 if (t == 1) {
                     p.a.async_send({}, bytes("handled"), engine::send_options::ack, "app",
@@ -265,4 +267,76 @@ TEST_CASE("lone sync senders read their own acks, and concurrent and async sende
     REQUIRE(r.failures.size() == 1);
     CHECK(r.failures[0].ec == transport::error::remote_failure);
     CHECK_THAT(r.failures[0].detail, Catch::Contains("refused"));
+}
+
+namespace {
+
+/// A loopback port nothing listens on (bound, read, closed): dialling it is refused.
+std::uint16_t refused_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    socklen_t len = sizeof sa;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0);
+    ::close(fd);
+    return ntohs(sa.sin_port);
+}
+
+} // namespace
+
+// A replicating manager must not take "nobody in view yet" for "first of the
+// cluster": discovery ends only after each static member was dialled once,
+// and the members found are announced before it ends.
+TEST_CASE("initial discovery ends once every static member was dialled, after the found members' events",
+          "[engine]") {
+    engine::channel b{config_for("b")};
+    b.start();
+    auto cfg = config_for("a", {{"127.0.0.1", b.port()}, {"127.0.0.1", refused_port()}});
+    cfg.membership.multicast.enabled = false;
+    engine::channel a{cfg};
+    CHECK_FALSE(a.discovered());
+    std::mutex mutex;
+    std::vector<std::string> order;
+    std::promise<std::size_t> members_at_end;
+    a.add_member_listener([&](const membership::member& m) {
+        std::lock_guard lock(mutex);
+        order.push_back("member " + m.name + " " + std::string(membership::to_string(m.state)));
+    });
+    a.on_discovered([&] {
+        {
+            std::lock_guard lock(mutex);
+            order.push_back("discovered");
+        }
+        members_at_end.set_value(a.members().size());
+    });
+    a.start();
+    auto done = members_at_end.get_future();
+    REQUIRE(done.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    CHECK(done.get() == 1);
+    CHECK(a.discovered());
+    std::lock_guard lock(mutex);
+    REQUIRE(order.size() >= 2);
+    CHECK(order[0] == "member b alive");
+    CHECK(order[1] == "discovered");
+}
+
+TEST_CASE("with multicast, initial discovery listens for two heartbeat periods", "[engine]") {
+    auto cfg = config_for("alone");
+    cfg.membership.multicast.frequency = std::chrono::milliseconds(100);
+    engine::channel a{cfg};
+    std::promise<void> ended;
+    a.on_discovered([&] { ended.set_value(); });
+    const auto t0 = std::chrono::steady_clock::now();
+    a.start();
+    auto f = ended.get_future();
+    REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    // A lower bound only: the code cannot end it sooner, however busy the machine.
+    CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(200));
+    CHECK(a.members().empty());
+    std::atomic<bool> late{false};
+    a.on_discovered([&] { late = true; }); // already done: posted at once
+    CHECK(wait_until([&] { return late.load(); }));
 }

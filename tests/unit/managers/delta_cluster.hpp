@@ -86,6 +86,9 @@ struct delta_cluster {
         return c;
     }
 
+    /// The endpoint of the last add_discovering().
+    fake_bus::endpoint* discovering = nullptr;
+
     delta_manager& add(const std::string& name, bool settle = true) {
         auto m = std::make_unique<delta_manager>(bus.join(name, next_incarnation++), config());
         m->start();
@@ -93,6 +96,17 @@ struct delta_cluster {
         if (settle) {
             REQUIRE(pump());
         }
+        return *nodes.back();
+    }
+
+    /// A member whose link has not finished initial discovery: it sees nobody
+    /// until `discovering->finish_discovery()`.
+    delta_manager& add_discovering(const std::string& name) {
+        auto e = bus.join(name, next_incarnation++, false);
+        discovering = e.get();
+        auto m = std::make_unique<delta_manager>(std::move(e), config());
+        m->start();
+        nodes.push_back(std::move(m));
         return *nodes.back();
     }
 

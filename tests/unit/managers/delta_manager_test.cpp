@@ -398,6 +398,52 @@ TEST_CASE("a request for a session not yet transferred waits for the transfer", 
     CHECK(reader.get() == "ann");
 }
 
+// A restarted node that sees no member yet (its channel's initial discovery
+// still runs) is not the first of the cluster: a request for a session it does
+// not know yet must wait, not get a new session (consistency-check, restart).
+TEST_CASE("a member that has not finished discovery waits for it before serving a session it lacks",
+          "[managers][delta]") {
+    delta_cluster c;
+    auto& a = c.add("a");
+    const auto id = create(a, "user", "ann");
+    REQUIRE(c.pump());
+    auto& b = c.add_discovering("b");
+    REQUIRE(b.transferring());
+    CHECK(stats(b)["replication"]["discovering"] == true);
+    auto reader = std::async(std::launch::async, [&] {
+        auto r = b.begin_request(id, "/");
+        return std::make_pair(r.session_id(), r.session() ? r.session()->get<std::string>("user") : std::nullopt);
+    });
+    REQUIRE(c.pump());
+    CHECK(reader.wait_for(50ms) == std::future_status::timeout);
+    // A change made meanwhile on a (which already sees b) reaches b too.
+    set(a, id, "cart", "3 items");
+    REQUIRE(c.pump());
+    c.discovering->finish_discovery();
+    REQUIRE(c.pump());
+    const auto [served, user] = reader.get();
+    CHECK(served == id);
+    CHECK(user == "ann");
+    CHECK(stats(b)["state_transfer"]["state"] == "done");
+    require_same(a, b);
+}
+
+TEST_CASE("the first member of a cluster serves once discovery finds nobody", "[managers][delta]") {
+    delta_cluster c;
+    auto& a = c.add_discovering("a");
+    REQUIRE(a.transferring());
+    c.discovering->finish_discovery();
+    REQUIRE(c.pump());
+    CHECK_FALSE(a.transferring());
+    CHECK(stats(a)["replication"]["discovering"] == false);
+    CHECK(stats(a)["state_transfer"]["state"] == "none");
+    const auto id = create(a, "user", "ann");
+    auto& b = c.add("b");
+    REQUIRE(c.pump());
+    require_same(a, b);
+    CHECK(b.find(id));
+}
+
 TEST_CASE("two members writing one session at once converge on one copy", "[managers][delta]") {
     delta_cluster c;
     auto& a = c.add("a");

@@ -66,7 +66,25 @@ public:
         ~endpoint() override { bus_.leave(self_.id); }
 
         membership::member self() const override { return self_; }
-        std::vector<membership::member> members() const override { return bus_.members_except(self_.id); }
+        std::vector<membership::member> members() const override {
+            if (!discovered_.load()) {
+                return {}; // still discovering: nobody heard yet
+            }
+            return bus_.members_except(self_.id);
+        }
+        bool discovered() const override { return discovered_.load(); }
+        /// Ends initial discovery (join(..., false)): the others' alive events,
+        /// then the link's discovered event, as the channel orders them.
+        void finish_discovery() {
+            discovered_.store(true);
+            for (const auto& m : bus_.members_except(self_.id)) {
+                member_event(m);
+            }
+            std::shared_lock lock(mutex_);
+            if (attached_ && events_.discovered) {
+                events_.discovered();
+            }
+        }
         void attach(managers::detail::link_events events) override {
             std::unique_lock lock(mutex_);
             events_ = std::move(events);
@@ -111,10 +129,14 @@ public:
         mutable std::shared_mutex mutex_;
         managers::detail::link_events events_;
         bool attached_ = false;
+        std::atomic<bool> discovered_{true};
+        friend class fake_bus;
     };
 
     /// A new member; older members have smaller incarnations.
-    std::unique_ptr<endpoint> join(const std::string& name, std::uint64_t incarnation) {
+    /// `discovered` false: its initial discovery runs until finish_discovery()
+    /// (the others see it at once, it sees nobody).
+    std::unique_ptr<endpoint> join(const std::string& name, std::uint64_t incarnation, bool discovered = true) {
         membership::member m;
         m.id = membership::member_id::random();
         m.incarnation = incarnation;
@@ -122,6 +144,7 @@ public:
         m.host = "127.0.0.1";
         m.port = static_cast<std::uint16_t>(4000 + incarnation);
         auto e = std::make_unique<endpoint>(*this, m);
+        e->discovered_.store(discovered);
         std::vector<endpoint*> others;
         {
             std::lock_guard lock(mutex_);

@@ -103,6 +103,17 @@ public:
                     send_handler handler,
                     send_progress progress);
 
+    /// True once initial discovery has ended: every static member, and every
+    /// member heard in the first two heartbeat periods, was dialled once
+    /// (reached or not), or `sender.connect_timeout` plus half a second more
+    /// passed. Before that, an empty members() may only mean "not heard yet".
+    /// False before start().
+    bool discovered() const;
+    /// Runs `handler` once, on the strand of the member events and after the
+    /// events of the members discovery found, when discovered() turns true;
+    /// posted at once if it already is. Never runs if the channel stops first.
+    void on_discovered(std::function<void()> handler);
+
     const membership::member& self() const noexcept;
     /// Other members that are alive or suspect (sendable).
     std::vector<membership::member> members() const;
