@@ -259,8 +259,11 @@ struct channel::impl {
     struct first_look {
         bool done = false;
         std::set<std::string> dialling; ///< endpoints whose first attempt has not ended
-        std::chrono::steady_clock::time_point listen_until; ///< members heard until then are waited for
-        std::chrono::steady_clock::time_point give_up_at;   ///< the bound, whatever is still pending
+        /// Members heard until then are waited for; set by start() (never
+        /// ends before: a dial-back racing start() must not end discovery).
+        std::chrono::steady_clock::time_point listen_until = std::chrono::steady_clock::time_point::max();
+        /// The bound, whatever is still pending.
+        std::chrono::steady_clock::time_point give_up_at = std::chrono::steady_clock::time_point::max();
         std::vector<std::function<void()>> handlers;
     } first;
 
@@ -355,7 +358,8 @@ struct channel::impl {
         for (const auto& [host, port] : a.connect) {
             if (auto s = add_peer_locked(host, port, false)) {
                 w.start.push_back(std::move(s));
-            } else if (auto it = peers.find(host + ":" + std::to_string(port)); it != peers.end()) {
+            } else if (auto it = peers.find(host + ":" + std::to_string(port));
+                       it != peers.end() && !in_first_attempt_locked(it->first)) {
                 w.kick.push_back(it->second.sender); // heard again: dial now, not after backoff
             }
         }
@@ -615,6 +619,12 @@ struct channel::impl {
         first.give_up_at = first.listen_until + config.sender.connect_timeout + std::chrono::milliseconds(500);
     }
 
+    /// A kick restarts a dial in flight (to drop a SYN lost in a dead route);
+    /// a first attempt is fresh, and restarting it would hold discovery up.
+    bool in_first_attempt_locked(const std::string& endpoint) const {
+        return !first.done && first.dialling.count(endpoint) > 0;
+    }
+
     void first_attempt_ended(const std::string& endpoint) {
         {
             std::lock_guard lock(mutex);
@@ -689,7 +699,8 @@ struct channel::impl {
                 if (!fresh) {
                     // Known, and it just reached us: if our side is down (a healed
                     // partition), dial now instead of waiting out the backoff.
-                    if (auto it = peers.find(m->endpoint()); it != peers.end()) {
+                    if (auto it = peers.find(m->endpoint());
+                        it != peers.end() && !in_first_attempt_locked(it->first)) {
                         kick = it->second.sender;
                     }
                 }

@@ -245,7 +245,7 @@ void delta_manager::answer_full(const member& from, const wire::get_all_msg& g) 
 
 void delta_manager::add_catch_up_stats_locked(nlohmann::json& j) const {
     auto& t = j["state_transfer"];
-    t["state"] = transfer_.state;
+    t["state"] = discovering_ ? "discovering" : transfer_.state;
     t["source"] = transfer_.source.name;
     t["sessions"] = transfer_.sessions;
     t["chunks"] = transfer_.chunks;

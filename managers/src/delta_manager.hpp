@@ -49,7 +49,7 @@ private:
         std::uint64_t sessions = 0;
         std::uint64_t chunks = 0;
         std::uint64_t bytes = 0;
-        std::string state = "none"; ///< none | running | done | timed_out | failed
+        std::string state = "none"; ///< none | running | done | timed_out | failed (/stats: or discovering)
         std::string detail;
         /// Asking failed because the source is not reachable yet: ask again then.
         std::optional<std::chrono::steady_clock::time_point> retry_at;

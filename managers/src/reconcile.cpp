@@ -377,12 +377,19 @@ std::shared_ptr<session> replication_core::wait_for(std::string_view id) {
     if (unverified) {
         counters_->unverified_waits.fetch_add(1, std::memory_order_relaxed);
     }
-    const bool settled = repl_cv_.wait_until(lock, deadline, [&] {
-        if (stopping_) {
-            return true;
+    const auto ready = [&] {
+        return stopping_ || ((!catching_up_ || find(key) != nullptr) && !unverified_locked(key));
+    };
+    // A catch-up's bound follows its current phase: discovery ends by
+    // beginning the transfer, whose timeout counts from then.
+    const auto limit = [&] { return catching_up_ ? catch_up_started_ + config().state_transfer_timeout : deadline; };
+    bool settled = true;
+    while (!ready()) {
+        if (repl_cv_.wait_until(lock, limit()) == std::cv_status::timeout && steady::now() >= limit()) {
+            settled = ready();
+            break;
         }
-        return (!catching_up_ || find(key) != nullptr) && !unverified_locked(key);
-    });
+    }
     if (!settled && unverified) {
         counters_->unverified_wait_timeouts.fetch_add(1, std::memory_order_relaxed);
         if (auto n = unverified_log_.allow()) {

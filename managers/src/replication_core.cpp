@@ -91,6 +91,19 @@ std::uint64_t replication_core::random_request() const {
 
 void replication_core::start() {
     self_ = link_->self();
+    {
+        std::lock_guard lock(repl_mutex_);
+        if (!link_->discovered()) {
+            // Right after the channel's start no member may be in view yet,
+            // which is not "first of the cluster": a node that took it so would
+            // serve requests without the sessions and make new ones for the ids
+            // it does not know. Requests and messages wait as for a catch-up,
+            // from before the first event can arrive.
+            discovering_ = true;
+            catching_up_ = true;
+            catch_up_started_ = steady::now();
+        }
+    }
     link_->attach({[this](const member& from, std::span<const std::uint8_t> payload) { on_message(from, payload); },
                    [this](const member& m) { on_member(m); }, [this] { on_discovered(); }});
     timers().every(config().access_batch_interval, [this] { send_access_batch(); });
@@ -103,16 +116,8 @@ void replication_core::start() {
     actions a;
     {
         std::lock_guard lock(repl_mutex_);
-        if (link_->discovered()) {
+        if (!catching_up_) { // neither discovering nor begun by a member event since attach
             begin_catch_up_locked(a);
-        } else {
-            // Right after the channel's start no member may be in view yet,
-            // which is not "first of the cluster": a node that took it so would
-            // serve requests without the sessions and make new ones for the ids
-            // it does not know. Requests and messages wait as for a catch-up.
-            discovering_ = true;
-            catching_up_ = true;
-            catch_up_started_ = steady::now();
         }
     }
     run(a);
@@ -202,7 +207,17 @@ void replication_core::stop() {
 
 bool replication_core::await_state_transfer(std::chrono::milliseconds limit) {
     std::unique_lock lock(repl_mutex_);
-    return repl_cv_.wait_for(lock, limit, [&] { return !catching_up_ || stopping_; });
+    // `limit` counts from the start of the current phase: discovery, then the
+    // transfer, each bounded on its own.
+    const auto done = [&] { return !catching_up_ || stopping_; };
+    while (!done()) {
+        const auto deadline = catch_up_started_ + limit;
+        if (repl_cv_.wait_until(lock, deadline) == std::cv_status::timeout && !done() &&
+            steady::now() >= catch_up_started_ + limit) {
+            return false;
+        }
+    }
+    return true;
 }
 
 bool replication_core::transferring() const {

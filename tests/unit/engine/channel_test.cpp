@@ -340,3 +340,35 @@ TEST_CASE("with multicast, initial discovery listens for two heartbeat periods",
     a.on_discovered([&] { late = true; }); // already done: posted at once
     CHECK(wait_until([&] { return late.load(); }));
 }
+
+TEST_CASE("a static member that accepts but never answers holds discovery up to its connect timeout",
+          "[engine]") {
+    // A listening socket nobody accepts from: the kernel completes the TCP
+    // handshake, and HELLO is never answered (a frozen process looks so).
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    REQUIRE(::listen(fd, 8) == 0);
+    socklen_t len = sizeof sa;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0);
+    auto cfg = config_for("a", {{"127.0.0.1", ntohs(sa.sin_port)}, {"127.0.0.1", refused_port()}});
+    cfg.membership.multicast.enabled = false;
+    cfg.sender.connect_timeout = std::chrono::milliseconds(300);
+    engine::channel a{cfg};
+    std::promise<void> ended;
+    a.on_discovered([&] { ended.set_value(); });
+    const auto t0 = std::chrono::steady_clock::now();
+    a.start();
+    auto f = ended.get_future();
+    const bool done = f.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    ::close(fd);
+    REQUIRE(done);
+    // Not on the refused member's quick answer: on the silent one's timeout
+    // (a lower bound only, which no busy machine can break).
+    CHECK(waited >= std::chrono::milliseconds(300));
+    CHECK(a.members().empty());
+}
