@@ -271,8 +271,8 @@ TEST_CASE("lone sync senders read their own acks, and concurrent and async sende
 
 namespace {
 
-/// A loopback port nothing listens on (bound, read, closed): dialling it is refused.
-std::uint16_t refused_port() {
+/// A TCP socket bound to a free loopback port: {fd, port}.
+std::pair<int, std::uint16_t> bound_loopback_socket() {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd >= 0);
     sockaddr_in sa{};
@@ -281,8 +281,14 @@ std::uint16_t refused_port() {
     REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
     socklen_t len = sizeof sa;
     REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0);
+    return {fd, ntohs(sa.sin_port)};
+}
+
+/// A loopback port nothing listens on (bound, read, closed): dialling it is refused.
+std::uint16_t refused_port() {
+    const auto [fd, port] = bound_loopback_socket();
     ::close(fd);
-    return ntohs(sa.sin_port);
+    return port;
 }
 
 } // namespace
@@ -345,16 +351,9 @@ TEST_CASE("a static member that accepts but never answers holds discovery up to 
           "[engine]") {
     // A listening socket nobody accepts from: the kernel completes the TCP
     // handshake, and HELLO is never answered (a frozen process looks so).
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    const auto [fd, port] = bound_loopback_socket();
     REQUIRE(::listen(fd, 8) == 0);
-    socklen_t len = sizeof sa;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0);
-    auto cfg = config_for("a", {{"127.0.0.1", ntohs(sa.sin_port)}, {"127.0.0.1", refused_port()}});
+    auto cfg = config_for("a", {{"127.0.0.1", port}, {"127.0.0.1", refused_port()}});
     cfg.membership.multicast.enabled = false;
     cfg.sender.connect_timeout = std::chrono::milliseconds(300);
     engine::channel a{cfg};
