@@ -17,11 +17,6 @@ using membership::member;
 using membership::member_id;
 using steady = std::chrono::steady_clock;
 
-template <typename T>
-T& as(wire::message& m) {
-    return std::get<T>(m);
-}
-
 } // namespace
 
 std::vector<member_id> delta_manager::destinations(const session& s) const {
@@ -150,7 +145,7 @@ bool delta_manager::catch_up_message_locked(const member& from, wire::message& m
     }
     switch (wire::type_of(m)) {
     case wire::msg_type::all_data: {
-        auto& d = as<wire::all_data_msg>(m);
+        auto& d = std::get<wire::all_data_msg>(m);
         if (d.request != transfer_.request) {
             return false;
         }
@@ -167,7 +162,7 @@ bool delta_manager::catch_up_message_locked(const member& from, wire::message& m
         return true;
     }
     case wire::msg_type::transfer_complete: {
-        const auto& c = as<wire::transfer_complete_msg>(m);
+        const auto& c = std::get<wire::transfer_complete_msg>(m);
         if (c.request != transfer_.request) {
             return false; // a digest's end: it queues behind the digest's chunks
         }
@@ -179,7 +174,7 @@ bool delta_manager::catch_up_message_locked(const member& from, wire::message& m
         return true;
     }
     case wire::msg_type::no_such_context: {
-        if (as<wire::no_such_context_msg>(m).request != transfer_.request) {
+        if (std::get<wire::no_such_context_msg>(m).request != transfer_.request) {
             return false;
         }
         next_source_locked(describe(from) + " has no manager for this context", a);

@@ -26,10 +26,6 @@ constexpr std::size_t tombstone_cap = 1u << 20;
 /// Requests for this many sessions or fewer are answered on the I/O thread.
 constexpr std::size_t inline_answer = 16;
 
-template <typename T>
-T& as(wire::message& m) {
-    return std::get<T>(m);
-}
 } // namespace
 
 // ---------------------------------------------------------------------------
@@ -64,7 +60,7 @@ void replication_core::on_message(const member& from, std::span<const std::uint8
     }
     const auto type = wire::type_of(m);
     if (type == wire::msg_type::get_all) {
-        auto g = as<wire::get_all_msg>(m);
+        auto g = std::get<wire::get_all_msg>(m);
         if (g.what == wire::get_all_msg::mode::reconcile || g.what == wire::get_all_msg::mode::rejoin) {
             on_get_all_reconcile(from, g);
         }
@@ -72,7 +68,7 @@ void replication_core::on_message(const member& from, std::span<const std::uint8
         return;
     }
     if (type == wire::msg_type::get_sessions) {
-        auto& ids = as<wire::get_sessions_msg>(m).ids;
+        auto& ids = std::get<wire::get_sessions_msg>(m).ids;
         if (ids.size() <= inline_answer) {
             answer_get_sessions(from, ids);
         } else {
@@ -108,25 +104,25 @@ void replication_core::dispatch_locked(const member& from, wire::message& m, std
     switch (wire::type_of(m)) {
     case wire::msg_type::created:
         counters_->created_received.fetch_add(1, std::memory_order_relaxed);
-        install_locked(as<wire::created_msg>(m).s, install_mode::if_wins, a);
+        install_locked(std::get<wire::created_msg>(m).s, install_mode::if_wins, a);
         break;
-    case wire::msg_type::delta: on_delta_locked(from, as<wire::delta_msg>(m), a); break;
-    case wire::msg_type::expired: on_expired_locked(from, as<wire::expired_msg>(m), a); break;
-    case wire::msg_type::accessed: on_accessed_locked(as<wire::accessed_msg>(m)); break;
-    case wire::msg_type::id_changed: on_id_changed_locked(from, as<wire::id_changed_msg>(m), a); break;
+    case wire::msg_type::delta: on_delta_locked(from, std::get<wire::delta_msg>(m), a); break;
+    case wire::msg_type::expired: on_expired_locked(from, std::get<wire::expired_msg>(m), a); break;
+    case wire::msg_type::accessed: on_accessed_locked(std::get<wire::accessed_msg>(m)); break;
+    case wire::msg_type::id_changed: on_id_changed_locked(from, std::get<wire::id_changed_msg>(m), a); break;
     case wire::msg_type::all_data:
     case wire::msg_type::no_such_context:
         // Not taken by the catch-up: an old transfer's, or not for us.
         counters_->stale_transfer_messages.fetch_add(1, std::memory_order_relaxed);
         break;
     case wire::msg_type::transfer_complete:
-        if (!digest_complete_locked(from, as<wire::transfer_complete_msg>(m).request)) {
+        if (!digest_complete_locked(from, std::get<wire::transfer_complete_msg>(m).request)) {
             counters_->stale_transfer_messages.fetch_add(1, std::memory_order_relaxed);
         }
         break;
-    case wire::msg_type::session_data: on_session_data_locked(from, as<wire::session_data_msg>(m), a); break;
-    case wire::msg_type::digest: on_digest_locked(from, as<wire::digest_msg>(m), a); break;
-    case wire::msg_type::newer_copy: on_newer_copy_locked(from, as<wire::newer_copy_msg>(m), a); break;
+    case wire::msg_type::session_data: on_session_data_locked(from, std::get<wire::session_data_msg>(m), a); break;
+    case wire::msg_type::digest: on_digest_locked(from, std::get<wire::digest_msg>(m), a); break;
+    case wire::msg_type::newer_copy: on_newer_copy_locked(from, std::get<wire::newer_copy_msg>(m), a); break;
     case wire::msg_type::get_all:
     case wire::msg_type::get_sessions: break; // handled before the lock
     }
