@@ -142,13 +142,14 @@ void replication_core::discovered_locked(actions& a) {
     SPDLOG_LOGGER_DEBUG(log(), "context {}: discovery done after {} ms", config().context, waited.count());
     begin_catch_up_locked(a);
     if (!catching_up_) {
-        // Nobody to catch up from: replay what came meanwhile and compare
-        // digests with whoever found us.
-        end_catch_up_locked({}, a);
+        // The oldest member, first of the cluster: replay what came meanwhile.
+        // No digests: every member that found us is younger and catches up
+        // from a member older than itself, as before a discovery wait existed.
+        end_catch_up_locked({}, a, false);
     }
 }
 
-void replication_core::end_catch_up_locked(const member_id& source, actions& a) {
+void replication_core::end_catch_up_locked(const member_id& source, actions& a, bool compare_digests) {
     catching_up_ = false;
     auto queue = std::move(queue_);
     queue_.clear();
@@ -164,7 +165,7 @@ void replication_core::end_catch_up_locked(const member_id& source, actions& a) 
     deferred_.clear();
     // A member may have sent a change before it knew us: each other member's
     // digest closes that window (the source's copies are what we hold).
-    a.digests = true;
+    a.digests = compare_digests;
     a.digest_skip = source;
     repl_cv_.notify_all();
 }

@@ -245,8 +245,8 @@ protected:
     void note_tick();
 
     /// Catching up ends: queued messages and deferred GET_ALLs are replayed,
-    /// and every member but `source` is asked for a digest.
-    void end_catch_up_locked(const membership::member_id& source, actions& a);
+    /// and (if `compare_digests`) every member but `source` is asked for a digest.
+    void end_catch_up_locked(const membership::member_id& source, actions& a, bool compare_digests = true);
     /// Streams an answer to `from`: an opening chunk until it is reachable,
     /// then chunks of at most the transfer chunk size from `fill` (which
     /// returns false once a flush failed), a window of them in flight, then
