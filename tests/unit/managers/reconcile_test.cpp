@@ -481,3 +481,88 @@ TEST_CASE("a sync request does not wait for a frozen member once half of the gro
     CHECK(repl(a, "laggard_resyncs") >= 1);
     CHECK(get(cc, id, "k") == "2");
 }
+
+namespace {
+
+/// Cuts c off, changes `existing` on a and makes a session on c, heals: every
+/// member ends with both changes and nothing left in progress or awaited.
+void cut_write_heal_converges(delta_cluster& c, delta_manager& a, delta_manager& b, delta_manager& cc,
+                              const std::string& existing) {
+    const auto c_id = c.bus.id_of("c");
+    c.bus.cut(c_id);
+    REQUIRE(c.pump());
+    set(a, existing, "k", "changed on a while apart");
+    const auto on_c = create(cc, "k", "made on c while apart");
+    REQUIRE(c.pump());
+    c.bus.heal(c_id);
+    REQUIRE(c.pump());
+    require_same(a, b);
+    require_same(a, cc);
+    CHECK(get(cc, existing, "k") == "changed on a while apart");
+    CHECK(get(b, on_c, "k") == "made on c while apart");
+    for (auto* m : {&a, &b, &cc}) {
+        CHECK(reconciliation(*m, "in_progress") == 0);
+        CHECK(repl(*m, "awaiting") == 0);
+    }
+}
+
+} // namespace
+
+// A member that ends its transfer compares digests with every other member,
+// some of which may still be receiving theirs (their digest chunks queue
+// behind the transfer). None of it may be left in progress, or hold up the
+// reconciliation of a later heal with the same member.
+TEST_CASE("a digest exchanged with a member still receiving its transfer does not hold up a later heal",
+          "[managers][reconcile]") {
+    delta_cluster c;
+    auto& a = c.add("a");
+    for (int i = 0; i < 50; ++i) {
+        create(a, "k", std::to_string(i));
+    }
+    REQUIRE(c.pump());
+    auto& b = c.add("b", false);
+    auto& cc = c.add("c", false);
+    const auto a_id = c.bus.id_of("a");
+    const auto c_id = c.bus.id_of("c");
+    // c's request for every session waits; b's does not.
+    c.bus.filter = [&](const fake_bus::envelope& e) {
+        return e.from.id == c_id && e.to == a_id && type_of(e.payload) == wire::msg_type::get_all ? verdict::hold
+                                                                                                 : verdict::deliver;
+    };
+    REQUIRE(c.pump());
+    CHECK_FALSE(b.transferring());
+    CHECK(cc.transferring());
+    c.bus.filter = nullptr;
+    CHECK(c.bus.release_held(false) >= 1);
+    REQUIRE(c.pump());
+    CHECK_FALSE(cc.transferring());
+    require_same(a, b);
+    require_same(a, cc);
+    for (auto* m : {&a, &b, &cc}) {
+        CHECK(reconciliation(*m, "in_progress") == 0);
+    }
+    cut_write_heal_converges(c, a, b, cc, a.session_ids().front());
+}
+
+// Cold start: every member discovering at once. The oldest ends up first of
+// the cluster, the others catch up from it; a later cut and heal converges.
+TEST_CASE("members that start together, each discovering, converge after a later cut and heal",
+          "[managers][reconcile]") {
+    delta_cluster c;
+    auto& a = c.add_discovering("a");
+    auto* a_link = c.discovering;
+    auto& b = c.add_discovering("b");
+    auto* b_link = c.discovering;
+    auto& cc = c.add_discovering("c");
+    auto* c_link = c.discovering;
+    a_link->finish_discovery();
+    REQUIRE(c.pump());
+    CHECK_FALSE(a.transferring());
+    const auto early = create(a, "k", "early");
+    b_link->finish_discovery();
+    c_link->finish_discovery();
+    REQUIRE(c.pump());
+    require_same(a, b);
+    require_same(a, cc);
+    cut_write_heal_converges(c, a, b, cc, early);
+}
