@@ -12,6 +12,7 @@
 #include <atomic>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -291,6 +292,20 @@ std::uint16_t refused_port() {
     return port;
 }
 
+/// Starts `a` and waits (10 s at most) for its initial discovery to end: how
+/// long that took, or nothing if it did not end.
+std::optional<std::chrono::steady_clock::duration> start_until_discovered(engine::channel& a) {
+    // Shared: the handler may still run after a timed-out wait returned.
+    auto ended = std::make_shared<std::promise<void>>();
+    a.on_discovered([ended] { ended->set_value(); });
+    const auto t0 = std::chrono::steady_clock::now();
+    a.start();
+    if (ended->get_future().wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+        return std::nullopt;
+    }
+    return std::chrono::steady_clock::now() - t0;
+}
+
 } // namespace
 
 // A replicating manager must not take "nobody in view yet" for "first of the
@@ -333,14 +348,10 @@ TEST_CASE("with multicast, initial discovery listens for two heartbeat periods",
     auto cfg = config_for("alone");
     cfg.membership.multicast.frequency = std::chrono::milliseconds(100);
     engine::channel a{cfg};
-    std::promise<void> ended;
-    a.on_discovered([&] { ended.set_value(); });
-    const auto t0 = std::chrono::steady_clock::now();
-    a.start();
-    auto f = ended.get_future();
-    REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    const auto waited = start_until_discovered(a);
+    REQUIRE(waited);
     // A lower bound only: the code cannot end it sooner, however busy the machine.
-    CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(200));
+    CHECK(*waited >= std::chrono::milliseconds(200));
     CHECK(a.members().empty());
     std::atomic<bool> late{false};
     a.on_discovered([&] { late = true; }); // already done: posted at once
@@ -357,17 +368,11 @@ TEST_CASE("a static member that accepts but never answers holds discovery up to 
     cfg.membership.multicast.enabled = false;
     cfg.sender.connect_timeout = std::chrono::milliseconds(300);
     engine::channel a{cfg};
-    std::promise<void> ended;
-    a.on_discovered([&] { ended.set_value(); });
-    const auto t0 = std::chrono::steady_clock::now();
-    a.start();
-    auto f = ended.get_future();
-    const bool done = f.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
-    const auto waited = std::chrono::steady_clock::now() - t0;
+    const auto waited = start_until_discovered(a);
     ::close(fd);
-    REQUIRE(done);
+    REQUIRE(waited);
     // Not on the refused member's quick answer: on the silent one's timeout
     // (a lower bound only, which no busy machine can break).
-    CHECK(waited >= std::chrono::milliseconds(300));
+    CHECK(*waited >= std::chrono::milliseconds(300));
     CHECK(a.members().empty());
 }
