@@ -20,6 +20,7 @@ struct request_scope::state final : detail::handle_backend {
     std::optional<session_handle> handle;
     bool created = false;
     bool rotated = false;
+    bool unavailable = false; ///< the cookie's session exists somewhere but could not be had
     bool ended = false;
     end_result result;
 
@@ -89,8 +90,8 @@ session_handle* request_scope::session(bool create) {
         return nullptr;
     }
     if (!state_->s) {
-        if (!create) {
-            return nullptr;
+        if (!create || state_->unavailable) {
+            return nullptr; // never a silently empty session in place of one that exists
         }
         state_->s = state_->mgr->create_session();
         state_->created = true;
@@ -104,6 +105,8 @@ session_handle* request_scope::session(bool create) {
 std::string request_scope::session_id() const {
     return state_ && state_->s ? state_->s->id() : std::string();
 }
+
+bool request_scope::unavailable() const noexcept { return state_ && state_->unavailable; }
 
 bool request_scope::id_changed() const { return state_ && (state_->created || state_->rotated); }
 
@@ -194,7 +197,7 @@ request_scope manager_base::begin_request(std::string_view cookie_id, std::strin
     if (!cookie_id.empty() && cookie_id.size() <= wire::max_id) {
         auto s = store_.find(cookie_id);
         if (!s || unverified(cookie_id)) {
-            s = wait_for(cookie_id);
+            s = wait_for(cookie_id, st->unavailable);
         }
         if (s && session_access::begin_use(*s, now())) {
             st->s = std::move(s);

@@ -91,8 +91,13 @@ protected:
     /// Extra wait for sessions another member served last (their expiry is its job).
     virtual std::chrono::milliseconds expiry_grace() const { return std::chrono::milliseconds(0); }
     /// begin_request found no session for `id`: a replicating manager may wait
-    /// for it (state transfer, a copy on its way). @return the session if it came.
-    virtual std::shared_ptr<session> wait_for(std::string_view id) { (void)id; return nullptr; }
+    /// for it (state transfer, a copy on its way). @return the session if it
+    /// came; else `unavailable` tells a session that may exist but could not
+    /// be had (the request must fail) from one no member holds.
+    virtual std::shared_ptr<session> wait_for(std::string_view id, bool& unavailable) {
+        (void)id, (void)unavailable;
+        return nullptr;
+    }
     /// True when the copy held for `id` (if any) may be stale and must not be
     /// served before wait_for() (this node rejoined, or reconciles after a pause).
     virtual bool unverified(std::string_view id) { (void)id; return false; }

@@ -208,7 +208,7 @@ void replication_core::on_digest_entry_locked(const member& from, const wire::di
     auto s = find(e.id);
     const auto mine = s ? session_access::valid_stamp(*s) : std::nullopt;
     if (!mine) {
-        if (!s) {
+        if (!s && holds_every_session()) {
             counters_->reconcile_fetches.fetch_add(1, std::memory_order_relaxed);
             await_locked(e.id, from.id, a, nullptr);
         }
@@ -360,7 +360,8 @@ void replication_core::reconcile_housekeeping_locked(steady::time_point t, actio
     }
 }
 
-std::shared_ptr<session> replication_core::wait_for(std::string_view id) {
+std::shared_ptr<session> replication_core::wait_for(std::string_view id, bool& unavailable) {
+    (void)unavailable; // a copy either comes or the request goes on without it
     std::unique_lock lock(repl_mutex_);
     const std::string key(id);
     steady::time_point deadline;

@@ -6,6 +6,7 @@
 #include <troupe/conf/manager_rules.hpp>
 #include <troupe/transport/io_thread.hpp>
 
+#include "backup_manager.hpp"
 #include "delta_manager.hpp"
 #include "link.hpp"
 #include "manager_base.hpp"
@@ -44,7 +45,8 @@ std::unique_ptr<session_manager> make_replicating(engine::channel& channel, mana
     return m;
 }
 
-constexpr std::array<manager_type, 2> registry{{
+constexpr std::array<manager_type, 3> registry{{
+    {"backup", &make_replicating<backup_manager>},
     {"delta", &make_replicating<delta_manager>},
     {"standard", &make_standard},
 }};

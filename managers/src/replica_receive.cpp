@@ -67,6 +67,10 @@ void replication_core::on_message(const member& from, std::span<const std::uint8
         bulk_.post([this, from, g] { answer_get_all(from, g); });
         return;
     }
+    if (type > wire::msg_type::newer_copy) {
+        own_message(from, m); // a manager type's own (the backup manager's fetches and locations)
+        return;
+    }
     if (type == wire::msg_type::get_sessions) {
         auto& ids = std::get<wire::get_sessions_msg>(m).ids;
         if (ids.size() <= inline_answer) {
@@ -125,7 +129,9 @@ void replication_core::dispatch_locked(const member& from, wire::message& m, std
     case wire::msg_type::newer_copy: on_newer_copy_locked(from, std::get<wire::newer_copy_msg>(m), a); break;
     case wire::msg_type::get_all:
     case wire::msg_type::get_sessions: break; // handled before the lock
+    default: break;                           // the manager type's own: not dispatched here
     }
+    received_locked(from, m, a);
 }
 
 void replication_core::run(actions& a) {
@@ -222,6 +228,12 @@ void replication_core::on_delta_locked(const member& from, wire::delta_msg& d, a
         counters_->unknown_sessions.fetch_add(1, std::memory_order_relaxed);
         const auto id = d.id;
         await_locked(id, from.id, a, &d);
+        return;
+    }
+    if (const auto to = session_access::roles_of(*s).handed_to; !to.is_nil() && to != from.id) {
+        // A fetch gave this copy to another member (the backup manager): the
+        // old primary, frozen or slow meanwhile, must not change it any more.
+        refuse_stale_locked(from, d, s, a);
         return;
     }
     switch (session_access::apply_delta(*s, d, now(), fire_on_replication(), a.events)) {

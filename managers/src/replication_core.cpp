@@ -249,7 +249,8 @@ replication_core::sent_changes replication_core::send_changes(const std::shared_
     // The order lock spans the version step and the queuing, so messages of
     // one session leave in version order on every member's stream.
     std::lock_guard order(session_access::order(*s));
-    auto out = session_access::take_outgoing(*s, replicates, now(), self_.id);
+    auto to = destinations(*s);
+    auto out = session_access::take_outgoing(*s, replicates, now(), self_.id, needs_whole_copy(*s, to));
     if (out.superseded) {
         return {0, out.version, true};
     }
@@ -257,7 +258,6 @@ replication_core::sent_changes replication_core::send_changes(const std::shared_
         note_access(s);
         return {0, out.version, false};
     }
-    auto to = destinations(*s);
     if (waiter) {
         // The waiter hears each member's answer (send_each), so it needs the
         // destinations up front: all expected before the first send.
@@ -330,7 +330,7 @@ void replication_core::account(end_result& result, const std::shared_ptr<session
             // past: whatever on_replication_failure says, it must not stand.
             counters_->requests_refused.fetch_add(1, std::memory_order_relaxed);
             result.error = "the session changed elsewhere meanwhile: " + merged.describe();
-        } else if (config().on_replication_failure == manager_config::on_failure::fail) {
+        } else if (config().on_replication_failure == manager_config::on_failure::fail || strict_replication()) {
             result.error = "replication failed: " + merged.describe();
         }
     }
@@ -346,6 +346,7 @@ void replication_core::account(end_result& result, const std::shared_ptr<session
         // acknowledged changes (lineage.hpp).
         session_access::disown(*s, version);
     }
+    replicated(s, result.error.empty());
     result.send = std::move(merged);
 }
 
@@ -364,6 +365,9 @@ end_result replication_core::replicate(const std::shared_ptr<session>& s, bool r
     }
     result.replicated = sent.messages > 0;
     if (!waiter || !result.replicated) {
+        if (result.replicated) {
+            replicated(s, true); // queued: all async options promise
+        }
         return result;
     }
     if (link_->on_io_thread()) {
@@ -424,7 +428,8 @@ std::shared_ptr<send_waiter> replication_core::make_waiter(const std::shared_ptr
     // on_replication_failure: fail asks for every member's answer: a member
     // that does not answer fails the request, as it says. With log (the
     // default) half of the group suffices after laggard_wait.
-    const bool every_member = config().on_replication_failure == manager_config::on_failure::fail;
+    const bool every_member =
+        config().on_replication_failure == manager_config::on_failure::fail || strict_replication();
     auto waiter = every_member ? std::make_shared<send_waiter>()
                                : std::make_shared<send_waiter>(steady::now() + laggard_wait, laggards_);
     // A member skipped by the early rule whose send then failed missed this

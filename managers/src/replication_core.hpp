@@ -87,7 +87,7 @@ protected:
     void expired_here(const std::shared_ptr<session>& s) override;
     void id_gone(const std::string& id) override;
     std::chrono::milliseconds expiry_grace() const override;
-    std::shared_ptr<session> wait_for(std::string_view id) override;
+    std::shared_ptr<session> wait_for(std::string_view id, bool& unavailable) override;
     bool unverified(std::string_view id) override;
     void add_stats(nlohmann::json& j) const override;
     void add_metrics(std::string& out) const override;
@@ -201,6 +201,32 @@ protected:
     virtual void answer_full(const membership::member& from, const wire::get_all_msg& g) = 0;
     /// The catch-up's part of /stats (under repl_mutex_).
     virtual void add_catch_up_stats_locked(nlohmann::json& j) const = 0;
+
+    // ---- hooks a manager type may take (defaults: the delta manager's)
+    /// Under the session's order lock, before its changes are taken: true if
+    /// `to` must get the whole session (it holds no copy in step).
+    virtual bool needs_whole_copy(session& s, const std::vector<membership::member_id>& to) {
+        (void)s, (void)to;
+        return false;
+    }
+    /// A request's replication ended: `ok` when it stands (acknowledged as the
+    /// options ask, or queued under async). Not under any lock.
+    virtual void replicated(const std::shared_ptr<session>& s, bool ok) { (void)s, (void)ok; }
+    /// Every destination must take a change for the request to stand: no
+    /// early rule, and a failed send fails it whatever on_replication_failure says.
+    virtual bool strict_replication() const { return false; }
+    /// A message of a type the core does not handle (not under repl_mutex_).
+    virtual void own_message(const membership::member& from, wire::message& m) {
+        (void)from, (void)m;
+        counters_->stale_transfer_messages.fetch_add(1, std::memory_order_relaxed);
+    }
+    /// After the core handled a message from `from` (under repl_mutex_).
+    virtual void received_locked(const membership::member& from, const wire::message& m, actions& a) {
+        (void)from, (void)m, (void)a;
+    }
+    /// Every member holds every session: a digest entry for an id this node
+    /// does not hold is fetched. False: only copies held are compared.
+    virtual bool holds_every_session() const { return true; }
 
     void on_message(const membership::member& from, std::span<const std::uint8_t> payload);
     void on_member(const membership::member& m);

@@ -157,9 +157,18 @@ void session_access::commit_local(session& s) {
 }
 
 outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_clock::time_point now,
-                                       const membership::member_id& self) {
+                                       const membership::member_id& self, bool whole) {
     outgoing o;
     std::lock_guard lock(s.mutex_);
+    if (!s.handed_to_.is_nil() && s.handed_to_ != self && s.valid_) {
+        // Another member serves it now: what this request changed was made on
+        // a copy that is no longer the session's.
+        s.dirty_.clear();
+        s.max_inactive_dirty_ = false;
+        o.superseded = true;
+        o.version = s.version_;
+        return o;
+    }
     if (!s.valid_) {
         if (s.announced_ && !s.expired_) {
             o.messages.push_back(wire::encode(wire::expired_msg{
@@ -184,12 +193,23 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
         s.confirmed_ = true;
     };
     const bool rename = s.announced_ && !s.replicated_id_.empty();
+    if (whole && s.announced_) {
+        // Always one step, changed or not: the copy (and the location that
+        // follows it) is then newer than every copy made before the move, so
+        // members holding those can tell that theirs is an old one. A pending
+        // rename is part of it (the old id's end travels elsewhere).
+        step();
+        s.replicated_id_.clear();
+        s.announced_ = false;
+    }
     if (!s.announced_) {
-        if (!replicate_changes) {
+        if (!replicate_changes && !whole) {
             o.touched_only = true;
             return o;
         }
-        step();
+        if (!whole || s.version_ == 0) {
+            step(); // (a whole copy of an announced session stepped above)
+        }
         wire::buffer b;
         b.reserve(wire::session_size(s.id_.size(), s.attributes_.size(), 0) + 64);
         wire::begin_created(b, {s.id_, ms_between(s.created_, now), ms_between(s.accessed_, now),
@@ -203,6 +223,7 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
         s.announced_ = true;
         s.dirty_.clear();
         s.max_inactive_dirty_ = false;
+        o.version = s.version_;
         return o;
     }
     if (rename) {
@@ -240,6 +261,36 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
     o.touched_only = o.messages.empty();
     o.version = s.version_;
     return o;
+}
+
+session_access::roles session_access::roles_of(const session& s) {
+    std::lock_guard lock(s.mutex_);
+    return {s.primary_, s.handed_to_, s.copy_at_};
+}
+
+void session_access::make_primary(session& s, const membership::member_id& self) {
+    std::lock_guard lock(s.mutex_);
+    s.primary_ = true;
+    s.handed_to_ = self;
+}
+
+void session_access::make_backup(session& s) {
+    std::lock_guard lock(s.mutex_);
+    s.primary_ = false;
+    s.handed_to_ = {};
+    s.copy_at_ = {};
+}
+
+void session_access::hand_over(session& s, const membership::member_id& to) {
+    std::lock_guard lock(s.mutex_);
+    s.primary_ = false;
+    s.handed_to_ = to;
+    s.copy_at_ = {};
+}
+
+void session_access::set_copy_at(session& s, const membership::member_id& m) {
+    std::lock_guard lock(s.mutex_);
+    s.copy_at_ = m;
 }
 
 void session_access::disown(session& s, std::uint64_t version) {
@@ -340,6 +391,7 @@ apply_result session_access::apply_delta(session& s, const wire::delta_msg& d, w
     s.confirmed_ = true;
     s.accessed_ = std::max(s.accessed_, now);
     s.local_ = false;
+    s.primary_ = false;
     s.announced_ = true;
     return apply_result::applied;
 }
@@ -382,6 +434,7 @@ bool session_access::install(session& s, const wire::full_session& f, wall_clock
         s.local_ = false;
     }
     s.announced_ = true;
+    s.primary_ = false;
     return true;
 }
 
@@ -397,6 +450,7 @@ std::shared_ptr<session> session_access::from_full(const wire::full_session& f, 
     s->confirmed_ = f.confirmed;
     s->announced_ = true;
     s->local_ = false;
+    s->primary_ = false;
     return s;
 }
 

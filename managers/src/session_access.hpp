@@ -85,13 +85,36 @@ struct session_access {
     /// invalidated session. Each message advances the version by one, and the
     /// tag by `self` (lineage.hpp). Caller holds order(s), so that messages
     /// leave in version order.
+    /// With `whole`, the message is a CREATED carrying the whole session at
+    /// one step more, changed or not: for a member that has no copy in step
+    /// yet (the backup manager's new backup). A session handed
+    /// over to another member (hand_over) sends nothing: superseded.
     static outgoing take_outgoing(session& s, bool replicate_changes, wall_clock::time_point now,
-                                  const membership::member_id& self);
+                                  const membership::member_id& self, bool whole = false);
     /// The request that made `version` failed (its client was not told it
     /// stands): while no later step was made, this copy loses to any other.
     static void disown(session& s, std::uint64_t version);
     /// The EXPIRED message for a session this node expired, once.
     static std::optional<wire::buffer> take_expired(session& s);
+
+    // ---- the backup manager's roles (backup_manager.hpp). Whole copies and
+    // deltas from another member make a copy a non-primary one.
+
+    struct roles {
+        bool primary = true;
+        membership::member_id handed_to; ///< who alone may change it: a fetcher, or this node once primary
+        membership::member_id copy_at;   ///< nil: no whole copy in step known
+    };
+    static roles roles_of(const session& s);
+    /// Served here from now on (fetched or promoted here): only `self` changes
+    /// this copy (deltas from a member that served it before are refused).
+    static void make_primary(session& s, const membership::member_id& self);
+    /// A copy kept for `primary` (the backup): changes from it apply again.
+    static void make_backup(session& s);
+    /// A fetch gave it to `to`: a request holding it can no longer commit, and
+    /// only `to` may change this copy. Caller holds order(s).
+    static void hand_over(session& s, const membership::member_id& to);
+    static void set_copy_at(session& s, const membership::member_id& m);
 
     // ---- expiry
 

@@ -15,6 +15,10 @@ constexpr std::size_t min_change = 1 + 2;               // remove with an empty 
 constexpr std::size_t min_id = 2;                       // str8 of one byte
 constexpr std::size_t min_accessed = min_id + 4;
 constexpr std::size_t min_digest = min_id + 8 + 8 + 1;
+constexpr std::size_t member_id_size = 16;
+constexpr std::size_t min_location = min_id + 2 * member_id_size + 8 + 1;
+// A location entry's flags.
+constexpr std::uint8_t location_gone = 1;
 
 // A digest entry's flags.
 constexpr std::uint8_t flag_confirmed = 1;
@@ -69,6 +73,16 @@ public:
         std::string s(reinterpret_cast<const char*>(data_.data() + pos_), n);
         pos_ += n;
         return s;
+    }
+    membership::member_id member() {
+        membership::member_id m;
+        if (failed() || left() < m.bytes.size()) {
+            fail(error::truncated);
+            return m;
+        }
+        std::copy_n(data_.begin() + static_cast<std::ptrdiff_t>(pos_), m.bytes.size(), m.bytes.begin());
+        pos_ += m.bytes.size();
+        return m;
     }
     std::string str8() { return text(u8()); }
     std::string str16() { return text(u16()); }
@@ -221,6 +235,9 @@ std::string_view to_string(msg_type t) noexcept {
     case msg_type::session_data: return "session-data";
     case msg_type::digest: return "digest";
     case msg_type::newer_copy: return "newer-copy";
+    case msg_type::fetch: return "fetch";
+    case msg_type::fetch_reply: return "fetch-reply";
+    case msg_type::locations: return "locations";
     }
     return "unknown";
 }
@@ -377,6 +394,50 @@ boost::system::error_code decode(std::span<const std::uint8_t> bytes, message& o
         out = std::move(m);
         break;
     }
+    case msg_type::fetch: {
+        fetch_msg m;
+        m.request = r.u64();
+        m.id = r.id();
+        m.any = r.boolean();
+        out = std::move(m);
+        break;
+    }
+    case msg_type::fetch_reply: {
+        fetch_reply_msg m;
+        m.request = r.u64();
+        const auto what = r.u8();
+        if (!r.failed() && what > static_cast<std::uint8_t>(fetch_reply_msg::outcome::busy)) {
+            r.fail(error::bad_value);
+        }
+        m.what = static_cast<fetch_reply_msg::outcome>(what);
+        m.to = r.member();
+        m.session = read_sessions(r);
+        if (!r.failed() && (m.what == fetch_reply_msg::outcome::found) != (m.session.size() == 1)) {
+            r.fail(error::bad_value); // found carries exactly one session, the others none
+        }
+        out = std::move(m);
+        break;
+    }
+    case msg_type::locations: {
+        locations_msg m;
+        const auto n = r.count(min_location);
+        m.entries.reserve(n);
+        for (std::uint32_t i = 0; i < n && !r.failed(); ++i) {
+            location_entry e;
+            e.id = r.id();
+            e.primary = r.member();
+            e.backup = r.member();
+            e.version = r.u64();
+            const auto flags = r.u8();
+            if (!r.failed() && (flags & ~location_gone) != 0) {
+                r.fail(error::bad_value);
+            }
+            e.gone = (flags & location_gone) != 0;
+            m.entries.push_back(std::move(e));
+        }
+        out = std::move(m);
+        break;
+    }
     default: return make_error_code(error::unknown_type);
     }
     if (r.failed()) {
@@ -463,6 +524,11 @@ void append_max_inactive(buffer& out, std::int64_t seconds) {
 }
 
 std::size_t digest_entry_size(std::size_t id_size) { return 1 + id_size + 8 + 8 + 1; }
+std::size_t location_entry_size(std::size_t id_size) { return 1 + id_size + 2 * member_id_size + 8 + 1; }
+
+void append_member_id(buffer& out, const membership::member_id& m) {
+    out.insert(out.end(), m.bytes.begin(), m.bytes.end());
+}
 
 counted_writer::counted_writer(msg_type t, bool transfer, std::uint64_t request, std::uint32_t seq)
     : type_(t) {
@@ -619,6 +685,27 @@ buffer encode(const message& msg) {
                 append_u32(out, static_cast<std::uint32_t>(m.sessions.size()));
                 for (const auto& s : m.sessions) {
                     append_full_session(out, s);
+                }
+            } else if constexpr (std::is_same_v<T, fetch_msg>) {
+                append_u64(out, m.request);
+                append_str8(out, m.id);
+                append_u8(out, m.any ? 1 : 0);
+            } else if constexpr (std::is_same_v<T, fetch_reply_msg>) {
+                append_u64(out, m.request);
+                append_u8(out, static_cast<std::uint8_t>(m.what));
+                append_member_id(out, m.to);
+                append_u32(out, static_cast<std::uint32_t>(m.session.size()));
+                for (const auto& s : m.session) {
+                    append_full_session(out, s);
+                }
+            } else if constexpr (std::is_same_v<T, locations_msg>) {
+                append_u32(out, static_cast<std::uint32_t>(m.entries.size()));
+                for (const auto& e : m.entries) {
+                    append_str8(out, e.id);
+                    append_member_id(out, e.primary);
+                    append_member_id(out, e.backup);
+                    append_u64(out, e.version);
+                    append_u8(out, e.gone ? location_gone : 0);
                 }
             }
         },

@@ -49,6 +49,10 @@ enum class msg_type : std::uint8_t {
     session_data = 11,     ///< the answer: whole sessions, and the ids not found
     digest = 12,           ///< one chunk of (id, stamp) entries and tombstones, answering get_all(digest)
     newer_copy = 13,       ///< whole sessions a replica holds that are newer than the base of a delta it refused
+    // The backup manager's own (backup_manager.hpp):
+    fetch = 14,            ///< "hand me this session: I serve it from now on"
+    fetch_reply = 15,      ///< the whole session, or where it went, or that it is not here
+    locations = 16,        ///< batched: where sessions live now (primary, backup), or that they ended
 };
 
 std::string_view to_string(msg_type t) noexcept;
@@ -170,9 +174,47 @@ struct newer_copy_msg {
     std::vector<full_session> sessions;
 };
 
+struct fetch_msg {
+    std::uint64_t request = 0;
+    std::string id;
+    /// Also a copy handed over to another member (the last resort, when the
+    /// members a session is known to live on do not have it).
+    bool any = false;
+};
+
+struct fetch_reply_msg {
+    enum class outcome : std::uint8_t {
+        found = 0,   ///< `session` holds it; the answerer handed it over
+        missing = 1, ///< not here (never was, ended, or expired)
+        moved = 2,   ///< handed over to `to`: ask there
+        busy = 3,    ///< the answerer is fetching it itself: ask again shortly
+    };
+    std::uint64_t request = 0;
+    outcome what = outcome::missing;
+    membership::member_id to;                ///< moved only
+    std::vector<full_session> session;       ///< found: exactly one
+};
+
+/// Where one session lives, from its primary. `gone`: it ended (or was renamed
+/// away) at `version`.
+struct location_entry {
+    std::string id;
+    membership::member_id primary;
+    membership::member_id backup; ///< nil: no backup (a single member)
+    std::uint64_t version = 0;
+    bool gone = false;
+
+    friend bool operator==(const location_entry&, const location_entry&) = default;
+};
+
+struct locations_msg {
+    std::vector<location_entry> entries;
+};
+
 using message = std::variant<created_msg, delta_msg, expired_msg, accessed_msg, id_changed_msg,
                              get_all_msg, all_data_msg, transfer_complete_msg, no_such_context_msg,
-                             get_sessions_msg, session_data_msg, digest_msg, newer_copy_msg>;
+                             get_sessions_msg, session_data_msg, digest_msg, newer_copy_msg,
+                             fetch_msg, fetch_reply_msg, locations_msg>;
 
 msg_type type_of(const message& m) noexcept;
 
@@ -203,6 +245,8 @@ void append_attribute(buffer& out, std::string_view name, const attribute& a);
 std::size_t session_size(std::size_t id_size, std::size_t attribute_count, std::size_t payload_bytes);
 /// Bytes a digest entry for this id takes.
 std::size_t digest_entry_size(std::size_t id_size);
+/// Bytes a location entry for this id takes.
+std::size_t location_entry_size(std::size_t id_size);
 
 /// DELTA: the head, then exactly `changes` append_set/remove/max_inactive.
 void begin_delta(buffer& out, std::string_view id, std::uint64_t before, std::uint64_t after,
@@ -256,5 +300,6 @@ void append_str16(buffer& out, std::string_view s);
 void patch_u32(buffer& out, std::size_t pos, std::uint32_t v);
 void append_full_session(buffer& out, const full_session& s);
 void append_change(buffer& out, const change& c);
+void append_member_id(buffer& out, const membership::member_id& m);
 
 } // namespace troupe::managers::wire

@@ -268,16 +268,25 @@ void session_app::with_session(const request& req, std::string_view path, route 
     auto scope = manager_.begin_request(cookie, path);
     response res;
     try {
-        switch (r) {
-        case route::counter:
-            res = counter(req, scope);
-            break;
-        case route::session:
-            res = session_json(req, scope);
-            break;
-        default:
-            res = static_file(req, path);
-            break;
+        // The backup manager could not fetch the cookie's session in time: it
+        // exists somewhere, so an empty new one in its place would lose it.
+        const bool unavailable = scope.unavailable() && (r == route::counter || r == route::session);
+        if (unavailable) {
+            res = json_response(http::status::service_unavailable,
+                                json{{"error", "session unavailable"},
+                                     {"detail", "the members holding this session did not answer in time; retry"}});
+        } else {
+            switch (r) {
+            case route::counter:
+                res = counter(req, scope);
+                break;
+            case route::session:
+                res = session_json(req, scope);
+                break;
+            default:
+                res = static_file(req, path);
+                break;
+            }
         }
     } catch (const managers::attribute_error& e) {
         res = error(http::status::internal_server_error, e.what());

@@ -247,9 +247,9 @@ TEST_CASE("an override sets http and manager keys, one or a whole section", "[co
 }
 
 TEST_CASE("a manager rule broken by an override is reported at the override", "[conf]") {
-    CHECK(errors(base, {"manager.type=backup", "manager.filter=(x"}) ==
-          strings{"--set:1:1: error: manager.type: expected one of delta, standard (got "
-                  "'backup')",
+    CHECK(errors(base, {"manager.type=buddy", "manager.filter=(x"}) ==
+          strings{"--set:1:1: error: manager.type: expected one of backup, delta, standard (got "
+                  "'buddy')",
                   "--set:2:1: error: manager.filter: not a valid regular expression: unmatched "
                   "'(' or ')' at character 1 (got '(x')"});
     CHECK(errors(base, {"manager.cookie_secure=maybe"}) ==

@@ -441,11 +441,12 @@ TEST_CASE("http keys never make a file for troupe-node invalid", "[conf]") {
 }
 
 TEST_CASE("manager.type lists the valid managers", "[conf]") {
-    CHECK(errors("manager:\n  type: backup\n") ==
-          strings{"cluster.yaml:2:3: error: manager.type: expected one of delta, standard (got "
-                  "'backup')"});
+    CHECK(errors("manager:\n  type: buddy\n") ==
+          strings{"cluster.yaml:2:3: error: manager.type: expected one of backup, delta, standard (got "
+                  "'buddy')"});
     CHECK(errors("manager:\n  type: standard\n").empty());
     CHECK(errors("manager:\n  type: delta\n").empty());
+    CHECK(errors("manager:\n  type: backup\n").empty());
 }
 
 TEST_CASE("manager.context is 1 to 255 bytes", "[conf]") {

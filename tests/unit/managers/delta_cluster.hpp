@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// A delta-manager cluster on the in-memory bus, and the helpers the managers'
-// tests share: create/set sessions, read stats, compare members, record events.
+// A cluster of delta (or backup) managers on the in-memory bus, and the
+// helpers the managers' tests share: create/set sessions, read stats, compare members, record events.
+#include "backup_manager.hpp"
 #include "delta_manager.hpp"
 #include "fake_bus.hpp"
 #include "manual_clock.hpp"
@@ -15,16 +16,20 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace troupe::test {
 
 using namespace troupe::managers;
 using namespace std::chrono_literals;
+using managers::detail::backup_manager;
 using managers::detail::delta_manager;
 using verdict = fake_bus::verdict;
 
@@ -55,17 +60,18 @@ inline wire::msg_type type_of(const std::vector<std::uint8_t>& payload) {
     return payload.size() >= 4 ? static_cast<wire::msg_type>(payload[3]) : wire::msg_type{};
 }
 
-struct delta_cluster {
+template <typename Manager>
+struct cluster_of {
     fake_bus bus; // first: it outlives the managers
     manual_clock clock;
     std::function<void(manager_config&)> tweak;
     std::uint64_t next_incarnation = 1000;
-    std::vector<std::unique_ptr<delta_manager>> nodes;
+    std::vector<std::unique_ptr<Manager>> nodes;
 
-    explicit delta_cluster(std::function<void(manager_config&)> t = {})
+    explicit cluster_of(std::function<void(manager_config&)> t = {})
         : tweak(std::move(t)) {}
 
-    ~delta_cluster() {
+    ~cluster_of() {
         for (auto& n : nodes) {
             n->stop();
         }
@@ -74,7 +80,7 @@ struct delta_cluster {
 
     manager_config config() {
         manager_config c;
-        c.type = "delta";
+        c.type = std::is_same_v<Manager, backup_manager> ? "backup" : "delta";
         c.max_inactive = 60s;
         c.expiry_interval = 0ms;          // expire_now() only
         c.access_batch_interval = 10s;    // flush_access() in the tests
@@ -89,8 +95,8 @@ struct delta_cluster {
     /// The endpoint of the last add_discovering().
     fake_bus::endpoint* discovering = nullptr;
 
-    delta_manager& add(const std::string& name, bool settle = true) {
-        auto m = std::make_unique<delta_manager>(bus.join(name, next_incarnation++), config());
+    Manager& add(const std::string& name, bool settle = true) {
+        auto m = std::make_unique<Manager>(bus.join(name, next_incarnation++), config());
         m->start();
         nodes.push_back(std::move(m));
         if (settle) {
@@ -101,10 +107,10 @@ struct delta_cluster {
 
     /// A member whose link has not finished initial discovery: it sees nobody
     /// until `discovering->finish_discovery()`.
-    delta_manager& add_discovering(const std::string& name) {
+    Manager& add_discovering(const std::string& name) {
         auto e = bus.join(name, next_incarnation++, false);
         discovering = e.get();
-        auto m = std::make_unique<delta_manager>(std::move(e), config());
+        auto m = std::make_unique<Manager>(std::move(e), config());
         m->start();
         nodes.push_back(std::move(m));
         return *nodes.back();
@@ -115,6 +121,30 @@ struct delta_cluster {
             return std::all_of(nodes.begin(), nodes.end(), [](const auto& n) { return n->bulk_idle(); });
         });
     }
+};
+
+using delta_cluster = cluster_of<delta_manager>;
+using backup_cluster = cluster_of<backup_manager>;
+
+/// Delivers queued messages on a thread of its own while a test blocks in a
+/// request (sync sends, or a request waiting for reconciliation).
+class pumper {
+public:
+    explicit pumper(fake_bus& bus)
+        : thread_([this, &bus] {
+            while (!stop_) {
+                bus.deliver_queued();
+                std::this_thread::sleep_for(200us);
+            }
+        }) {}
+    ~pumper() {
+        stop_ = true;
+        thread_.join();
+    }
+
+private:
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
 };
 
 inline std::string create(session_manager& m, const std::string& name = "k", const std::string& value = "v") {

@@ -31,27 +31,6 @@ std::uint64_t reconciliation(const session_manager& m, const char* key) {
     return stats(m)["reconciliation"][key].get<std::uint64_t>();
 }
 
-/// Delivers queued messages on a thread of its own while a test blocks in a
-/// request (sync sends, or a request waiting for reconciliation).
-class pumper {
-public:
-    explicit pumper(fake_bus& bus)
-        : thread_([this, &bus] {
-            while (!stop_) {
-                bus.deliver_queued();
-                std::this_thread::sleep_for(200us);
-            }
-        }) {}
-    ~pumper() {
-        stop_ = true;
-        thread_.join();
-    }
-
-private:
-    std::atomic<bool> stop_{false};
-    std::thread thread_;
-};
-
 /// Three members with sync replication, delivering on a thread of their own,
 /// and one session made on a.
 struct sync_trio {

@@ -350,18 +350,18 @@ TEST_CASE("concurrent requests on one session keep every write", "[managers]") {
 TEST_CASE("settings are checked, and an unknown manager lists the valid ones", "[managers]") {
     manager_config c;
     CHECK(validate(c).empty());
-    c.type = "backup";
+    c.type = "buddy";
     c.filter = "([unclosed";
     c.send_options = 4;
     c.state_transfer_chunk_bytes = 10;
     c.access_batch_interval = 0ms;
     const auto problems = validate(c);
     REQUIRE(problems.size() == 5);
-    CHECK(problems[0] == "type: expected one of delta, standard (got 'backup')");
+    CHECK(problems[0] == "type: expected one of backup, delta, standard (got 'buddy')");
     CHECK_THAT(problems[1], Catch::StartsWith("filter: not a valid regular expression: "));
     CHECK_THAT(problems[2], Catch::StartsWith("send_options:"));
     engine::channel ch(node_config("n"));
-    CHECK_THROWS_WITH(make_manager(ch, c), Catch::Contains("manager.type: expected one of delta, standard"));
+    CHECK_THROWS_WITH(make_manager(ch, c), Catch::Contains("manager.type: expected one of backup, delta, standard"));
     manager_config ok;
     for (std::uint32_t o : {2u, 6u, 8u, 10u, 14u}) {
         ok.send_options = o;

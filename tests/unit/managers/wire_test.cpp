@@ -198,7 +198,7 @@ TEST_CASE("wrong magic, codec version and type are rejected", "[managers]") {
     bad = bytes;
     bad[3] = 0;
     CHECK(decode(bad) == error::unknown_type);
-    bad[3] = 14;
+    bad[3] = 17; // after locations
     CHECK(decode(bad) == error::unknown_type);
     bad[3] = 0xff;
     CHECK(decode(bad) == error::unknown_type);

@@ -16,12 +16,12 @@ namespace troupe::conf::manager_rules {
 
 /// The manager types a cluster file may name. The managers' registry has a
 /// factory for each (a static_assert there keeps the two lists equal).
-inline constexpr std::array<std::string_view, 2> types{"delta", "standard"};
+inline constexpr std::array<std::string_view, 3> types{"backup", "delta", "standard"};
 
 /// A DATA frame carries the context in at most this many bytes.
 inline constexpr std::size_t max_context_bytes = 255;
 
-/// "expected one of delta, standard (got 'x')".
+/// "expected one of backup, delta, standard (got 'x')".
 std::optional<std::string> type_problem(std::string_view type);
 std::optional<std::string> context_problem(std::string_view context);
 /// RFC 6265 cookie-name: an RFC 2616 token (visible ASCII, no separators).

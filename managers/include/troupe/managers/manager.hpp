@@ -101,6 +101,12 @@ public:
     /// at once; the change is replicated when the request ends. No-op without a
     /// session.
     void rotate_id();
+    /// True when the cookie names a session that exists in the cluster but
+    /// could not be had in time (the backup manager's fetch got no answer from
+    /// the members that may hold it). session() then returns nullptr even with
+    /// `create`: answer 503 (Service Unavailable) rather than start an empty
+    /// session in its place.
+    bool unavailable() const noexcept;
     /// Whether this request's path replicates (false for filtered static files).
     bool replicates() const noexcept;
     /// Ends the request; idempotent (later calls return the first result). With

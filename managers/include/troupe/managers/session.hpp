@@ -93,6 +93,11 @@ private:
     bool announced_ = false; ///< replicas know it (CREATED sent, or received from one)
     bool local_ = true;      ///< last served by this node (it then expires it for all)
     bool expired_ = false;   ///< destroyed by expiry rather than invalidate()
+    // The backup manager's roles (managers/src/backup_manager.hpp); the delta
+    // manager never hands a copy over, so they do not change what it does.
+    bool primary_ = true;             ///< made, fetched or promoted here: served without asking
+    membership::member_id handed_to_; ///< given to this member by a fetch: no change from anyone else
+    membership::member_id copy_at_;   ///< the member holding a whole copy in step (nil: none known)
 };
 
 } // namespace troupe::managers

@@ -1,0 +1,777 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "backup_manager.hpp"
+
+#include "lineage.hpp"
+#include "log.hpp"
+#include "placement.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <set>
+#include <thread>
+
+namespace troupe::managers::detail {
+
+namespace {
+
+using membership::member;
+using membership::member_id;
+using steady = std::chrono::steady_clock;
+using reply = wire::fetch_reply_msg;
+
+/// A LOCATIONS message is sent in chunks of at most this size.
+constexpr std::size_t locations_chunk_bytes = 64 * 1024;
+/// Fetch latencies kept for the percentiles in /stats.
+constexpr std::size_t latency_ring = 1024;
+/// Members asked one after the other before every member is asked.
+constexpr int max_hops = 16;
+/// How long a fetcher waits before asking a member that is fetching the same session itself.
+constexpr auto busy_pause = std::chrono::milliseconds(50);
+
+} // namespace
+
+backup_manager::backup_manager(std::unique_ptr<link> l, manager_config config)
+    : replication_core(std::move(l), std::move(config)) {
+    // Registered before start() starts the timer thread.
+    timers().every(this->config().access_batch_interval, [this] { send_locations(); });
+}
+
+backup_manager::~backup_manager() { stop(); }
+
+void backup_manager::stop() {
+    replication_core::stop();
+    std::lock_guard lock(rounds_mutex_);
+    for (auto& [request, r] : rounds_) {
+        std::lock_guard rl(r->mutex);
+        r->cv.notify_all();
+    }
+}
+
+bool backup_manager::member_now(const member_id& m) const {
+    const auto members = link_->members();
+    return std::any_of(members.begin(), members.end(), [&](const member& x) { return x.id == m; });
+}
+
+std::vector<member_id> backup_manager::destinations(const session& s) const {
+    const auto members = link_->members();
+    if (const auto* b = placement::backup(s.id(), self_.id, members)) {
+        return {b->id};
+    }
+    return {}; // alone: "every member" is nobody
+}
+
+// ---------------------------------------------------------------------------
+// Sending: a new backup gets the whole session; its location follows once it
+// stands.
+
+bool backup_manager::needs_whole_copy(session& s, const std::vector<member_id>& to) {
+    if (to.empty()) {
+        return false;
+    }
+    const auto r = session_access::roles_of(s);
+    if (r.primary && r.handed_to.is_nil()) {
+        session_access::make_primary(s, self_.id); // made here: changes from others are refused
+    }
+    if (r.copy_at == to.front()) {
+        return false;
+    }
+    session_access::set_copy_at(s, to.front());
+    stats_->whole_copies.fetch_add(1, std::memory_order_relaxed);
+    wire::location_entry e;
+    e.id = s.id();
+    e.primary = self_.id;
+    e.backup = to.front();
+    std::lock_guard lock(outbox_mutex_);
+    unconfirmed_[e.id] = std::move(e);
+    return true;
+}
+
+void backup_manager::replicated(const std::shared_ptr<session>& s, bool ok) {
+    const auto id = s->id();
+    const auto version = s->version();
+    const bool valid = s->valid();
+    if (!ok) {
+        // The backup may not hold this step: the next change goes whole.
+        session_access::set_copy_at(*s, {});
+    }
+    std::lock_guard lock(outbox_mutex_);
+    auto it = unconfirmed_.find(id);
+    if (!ok) {
+        if (it != unconfirmed_.end()) {
+            unconfirmed_.erase(it);
+        }
+        return;
+    }
+    if (!valid) {
+        // Invalidated here: the proxies forget it, handed-over copies end.
+        wire::location_entry e;
+        e.id = id;
+        e.primary = self_.id;
+        e.version = version;
+        e.gone = true;
+        outbox_.push_back(std::move(e));
+        return;
+    }
+    if (it != unconfirmed_.end()) {
+        // Only now: a member that drops its copy on this location may do so
+        // because the new backup holds the session.
+        it->second.version = version;
+        outbox_.push_back(std::move(it->second));
+        unconfirmed_.erase(it);
+    }
+}
+
+void backup_manager::queue_location(wire::location_entry e) {
+    std::lock_guard lock(outbox_mutex_);
+    outbox_.push_back(std::move(e));
+}
+
+void backup_manager::send_locations() {
+    std::vector<wire::location_entry> entries;
+    {
+        std::lock_guard lock(outbox_mutex_);
+        entries.swap(outbox_);
+    }
+    if (entries.empty() || stopping_) {
+        return;
+    }
+    wire::locations_msg m;
+    std::size_t bytes = 0;
+    auto flush = [&] {
+        if (m.entries.empty()) {
+            return;
+        }
+        stats_->locations_sent.fetch_add(m.entries.size(), std::memory_order_relaxed);
+        link_->send({}, wire::encode(m), engine::send_options::async, count_failures());
+        m.entries.clear();
+        bytes = 0;
+    };
+    for (auto& e : entries) {
+        bytes += wire::location_entry_size(e.id.size());
+        m.entries.push_back(std::move(e));
+        if (bytes >= locations_chunk_bytes) {
+            flush();
+        }
+    }
+    flush();
+}
+
+void backup_manager::expired_here(const std::shared_ptr<session>& s) {
+    // Only the primary ends a session for the others; a backup's or a
+    // handed-over copy that expires here ends quietly (the primary serves it
+    // and may have kept it alive).
+    if (!session_access::roles_of(*s).primary) {
+        return;
+    }
+    replication_core::expired_here(s);
+    wire::location_entry e;
+    e.id = s->id();
+    e.primary = self_.id;
+    e.version = s->version();
+    e.gone = true;
+    queue_location(std::move(e));
+}
+
+void backup_manager::id_gone(const std::string& id) {
+    replication_core::id_gone(id);
+    std::lock_guard lock(repl_mutex_);
+    locations_.erase(id);
+}
+
+// ---------------------------------------------------------------------------
+// Receiving
+
+void backup_manager::own_message(const member& from, wire::message& m) {
+    switch (wire::type_of(m)) {
+    case wire::msg_type::fetch: answer_fetch(from, std::get<wire::fetch_msg>(m)); break;
+    case wire::msg_type::fetch_reply: on_fetch_reply(from, std::get<wire::fetch_reply_msg>(m)); break;
+    case wire::msg_type::locations: {
+        actions a;
+        {
+            std::lock_guard lock(repl_mutex_);
+            on_locations(from, std::get<wire::locations_msg>(m));
+        }
+        run(a);
+        break;
+    }
+    default: replication_core::own_message(from, m); break;
+    }
+}
+
+void backup_manager::received_locked(const member& from, const wire::message& m, actions& a) {
+    (void)a;
+    // A whole copy or a change from a session's primary: when this copy is
+    // now exactly the sender's, it is the sender's backup (whatever fetch
+    // fenced it before: the sender took the session since). Otherwise the
+    // message lost (a stale primary's, refused or older) and nothing changes.
+    auto from_primary = [&](const std::string& id, std::uint64_t version, std::uint64_t tag) {
+        auto s = find(id);
+        const auto mine = s ? session_access::valid_stamp(*s) : std::nullopt;
+        if (!mine || mine->version != version || (tag != 0 && mine->tag != tag)) {
+            return;
+        }
+        if (session_access::roles_of(*s).primary) {
+            return; // served here (the same copy came back): not demoted by an old message
+        }
+        session_access::make_backup(*s);
+        locations_[id] = {from.id, self_.id, version};
+    };
+    switch (wire::type_of(m)) {
+    case wire::msg_type::created: {
+        const auto& f = std::get<wire::created_msg>(m).s;
+        from_primary(f.id, f.version, f.tag);
+        break;
+    }
+    case wire::msg_type::delta: {
+        const auto& d = std::get<wire::delta_msg>(m);
+        from_primary(d.id, d.after, d.after_tag);
+        break;
+    }
+    case wire::msg_type::id_changed: {
+        const auto& c = std::get<wire::id_changed_msg>(m);
+        locations_.erase(c.old_id);
+        from_primary(c.new_id, c.after, 0);
+        break;
+    }
+    case wire::msg_type::expired: locations_.erase(std::get<wire::expired_msg>(m).id); break;
+    default: break;
+    }
+}
+
+void backup_manager::on_locations(const member& from, const wire::locations_msg& m) {
+    (void)from;
+    for (const auto& e : m.entries) {
+        stats_->locations_received.fetch_add(1, std::memory_order_relaxed);
+        auto s = find(e.id);
+        const auto mine = s ? session_access::valid_stamp(*s) : std::nullopt;
+        const auto r = s ? session_access::roles_of(*s) : session_access::roles{};
+        if (e.gone) {
+            locations_.erase(e.id);
+            if (mine && !r.primary && mine->version <= e.version) {
+                tombstone_locked(e.id, e.version);
+                awaiting_.erase(e.id);
+                store().erase(e.id);
+                stats_->copies_dropped.fetch_add(1, std::memory_order_relaxed);
+            }
+            continue;
+        }
+        auto& known = locations_[e.id];
+        if (known.version <= e.version) {
+            known = {e.primary, e.backup, e.version};
+        }
+        if (!mine || e.primary == self_.id || e.backup == self_.id) {
+            continue;
+        }
+        if (mine->version >= e.version) {
+            continue; // an older location (they arrive from many members in any order)
+        }
+        // Another member serves it and its backup holds it: this copy (an old
+        // backup's, a handed-over one, or ours if our backup handed it over
+        // while we were frozen) is no longer needed. A request still holding
+        // it here cannot commit (handed over).
+        {
+            std::lock_guard order(session_access::order(*s));
+            session_access::hand_over(*s, e.primary);
+        }
+        awaiting_.erase(e.id);
+        store().erase_if_same(e.id, s.get());
+        stats_->copies_dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Fetching: answering
+
+void backup_manager::answer_fetch(const member& from, const wire::fetch_msg& m) {
+    stats_->fetches_answered.fetch_add(1, std::memory_order_relaxed);
+    reply r;
+    r.request = m.request;
+    r.what = reply::outcome::missing;
+    auto s = find(m.id);
+    const auto stamp = s ? session_access::valid_stamp(*s) : std::nullopt;
+    const auto roles = stamp ? session_access::roles_of(*s) : session_access::roles{};
+    if (stamp && (roles.primary || m.any)) {
+        // The primary hands its session over; any other copy only when the
+        // fetcher asks every member (it found no primary): it takes the best
+        // of them, and every copy it asked is fenced, so one primary results.
+        std::lock_guard order(session_access::order(*s));
+        r.session.push_back(session_access::to_full(*s, now()));
+        session_access::hand_over(*s, from.id);
+        r.what = reply::outcome::found;
+        stats_->handed_over.fetch_add(1, std::memory_order_relaxed);
+        std::lock_guard lock(repl_mutex_);
+        locations_[m.id] = {from.id, {}, r.session.front().version};
+    } else if (stamp) {
+        // A backup's or a handed-over copy: where the session went, if known.
+        member_id hint = roles.handed_to;
+        if (hint.is_nil() || hint == self_.id) {
+            std::lock_guard lock(repl_mutex_);
+            if (auto it = locations_.find(m.id); it != locations_.end()) {
+                hint = it->second.primary;
+            }
+        }
+        if (!hint.is_nil() && hint != self_.id && hint != from.id && member_now(hint)) {
+            r.what = reply::outcome::moved;
+            r.to = hint;
+        }
+    } else {
+        bool busy = false;
+        {
+            std::lock_guard lock(flights_mutex_);
+            busy = flights_.count(m.id) > 0;
+        }
+        if (busy) {
+            r.what = reply::outcome::busy;
+        } else {
+            std::lock_guard lock(repl_mutex_);
+            if (auto it = locations_.find(m.id); it != locations_.end() && it->second.primary != self_.id &&
+                                                  it->second.primary != from.id && !m.any) {
+                r.what = reply::outcome::moved;
+                r.to = it->second.primary;
+            }
+        }
+        if (r.what == reply::outcome::moved && !member_now(r.to)) {
+            r.what = reply::outcome::missing;
+            r.to = {};
+        }
+    }
+    link_->send({from.id}, wire::encode(r), engine::send_options::async, count_failures());
+}
+
+void backup_manager::on_fetch_reply(const member& from, wire::fetch_reply_msg& m) {
+    std::shared_ptr<round> r;
+    {
+        std::lock_guard lock(rounds_mutex_);
+        auto it = rounds_.find(m.request);
+        if (it == rounds_.end()) {
+            return; // a round that gave up; its copy was handed over and comes back by a later fetch
+        }
+        r = it->second;
+    }
+    std::lock_guard lock(r->mutex);
+    r->replies.emplace_back(from.id, std::move(m));
+    r->cv.notify_all();
+}
+
+// ---------------------------------------------------------------------------
+// Fetching: asking
+
+std::shared_ptr<backup_manager::round> backup_manager::ask(const std::vector<member_id>& to, const std::string& id,
+                                                           bool any, steady::time_point until,
+                                                           const std::set<member_id>& silent) {
+    auto r = std::make_shared<round>();
+    r->asked = to;
+    const auto request = random_request();
+    {
+        std::lock_guard lock(rounds_mutex_);
+        rounds_[request] = r;
+    }
+    const auto payload = wire::encode(wire::fetch_msg{request, id, any});
+    for (const auto& m : to) {
+        link_->send({m}, payload, engine::send_options::async, [r](const engine::send_result& res) {
+            if (!res.ok()) {
+                std::lock_guard lock(r->mutex);
+                ++r->failed;
+                r->cv.notify_all();
+            }
+        });
+    }
+    {
+        std::unique_lock lock(r->mutex);
+        const auto expected = static_cast<std::size_t>(std::count_if(
+            to.begin(), to.end(), [&](const member_id& m) { return silent.count(m) == 0; }));
+        r->cv.wait_until(lock, until, [&] {
+            if (stopping_ || r->replies.size() + r->failed >= r->asked.size()) {
+                return true;
+            }
+            const bool found = std::any_of(r->replies.begin(), r->replies.end(), [](const auto& x) {
+                return x.second.what == reply::outcome::found;
+            });
+            return found && r->replies.size() >= expected;
+        });
+    }
+    std::lock_guard lock(rounds_mutex_);
+    rounds_.erase(request);
+    return r;
+}
+
+std::shared_ptr<session> backup_manager::take(const wire::full_session& f) {
+    actions a;
+    std::shared_ptr<session> s;
+    {
+        std::lock_guard lock(repl_mutex_);
+        install_locked(f, install_mode::if_wins, a);
+        s = find(f.id);
+        if (s && session_access::valid_stamp(*s)) {
+            session_access::make_primary(*s, self_.id);
+            locations_[f.id] = {self_.id, {}, f.version};
+        } else {
+            s.reset();
+        }
+    }
+    run(a);
+    return s;
+}
+
+std::shared_ptr<session> backup_manager::wait_for(std::string_view id, bool& unavailable) {
+    auto s = replication_core::wait_for(id, unavailable);
+    if (stopping_ || (s && session_access::roles_of(*s).primary)) {
+        return s;
+    }
+    return fetch(std::string(id), unavailable);
+}
+
+bool backup_manager::unverified(std::string_view id) {
+    if (replication_core::unverified(id)) {
+        return true;
+    }
+    auto s = find(id);
+    return s && !session_access::roles_of(*s).primary;
+}
+
+std::shared_ptr<session> backup_manager::fetch(const std::string& id, bool& unavailable) {
+    if (link_->on_io_thread()) {
+        unavailable = true; // cannot wait for answers on the thread that receives them
+        return nullptr;
+    }
+    std::shared_ptr<flight> f;
+    bool leader = false;
+    {
+        std::lock_guard lock(flights_mutex_);
+        auto [it, fresh] = flights_.try_emplace(id);
+        if (fresh) {
+            it->second = std::make_shared<flight>();
+            leader = true;
+        }
+        f = it->second;
+    }
+    if (!leader) {
+        stats_->fetch_waiters.fetch_add(1, std::memory_order_relaxed);
+        std::unique_lock lock(f->mutex);
+        if (!f->cv.wait_for(lock, fetch_limit + std::chrono::seconds(1), [&] { return f->done; })) {
+            unavailable = true;
+            return nullptr;
+        }
+        unavailable = f->unavailable;
+        return f->result;
+    }
+    stats_->fetches.fetch_add(1, std::memory_order_relaxed);
+    const auto started = steady::now();
+    bool missing = false;
+    auto s = run_fetch(id, missing);
+    note_latency(steady::now() - started);
+    if (s) {
+        stats_->fetch_found.fetch_add(1, std::memory_order_relaxed);
+    } else if (missing) {
+        stats_->fetch_unavailable.fetch_add(1, std::memory_order_relaxed);
+    } else {
+        stats_->fetch_new.fetch_add(1, std::memory_order_relaxed);
+    }
+    {
+        std::lock_guard lock(flights_mutex_);
+        flights_.erase(id);
+    }
+    {
+        std::lock_guard lock(f->mutex);
+        f->done = true;
+        f->result = s;
+        f->unavailable = missing;
+    }
+    f->cv.notify_all();
+    unavailable = missing;
+    return s;
+}
+
+std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& unavailable) {
+    const auto deadline = steady::now() + fetch_limit;
+    std::deque<member_id> queue;
+    {
+        std::lock_guard lock(repl_mutex_);
+        if (auto it = locations_.find(id); it != locations_.end()) {
+            queue.push_back(it->second.primary);
+            queue.push_back(it->second.backup);
+        }
+    }
+    if (auto s = find(id)) {
+        if (const auto to = session_access::roles_of(*s).handed_to; !to.is_nil()) {
+            queue.push_front(to);
+        }
+    }
+    std::set<member_id> silent; // asked and did not answer in time
+    std::map<member_id, int> asked;
+    int hops = 0;
+    // 1. The members it is known to live on, one at a time, following "moved".
+    while (!queue.empty() && hops < max_hops && steady::now() < deadline && !stopping_) {
+        const auto m = queue.front();
+        queue.pop_front();
+        if (m.is_nil() || m == self_.id || silent.count(m) > 0 || asked[m] >= 3 || !member_now(m)) {
+            continue;
+        }
+        ++asked[m];
+        ++hops;
+        stats_->fetch_hops.fetch_add(1, std::memory_order_relaxed);
+        const auto r = ask({m}, id, false, std::min(steady::now() + fetch_step, deadline));
+        std::lock_guard lock(r->mutex);
+        if (r->replies.empty()) {
+            silent.insert(m);
+            stats_->fetch_timeouts.fetch_add(r->failed == 0 ? 1 : 0, std::memory_order_relaxed);
+            continue;
+        }
+        auto& answer = r->replies.front().second;
+        switch (answer.what) {
+        case reply::outcome::found: return take(answer.session.front());
+        case reply::outcome::moved: queue.push_front(answer.to); break;
+        case reply::outcome::busy:
+            std::this_thread::sleep_for(busy_pause);
+            queue.push_front(m);
+            break;
+        case reply::outcome::missing: break;
+        }
+    }
+    // 2. Every member, any copy: the best wins. Our own copy counts too.
+    std::vector<member_id> everyone;
+    for (const auto& m : link_->members()) {
+        everyone.push_back(m.id);
+    }
+    std::optional<wire::full_session> best;
+    if (auto s = find(id); s && session_access::valid_stamp(*s)) {
+        best = session_access::to_full(*s, now());
+    }
+    bool complete = true;
+    if (!everyone.empty()) {
+        stats_->fetches_broadcast.fetch_add(1, std::memory_order_relaxed);
+        const auto until = std::max(deadline, steady::now() + fetch_step);
+        const auto r = ask(everyone, id, true, until, silent);
+        std::lock_guard lock(r->mutex);
+        for (auto& [m, answer] : r->replies) {
+            if (answer.what == reply::outcome::found) {
+                auto& f = answer.session.front();
+                if (!best || wins(f.where(), best->where())) {
+                    best = std::move(f);
+                }
+            } else if (answer.what == reply::outcome::busy) {
+                complete = false;
+            }
+        }
+        complete = complete && r->replies.size() >= everyone.size();
+    }
+    if (best) {
+        return take(*best);
+    }
+    // Nobody holds it: a new session, as users expect. Someone did not answer:
+    // it may hold the session, so the request fails instead.
+    unavailable = !complete;
+    return nullptr;
+}
+
+void backup_manager::note_latency(steady::duration d) {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+    std::lock_guard lock(stats_->latency_mutex);
+    auto& ring = stats_->latency_us;
+    const auto v = static_cast<std::uint32_t>(std::clamp<std::int64_t>(us, 0, UINT32_MAX));
+    if (ring.size() < latency_ring) {
+        ring.push_back(v);
+    } else {
+        ring[stats_->latency_next] = v;
+    }
+    stats_->latency_next = (stats_->latency_next + 1) % latency_ring;
+}
+
+// ---------------------------------------------------------------------------
+// Membership
+
+void backup_manager::begin_catch_up_locked(actions& a) {
+    // Nothing to receive before serving: sessions are fetched when asked for
+    // and locations come as sessions move. (The core's discovery wait, which
+    // ran before this, keeps requests from starting sessions too early.)
+    (void)a;
+}
+
+bool backup_manager::catch_up_message_locked(const member&, wire::message&, std::size_t, actions&) { return false; }
+
+void backup_manager::member_alive_locked(const member& m, actions& a) { (void)m, (void)a; }
+
+void backup_manager::member_departed_locked(const member& m, actions& a) {
+    restores_running_.fetch_add(1);
+    a.then.push_back([this, gone = m.id, since = steady::now()] {
+        bulk_.post([this, gone, since] {
+            restore_copies(gone, since);
+            restores_running_.fetch_sub(1);
+        });
+    });
+}
+
+void backup_manager::catch_up_housekeeping_locked(steady::time_point, actions&) {}
+
+void backup_manager::answer_full(const member& from, const wire::get_all_msg& g) {
+    // A state transfer is the delta manager's; this context keeps no full set.
+    (void)stream_answer(from, g, [](chunk_writer&, const std::function<bool(std::size_t)>&) { return true; });
+}
+
+void backup_manager::restore_copies(member_id gone, steady::time_point since) {
+    stats_->restore_runs.fetch_add(1, std::memory_order_relaxed);
+    // What needs a copy: our primaries whose backup was on `gone`, and the
+    // backups whose primary was (promoted here first).
+    std::vector<std::shared_ptr<session>> due;
+    for (std::size_t shard = 0; shard < session_store::shard_count && !stopping_; ++shard) {
+        for (auto& s : store().shard_snapshot(shard)) {
+            if (!session_access::valid_stamp(*s)) {
+                continue;
+            }
+            const auto r = session_access::roles_of(*s);
+            if (r.primary) {
+                if (r.copy_at == gone || r.copy_at.is_nil()) {
+                    due.push_back(std::move(s));
+                }
+                continue;
+            }
+            if (!r.handed_to.is_nil()) {
+                continue; // handed over: see the class comment
+            }
+            std::lock_guard lock(repl_mutex_);
+            auto it = locations_.find(s->id());
+            if (it != locations_.end() && it->second.primary == gone) {
+                session_access::make_primary(*s, self_.id);
+                it->second.primary = self_.id;
+                stats_->promotions.fetch_add(1, std::memory_order_relaxed);
+                due.push_back(std::move(s));
+            }
+        }
+    }
+    if (due.empty()) {
+        return;
+    }
+    // In batches: each copy acknowledged (under ack/sync) before the next batch.
+    struct pending {
+        std::mutex mutex;
+        std::condition_variable cv;
+        std::size_t left = 0;
+    };
+    std::size_t restored = 0;
+    for (std::size_t i = 0; i < due.size() && !stopping_; i += restore_batch) {
+        auto p = std::make_shared<pending>();
+        const auto end = std::min(due.size(), i + restore_batch);
+        p->left = end - i;
+        for (std::size_t k = i; k < end; ++k) {
+            replicate_async(due[k], false, [p](end_result) {
+                std::lock_guard lock(p->mutex);
+                --p->left;
+                p->cv.notify_all();
+            });
+        }
+        std::unique_lock lock(p->mutex);
+        p->cv.wait_for(lock, link_->wait_limit(), [&] { return p->left == 0; });
+        restored += end - i;
+    }
+    stats_->restored.fetch_add(restored, std::memory_order_relaxed);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - since).count();
+    stats_->last_restore_ms.store(ms, std::memory_order_relaxed);
+    log()->info("context {}: a member left: {} sessions have their second copy again after {} ms", config().context,
+                restored, ms);
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+backup_manager::role_counts backup_manager::roles() const {
+    role_counts c;
+    const bool others = !link_->members().empty();
+    for (std::size_t shard = 0; shard < session_store::shard_count; ++shard) {
+        for (const auto& s : store().shard_snapshot(shard)) {
+            if (!session_access::valid_stamp(*s)) {
+                continue;
+            }
+            const auto r = session_access::roles_of(*s);
+            if (r.primary) {
+                ++c.primary;
+                c.single_copy += others && r.copy_at.is_nil() ? 1 : 0;
+            } else if (!r.handed_to.is_nil()) {
+                ++c.handed_over;
+            } else {
+                ++c.backup;
+            }
+        }
+    }
+    std::lock_guard lock(repl_mutex_);
+    for (const auto& [id, where] : locations_) {
+        if (where.primary != self_.id && where.backup != self_.id && !find(id)) {
+            ++c.proxy;
+        }
+    }
+    return c;
+}
+
+void backup_manager::add_catch_up_stats_locked(nlohmann::json& j) const {
+    auto& t = j["state_transfer"];
+    t["state"] = discovering_ ? "discovering" : "none";
+    t["detail"] = "the backup manager fetches sessions when asked for them";
+    t["queued"] = queue_.size();
+}
+
+void backup_manager::add_stats(nlohmann::json& j) const {
+    replication_core::add_stats(j);
+    const auto c = roles();
+    const auto& s = *stats_;
+    auto& b = j["backup"];
+    b["roles"] = {{"primary", c.primary}, {"backup", c.backup}, {"handed_over", c.handed_over}, {"proxy", c.proxy}};
+    b["single_copy"] = c.single_copy;
+    b["fetches"] = {{"started", s.fetches.load()},        {"found", s.fetch_found.load()},
+                    {"new", s.fetch_new.load()},          {"unavailable", s.fetch_unavailable.load()},
+                    {"timeouts", s.fetch_timeouts.load()}, {"hops", s.fetch_hops.load()},
+                    {"waited", s.fetch_waiters.load()},   {"asked_everyone", s.fetches_broadcast.load()},
+                    {"answered", s.fetches_answered.load()}};
+    {
+        std::lock_guard lock(s.latency_mutex);
+        auto v = s.latency_us;
+        if (!v.empty()) {
+            std::sort(v.begin(), v.end());
+            b["fetches"]["latency_p50_us"] = v[v.size() / 2];
+            b["fetches"]["latency_p99_us"] = v[std::min(v.size() - 1, v.size() * 99 / 100)];
+        }
+    }
+    b["relocations"] = s.handed_over.load();
+    b["whole_copies"] = s.whole_copies.load();
+    b["promotions"] = s.promotions.load();
+    b["re_replicated"] = s.restored.load();
+    b["restores"] = s.restore_runs.load();
+    b["restore_last_ms"] = s.last_restore_ms.load();
+    b["locations_sent"] = s.locations_sent.load();
+    b["locations_received"] = s.locations_received.load();
+    b["copies_dropped"] = s.copies_dropped.load();
+}
+
+void backup_manager::add_metrics(std::string& out) const {
+    replication_core::add_metrics(out);
+    const auto c = roles();
+    const auto& s = *stats_;
+    auto line = [&out](std::string_view name, std::string_view labels, std::uint64_t v) {
+        out += name;
+        out += labels;
+        out += ' ';
+        out += std::to_string(v);
+        out += '\n';
+    };
+    out += "# TYPE troupe_backup_sessions gauge\n";
+    line("troupe_backup_sessions", "{role=\"primary\"}", c.primary);
+    line("troupe_backup_sessions", "{role=\"backup\"}", c.backup);
+    line("troupe_backup_sessions", "{role=\"handed_over\"}", c.handed_over);
+    line("troupe_backup_sessions", "{role=\"proxy\"}", c.proxy);
+    out += "# TYPE troupe_backup_single_copy_sessions gauge\n";
+    line("troupe_backup_single_copy_sessions", "", c.single_copy);
+    out += "# TYPE troupe_backup_fetches_total counter\n";
+    line("troupe_backup_fetches_total", "{outcome=\"found\"}", s.fetch_found.load());
+    line("troupe_backup_fetches_total", "{outcome=\"new\"}", s.fetch_new.load());
+    line("troupe_backup_fetches_total", "{outcome=\"unavailable\"}", s.fetch_unavailable.load());
+    out += "# TYPE troupe_backup_relocations_total counter\n";
+    line("troupe_backup_relocations_total", "", s.handed_over.load());
+    out += "# TYPE troupe_backup_re_replicated_total counter\n";
+    line("troupe_backup_re_replicated_total", "", s.restored.load());
+    out += "# TYPE troupe_backup_promotions_total counter\n";
+    line("troupe_backup_promotions_total", "", s.promotions.load());
+    out += "# TYPE troupe_backup_restore_last_seconds gauge\n";
+    const auto ms = s.last_restore_ms.load();
+    out += "troupe_backup_restore_last_seconds " + (ms < 0 ? std::string("NaN") : std::to_string(ms / 1000.0)) + "\n";
+}
+
+} // namespace troupe::managers::detail

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "replication_core.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace troupe::managers::detail {
+
+/// `manager.type: backup`: two copies of each session, and where it lives
+/// everywhere else. Per session and node, one role:
+///  - primary: serves it (made, fetched or promoted here); each request's
+///    change goes to the backup only, so a request costs the same messages
+///    whatever the cluster's size;
+///  - backup: a whole copy kept in step by the primary's deltas, on the member
+///    rendezvous hashing names for (id, primary) (placement.hpp): every node
+///    agrees, sessions spread evenly, and a membership change moves few;
+///  - proxy: the id's location (primary, backup) only, from LOCATIONS batches
+///    that primaries send when a session is made, moves, or ends.
+///
+/// A request on a node that is not the primary fetches the session once
+/// (concurrent requests for it on that node wait for the one fetch): from the
+/// primary, then the backup, following "moved to" answers; a member that does
+/// not answer within fetch_step is skipped. If neither has it, every member is
+/// asked, and any copy will do (the best by (confirmed, version, tag)); if
+/// nobody holds it the request starts a new session, and if some member did
+/// not answer it fails as unavailable (request_scope::unavailable, HTTP 503),
+/// never with a silently empty session. The answerer hands the session over:
+/// a request still holding it there cannot commit, and that copy takes changes
+/// from the new primary only, which fences a frozen old primary out.
+///
+/// Membership cases (each tested in backup_manager_test.cpp):
+///  - the backup leaves or is removed: its primaries copy each session whole to
+///    the next member in its ranking, in bounded batches (restore_copies);
+///  - the primary leaves or is removed: its backup promotes itself and copies
+///    the session to a new backup; sessions stay readable meanwhile at the
+///    backup's (latest acknowledged, under sync) version;
+///  - a node that handed a session over and then lost the new primary before
+///    it made its copy keeps its own (handed-over) copy; a fetch asking every
+///    member finds it, so nothing is promoted twice;
+///  - a member joins: it learns locations as sessions move or are made, and
+///    fetches what it is asked for; backups move onto it as the sessions they
+///    belong to are next served (a whole copy to the new backup, then the
+///    old one drops its copy on the location), so the load shifts gradually;
+///  - a member is cut off, frozen or paused and comes back: the core's
+///    reconciliation compares digests of the copies each holds (not of the
+///    ones it does not), and the newer copy wins;
+///  - a backup that does not take a change fails the request under ack/sync
+///    (strict_replication): there is no third copy to make it safe.
+class backup_manager final : public replication_core {
+public:
+    backup_manager(std::unique_ptr<link> l, manager_config config);
+    ~backup_manager() override;
+
+    void stop() override;
+
+    // ---- for tests
+    struct role_counts {
+        std::size_t primary = 0, backup = 0, handed_over = 0, proxy = 0, single_copy = 0;
+    };
+    role_counts roles() const;
+    /// Sends the pending location batch now.
+    void flush_locations() { send_locations(); }
+    /// Fetches started here (single-flight: concurrent requests share one).
+    std::uint64_t fetches() const { return stats_->fetches.load(); }
+    /// Sessions copied to a new backup after a member left (not yet all done: false).
+    bool restoring() const { return restores_running_.load() > 0; }
+
+    /// How long one member may take to answer a fetch before the next is asked.
+    static constexpr std::chrono::milliseconds fetch_step{1000};
+    /// The whole fetch, every step included.
+    static constexpr std::chrono::milliseconds fetch_limit{4000};
+    /// Sessions copied at once when restoring two copies after a member left.
+    static constexpr std::size_t restore_batch = 1024;
+
+protected:
+    std::string_view type_name() const noexcept override { return "backup"; }
+    std::vector<membership::member_id> destinations(const session& s) const override;
+    void begin_catch_up_locked(actions& a) override;
+    bool catch_up_message_locked(const membership::member& from, wire::message& m, std::size_t bytes,
+                                 actions& a) override;
+    void member_alive_locked(const membership::member& m, actions& a) override;
+    void member_departed_locked(const membership::member& m, actions& a) override;
+    void catch_up_housekeeping_locked(std::chrono::steady_clock::time_point t, actions& a) override;
+    void answer_full(const membership::member& from, const wire::get_all_msg& g) override;
+    void add_catch_up_stats_locked(nlohmann::json& j) const override;
+
+    bool needs_whole_copy(session& s, const std::vector<membership::member_id>& to) override;
+    void replicated(const std::shared_ptr<session>& s, bool ok) override;
+    bool strict_replication() const override { return true; }
+    void own_message(const membership::member& from, wire::message& m) override;
+    void received_locked(const membership::member& from, const wire::message& m, actions& a) override;
+    bool holds_every_session() const override { return false; }
+
+    std::shared_ptr<session> wait_for(std::string_view id, bool& unavailable) override;
+    bool unverified(std::string_view id) override;
+    void expired_here(const std::shared_ptr<session>& s) override;
+    void id_gone(const std::string& id) override;
+    void add_stats(nlohmann::json& j) const override;
+    void add_metrics(std::string& out) const override;
+
+private:
+    struct location {
+        membership::member_id primary;
+        membership::member_id backup;
+        std::uint64_t version = 0; ///< of the copy it was learnt with: an older one does not replace it
+    };
+
+    /// One fetch of one id on this node; the requests that want it wait on it.
+    struct flight {
+        std::mutex mutex;
+        std::condition_variable cv;
+        bool done = false;
+        std::shared_ptr<session> result;
+        bool unavailable = false;
+    };
+
+    /// The answers to one FETCH round (one member, or every member).
+    struct round {
+        std::mutex mutex;
+        std::condition_variable cv;
+        std::vector<membership::member_id> asked;
+        std::vector<std::pair<membership::member_id, wire::fetch_reply_msg>> replies;
+        std::size_t failed = 0; ///< sends that could not reach a member (counted as no answer)
+    };
+
+    struct backup_counters {
+        std::atomic<std::uint64_t> fetches{0}, fetch_found{0}, fetch_new{0}, fetch_unavailable{0};
+        std::atomic<std::uint64_t> fetch_timeouts{0}, fetch_hops{0}, fetch_waiters{0}, fetches_broadcast{0};
+        std::atomic<std::uint64_t> fetches_answered{0}, handed_over{0};
+        std::atomic<std::uint64_t> whole_copies{0}, promotions{0}, restored{0}, restore_runs{0};
+        std::atomic<std::uint64_t> locations_sent{0}, locations_received{0}, copies_dropped{0};
+        std::atomic<std::int64_t> last_restore_ms{-1};
+        mutable std::mutex latency_mutex;
+        std::vector<std::uint32_t> latency_us; ///< the last fetches' latencies (a ring)
+        std::size_t latency_next = 0;
+    };
+
+    std::shared_ptr<session> fetch(const std::string& id, bool& unavailable);
+    std::shared_ptr<session> run_fetch(const std::string& id, bool& unavailable);
+    /// Sends FETCH to `to` and waits until each answered or `until`; or,
+    /// once one answer holds the session, until all but `silent` (members
+    /// that did not answer this fetch before) answered.
+    std::shared_ptr<round> ask(const std::vector<membership::member_id>& to, const std::string& id, bool any,
+                               std::chrono::steady_clock::time_point until,
+                               const std::set<membership::member_id>& silent = {});
+    std::shared_ptr<session> take(const wire::full_session& f);
+    void answer_fetch(const membership::member& from, const wire::fetch_msg& m);
+    void on_fetch_reply(const membership::member& from, wire::fetch_reply_msg& m);
+    void on_locations(const membership::member& from, const wire::locations_msg& m);
+    /// Copies every session whose second copy was on `gone` to a new backup.
+    void restore_copies(membership::member_id gone, std::chrono::steady_clock::time_point since);
+    void queue_location(wire::location_entry e);
+    void send_locations();
+    bool member_now(const membership::member_id& m) const;
+    void note_latency(std::chrono::steady_clock::duration d);
+
+    std::shared_ptr<backup_counters> stats_ = std::make_shared<backup_counters>();
+
+    // Under repl_mutex_ (the core's).
+    std::unordered_map<std::string, location> locations_;
+
+    std::mutex flights_mutex_;
+    std::unordered_map<std::string, std::shared_ptr<flight>> flights_;
+
+    std::mutex rounds_mutex_;
+    std::unordered_map<std::uint64_t, std::shared_ptr<round>> rounds_;
+
+    std::mutex outbox_mutex_;
+    /// Moves and new sessions whose copy is not confirmed yet, by id.
+    std::unordered_map<std::string, wire::location_entry> unconfirmed_;
+    std::vector<wire::location_entry> outbox_;
+
+    std::atomic<int> restores_running_{0};
+};
+
+} // namespace troupe::managers::detail

@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: Apache-2.0
+// The backup manager on the in-memory bus: roles, placement, fetch-on-miss,
+// and two copies again after every membership change.
+#include "delta_cluster.hpp"
+#include "placement.hpp"
+
+#include <atomic>
+#include <future>
+#include <random>
+#include <thread>
+
+namespace troupe::test {
+namespace {
+
+using managers::detail::session_access;
+
+void use_sync(manager_config& c) { c.send_options = engine::send_options::sync; }
+
+/// Why the last increment() failed.
+std::string last_error;
+
+/// One request that increments "n". @return the value it wrote; -1: no
+/// session (unavailable), -2: the request failed (last_error says why).
+int increment(session_manager& m, const std::string& id) {
+    auto r = m.begin_request(id, "/app");
+    auto* s = r.session();
+    if (s == nullptr) {
+        return -1;
+    }
+    int v = 0;
+    s->modify<int>("n", [&v](int& n) { v = ++n; });
+    last_error = r.end().error;
+    return last_error.empty() ? v : -2;
+}
+
+std::string create_counter(session_manager& m) {
+    auto r = m.begin_request("", "/app");
+    r.session(true)->set("n", 0);
+    auto id = r.session_id();
+    REQUIRE(r.end().error.empty());
+    return id;
+}
+
+/// Who holds `id`: the nodes whose copy is primary, backup, or handed over.
+struct holders {
+    std::vector<std::string> primary, backup, handed_over;
+};
+
+holders where(backup_cluster& c, const std::string& id) {
+    holders h;
+    for (auto& n : c.nodes) {
+        auto s = n->find(id);
+        if (!s || !s->valid()) {
+            continue;
+        }
+        const auto r = session_access::roles_of(*s);
+        (r.primary ? h.primary : r.handed_to.is_nil() ? h.backup : h.handed_over).push_back(n->node());
+    }
+    return h;
+}
+
+int value(const session_manager& m, const std::string& id) {
+    auto s = m.find(id);
+    const auto a = s ? s->get("n") : std::nullopt;
+    return a ? managers::decode_attribute<int>("n", *a) : -1;
+}
+
+backup_manager& node(backup_cluster& c, const std::string& name) {
+    for (auto& n : c.nodes) {
+        if (n->node() == name) {
+            return *n;
+        }
+    }
+    FAIL("no node " << name);
+    throw std::logic_error("unreachable");
+}
+
+/// The member rendezvous hashing names as `id`'s backup when `primary` serves it.
+std::string expected_backup(backup_cluster& c, const std::string& id, const std::string& primary) {
+    std::vector<membership::member> members;
+    for (auto& n : c.nodes) {
+        membership::member m;
+        m.id = c.bus.id_of(n->node());
+        m.name = n->node();
+        members.push_back(m);
+    }
+    const auto* b = managers::detail::placement::backup(id, c.bus.id_of(primary), members);
+    return b ? b->name : "";
+}
+
+/// SIGKILL as the others see it: removed from their view, then gone.
+void kill(backup_cluster& c, const std::string& name) {
+    c.bus.announce_gone(c.bus.id_of(name));
+    for (auto it = c.nodes.begin(); it != c.nodes.end(); ++it) {
+        if ((*it)->node() == name) {
+            (*it)->stop();
+            c.nodes.erase(it);
+            break;
+        }
+    }
+}
+
+/// `count` sessions made on `m`, each counted to 1 (acknowledged under sync).
+std::vector<std::string> counters_on(backup_cluster& c, session_manager& m, int count) {
+    std::vector<std::string> ids;
+    {
+        pumper p(c.bus);
+        for (int i = 0; i < count; ++i) {
+            ids.push_back(create_counter(m));
+            REQUIRE(increment(m, ids.back()) == 1);
+        }
+    }
+    REQUIRE(c.pump());
+    return ids;
+}
+
+/// A member that is neither `primary` nor the backup it would choose for `id`.
+std::string proxy_of(backup_cluster& c, const std::string& id, const std::string& primary) {
+    for (auto& n : c.nodes) {
+        if (n->node() != primary && n->node() != expected_backup(c, id, primary)) {
+            return n->node();
+        }
+    }
+    FAIL("no proxy for " << id);
+    return {};
+}
+
+/// Waits (bounded) until no member is still copying sessions after a departure.
+void until_restored(backup_cluster& c) {
+    {
+        pumper p(c.bus);
+        for (int i = 0; i < 400 && std::any_of(c.nodes.begin(), c.nodes.end(), [](auto& n) { return n->restoring(); });
+             ++i) {
+            std::this_thread::sleep_for(10ms);
+        }
+    }
+    REQUIRE(c.pump());
+}
+
+} // namespace
+
+TEST_CASE("a new session lives on its primary and on the backup rendezvous hashing names", "[managers][backup]") {
+    backup_cluster c;
+    auto& a = c.add("a");
+    c.add("b");
+    c.add("c");
+    c.add("d");
+    for (int i = 0; i < 20; ++i) {
+        const auto id = create(a);
+        REQUIRE(c.pump());
+        const auto h = where(c, id);
+        REQUIRE(h.primary == std::vector<std::string>{"a"});
+        REQUIRE(h.backup.size() == 1);
+        CHECK(h.backup.front() == expected_backup(c, id, "a"));
+        CHECK(h.handed_over.empty());
+    }
+    // A change goes to the backup only: messages per request do not grow with the cluster.
+    const auto id = create(a);
+    REQUIRE(c.pump());
+    const auto before = c.bus.peek().size();
+    (void)before;
+    std::size_t sent = 0;
+    c.bus.filter = [&](const fake_bus::envelope& e) {
+        sent += type_of(e.payload) == wire::msg_type::delta ? 1 : 0;
+        return verdict::deliver;
+    };
+    set(a, id, "k", "w");
+    REQUIRE(c.pump());
+    c.bus.filter = nullptr;
+    CHECK(sent == 1);
+}
+
+TEST_CASE("a session served anywhere moves there and never goes back", "[managers][backup]") {
+    backup_cluster c(use_sync);
+    c.add("a");
+    c.add("b");
+    c.add("c");
+    c.add("d");
+    pumper p(c.bus);
+    const auto id = create_counter(*c.nodes[0]);
+    std::mt19937 rng(7);
+    int last = 0;
+    for (int i = 0; i < 200; ++i) {
+        auto& n = *c.nodes[rng() % c.nodes.size()];
+        const int v = increment(n, id);
+        INFO("request " << i << " on " << n.node() << ": " << last_error);
+        REQUIRE(v == last + 1);
+        last = v;
+        const auto h = where(c, id);
+        REQUIRE(h.primary == std::vector<std::string>{n.node()});
+        if (i % 17 == 0) {
+            for (auto& m : c.nodes) {
+                m->flush_locations();
+            }
+        }
+    }
+    std::uint64_t fetches = 0;
+    for (auto& n : c.nodes) {
+        fetches += n->fetches();
+    }
+    CHECK(fetches > 50);
+}
+
+TEST_CASE("the backup serving a request becomes primary and picks a new backup", "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = c.add("a");
+    c.add("b");
+    c.add("c");
+    pumper p(c.bus);
+    const auto id = create_counter(a);
+    REQUIRE(increment(a, id) == 1);
+    const auto b = expected_backup(c, id, "a");
+    REQUIRE(increment(node(c, b), id) == 2);
+    const auto h = where(c, id);
+    CHECK(h.primary == std::vector<std::string>{b});
+    REQUIRE(h.backup.size() == 1);
+    CHECK(h.backup.front() == expected_backup(c, id, b));
+}
+
+TEST_CASE("concurrent requests for a session on a proxy fetch it once", "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = c.add("a");
+    c.add("b");
+    c.add("c");
+    const auto id = counters_on(c, a, 1).front();
+    const auto proxy = proxy_of(c, id, "a");
+    auto& x = node(c, proxy);
+    // Hold the fetch's answer until every request is waiting for it.
+    c.bus.filter = [](const fake_bus::envelope& e) {
+        return type_of(e.payload) == wire::msg_type::fetch_reply ? verdict::hold : verdict::deliver;
+    };
+    constexpr int requests = 6;
+    std::vector<std::future<bool>> waiting;
+    for (int i = 0; i < requests; ++i) {
+        waiting.push_back(std::async(std::launch::async, [&] {
+            auto r = x.begin_request(id, "/app");
+            return r.session() != nullptr && r.session()->get<int>("n") == 1;
+        }));
+    }
+    {
+        pumper p(c.bus);
+        for (int i = 0; i < 500 && stats(x)["backup"]["fetches"]["waited"] != requests - 1; ++i) {
+            std::this_thread::sleep_for(2ms);
+        }
+        c.bus.filter = nullptr;
+        c.bus.release_held(false);
+        for (auto& w : waiting) {
+            CHECK(w.get());
+        }
+    }
+    CHECK(x.fetches() == 1);
+    CHECK(stats(x)["backup"]["fetches"]["waited"].get<int>() == requests - 1);
+    CHECK(where(c, id).primary == std::vector<std::string>{proxy});
+}
+
+TEST_CASE("a fetch nobody answers tries the other copy, then fails as unavailable", "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = c.add("a");
+    c.add("b");
+    c.add("c");
+    const auto id = counters_on(c, a, 1).front();
+    const auto b = expected_backup(c, id, "a");
+    const auto proxy = proxy_of(c, id, "a");
+    for (auto& n : c.nodes) {
+        n->flush_locations();
+    }
+    REQUIRE(c.pump());
+    const auto a_id = c.bus.id_of("a");
+    const auto b_id = c.bus.id_of(b);
+    SECTION("the primary is silent: the backup's copy is served") {
+        c.bus.filter = [&](const fake_bus::envelope& e) {
+            return e.to == a_id ? verdict::drop : verdict::deliver;
+        };
+        pumper p(c.bus);
+        auto r = node(c, proxy).begin_request(id, "/app");
+        REQUIRE(r.session() != nullptr);
+        CHECK(r.session()->get<int>("n") == 1);
+        CHECK_FALSE(r.unavailable());
+        c.bus.filter = nullptr;
+    }
+    SECTION("both are silent: unavailable, and no empty session in its place") {
+        c.bus.filter = [&](const fake_bus::envelope& e) {
+            return e.to == a_id || e.to == b_id ? verdict::drop : verdict::deliver;
+        };
+        pumper p(c.bus);
+        auto r = node(c, proxy).begin_request(id, "/app");
+        CHECK(r.unavailable());
+        CHECK(r.session(true) == nullptr);
+        CHECK(stats(node(c, proxy))["backup"]["fetches"]["unavailable"] == 1);
+        c.bus.filter = nullptr;
+    }
+}
+
+TEST_CASE("an id no member holds starts a new session", "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = c.add("a");
+    c.add("b");
+    pumper p(c.bus);
+    auto r = a.begin_request("0123456789abcdef0123456789abcdef.b", "/app");
+    CHECK(r.session() == nullptr);
+    CHECK_FALSE(r.unavailable());
+    REQUIRE(r.session(true) != nullptr);
+    CHECK(stats(a)["backup"]["fetches"]["new"] == 1);
+}
+
+TEST_CASE("a backup that leaves: its primaries copy each session to the next member", "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = c.add("a");
+    c.add("b");
+    c.add("c");
+    c.add("d");
+    const auto ids = counters_on(c, a, 60);
+    kill(c, "b");
+    until_restored(c);
+    CHECK(a.roles().single_copy == 0);
+    for (const auto& id : ids) {
+        const auto h = where(c, id);
+        INFO(id);
+        CHECK(h.primary == std::vector<std::string>{"a"});
+        REQUIRE(h.backup.size() == 1);
+        CHECK(h.backup.front() == expected_backup(c, id, "a"));
+        CHECK(value(node(c, h.backup.front()), id) == 1);
+    }
+    CHECK(stats(a)["backup"]["re_replicated"].get<int>() > 0);
+}
+
+TEST_CASE("a primary that dies: its backups promote themselves and copy again", "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = c.add("a");
+    c.add("b");
+    c.add("c");
+    const auto ids = counters_on(c, a, 40);
+    kill(c, "a");
+    until_restored(c);
+    for (const auto& id : ids) {
+        const auto h = where(c, id);
+        INFO(id);
+        REQUIRE(h.primary.size() == 1);
+        REQUIRE(h.backup.size() == 1);
+        CHECK(value(node(c, h.primary.front()), id) == 1);
+        CHECK(value(node(c, h.backup.front()), id) == 1);
+    }
+    // And each still counts on, on any node.
+    pumper p(c.bus);
+    for (const auto& id : ids) {
+        CHECK(increment(*c.nodes[0], id) == 2);
+    }
+}
+
+TEST_CASE("a joining member gets backups as their sessions are next served", "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = c.add("a");
+    c.add("b");
+    std::vector<std::string> ids;
+    {
+        pumper p(c.bus);
+        for (int i = 0; i < 60; ++i) {
+            ids.push_back(create_counter(a));
+        }
+    }
+    c.add("c");
+    {
+        pumper p(c.bus);
+        for (const auto& id : ids) {
+            REQUIRE(increment(a, id) == 1);
+        }
+        for (auto& n : c.nodes) {
+            n->flush_locations();
+        }
+    }
+    REQUIRE(c.pump());
+    INFO(node(c, "c").stats_json());
+    std::size_t on_c = 0;
+    for (const auto& id : ids) {
+        const auto h = where(c, id);
+        INFO(id << " primary " << h.primary.size() << " handed over " << h.handed_over.size() << " expected "
+                << expected_backup(c, id, "a"));
+        REQUIRE(h.backup.size() == 1);
+        CHECK(h.backup.front() == expected_backup(c, id, "a"));
+        CHECK(h.handed_over.empty());
+        on_c += h.backup.front() == "c" ? 1 : 0;
+    }
+    CHECK(on_c > 10); // about half
+    CHECK(on_c < 50);
+}
+
+TEST_CASE("a frozen primary's late change is refused once its backup handed the session over",
+          "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = c.add("a");
+    c.add("b");
+    c.add("c");
+    pumper p(c.bus);
+    // A session whose backup stays b when the proxy serves it, so that a's
+    // late change goes to the copy that was handed over.
+    std::string id, b, proxy;
+    for (int i = 0; i < 64 && proxy.empty(); ++i) {
+        id = create_counter(a);
+        b = expected_backup(c, id, "a");
+        const auto other = b == "b" ? "c" : "b";
+        if (expected_backup(c, id, other) == b) {
+            proxy = other;
+        }
+    }
+    REQUIRE_FALSE(proxy.empty());
+    REQUIRE(increment(a, id) == 1);
+    // a is frozen: it answers no fetch; the proxy takes the session from b.
+    const auto a_id = c.bus.id_of("a");
+    c.bus.filter = [&](const fake_bus::envelope& e) {
+        return e.to == a_id && type_of(e.payload) == wire::msg_type::fetch ? verdict::drop : verdict::deliver;
+    };
+    REQUIRE(increment(node(c, proxy), id) == 2);
+    c.bus.filter = nullptr;
+    // a wakes up with a request that still sees its old copy: it must not stand.
+    CHECK(increment(a, id) == -2);
+    CHECK(repl(node(c, b), "stale_bases_refused") >= 1);
+    // The session goes on from the proxy's value wherever it is served next.
+    CHECK(increment(node(c, proxy), id) == 3);
+}
+
+} // namespace troupe::test
