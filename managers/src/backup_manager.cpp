@@ -240,7 +240,6 @@ void backup_manager::received_locked(const member& from, const wire::message& m,
 }
 
 void backup_manager::on_locations(const member& from, const wire::locations_msg& m) {
-    (void)from;
     for (const auto& e : m.entries) {
         stats_->locations_received.fetch_add(1, std::memory_order_relaxed);
         auto s = find(e.id);
@@ -257,6 +256,12 @@ void backup_manager::on_locations(const member& from, const wire::locations_msg&
             continue;
         }
         auto& known = locations_[e.id];
+        if (mine && !r.primary && r.handed_to.is_nil() && known.primary == from.id && e.primary != from.id) {
+            // From the primary this copy backs: the session moved (a fetch).
+            // This copy no longer backs anyone until the new primary sends
+            // its own; above all it is not promoted if the old one dies.
+            session_access::hand_over(*s, e.primary);
+        }
         if (known.version <= e.version) {
             known = {e.primary, e.backup, e.version};
         }
@@ -298,6 +303,15 @@ void backup_manager::answer_fetch(const member& from, const wire::fetch_msg& m) 
         std::lock_guard order(session_access::order(*s));
         r.session.push_back(session_access::to_full(*s, now()));
         session_access::hand_over(*s, from.id);
+        if (roles.primary && !roles.copy_at.is_nil() && roles.copy_at != from.id) {
+            // Our backup learns first (the same stream order as its deltas)
+            // that it no longer backs a primary here: were we to die now, it
+            // must not promote its copy while the fetcher serves the session.
+            wire::locations_msg moved;
+            moved.entries.push_back({m.id, from.id, {}, r.session.front().version, false});
+            stats_->locations_sent.fetch_add(1, std::memory_order_relaxed);
+            link_->send({roles.copy_at}, wire::encode(moved), engine::send_options::async, count_failures());
+        }
         r.what = reply::outcome::found;
         stats_->handed_over.fetch_add(1, std::memory_order_relaxed);
         std::lock_guard lock(repl_mutex_);

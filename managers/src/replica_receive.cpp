@@ -106,10 +106,20 @@ void replication_core::on_message(const member& from, std::span<const std::uint8
 void replication_core::dispatch_locked(const member& from, wire::message& m, std::size_t /*bytes*/,
                                        actions& a) {
     switch (wire::type_of(m)) {
-    case wire::msg_type::created:
+    case wire::msg_type::created: {
         counters_->created_received.fetch_add(1, std::memory_order_relaxed);
-        install_locked(std::get<wire::created_msg>(m).s, install_mode::if_wins, a);
+        const auto& f = std::get<wire::created_msg>(m).s;
+        if (auto s = find(f.id)) {
+            // Served here (the backup manager's primary): a whole copy from
+            // another member would make two primaries; the sender stops.
+            if (const auto r = session_access::roles_of(*s); r.primary && r.handed_to == self_.id) {
+                refuse_stale_locked(from, f.id, f.version, s, a);
+                break;
+            }
+        }
+        install_locked(f, install_mode::if_wins, a);
         break;
+    }
     case wire::msg_type::delta: on_delta_locked(from, std::get<wire::delta_msg>(m), a); break;
     case wire::msg_type::expired: on_expired_locked(from, std::get<wire::expired_msg>(m), a); break;
     case wire::msg_type::accessed: on_accessed_locked(std::get<wire::accessed_msg>(m)); break;
@@ -212,7 +222,7 @@ void replication_core::on_delta_locked(const member& from, wire::delta_msg& d, a
         if (s) {
             if (const auto mine = session_access::valid_stamp(*s);
                 mine && d.after <= mine->version && !session_access::lineage_has(*s, d.after, d.after_tag)) {
-                refuse_stale_locked(from, d, s, a);
+                refuse_stale_locked(from, d.id, d.before, s, a);
                 return;
             }
         }
@@ -233,14 +243,14 @@ void replication_core::on_delta_locked(const member& from, wire::delta_msg& d, a
     if (const auto to = session_access::roles_of(*s).handed_to; !to.is_nil() && to != from.id) {
         // A fetch gave this copy to another member (the backup manager): the
         // old primary, frozen or slow meanwhile, must not change it any more.
-        refuse_stale_locked(from, d, s, a);
+        refuse_stale_locked(from, d.id, d.before, s, a);
         return;
     }
     switch (session_access::apply_delta(*s, d, now(), fire_on_replication(), a.events)) {
     case apply_result::applied: counters_->deltas_applied.fetch_add(1, std::memory_order_relaxed); break;
     case apply_result::stale:
     case apply_result::invalid: counters_->deltas_stale.fetch_add(1, std::memory_order_relaxed); break;
-    case apply_result::stale_base: refuse_stale_locked(from, d, s, a); break;
+    case apply_result::stale_base: refuse_stale_locked(from, d.id, d.before, s, a); break;
     case apply_result::gap: {
         counters_->gaps.fetch_add(1, std::memory_order_relaxed);
         const auto id = d.id;
@@ -250,8 +260,8 @@ void replication_core::on_delta_locked(const member& from, wire::delta_msg& d, a
     }
 }
 
-void replication_core::refuse_stale_locked(const member& from, const wire::delta_msg& d,
-                                        const std::shared_ptr<session>& s, actions& a) {
+void replication_core::refuse_stale_locked(const member& from, const std::string& id, std::uint64_t base,
+                                           const std::shared_ptr<session>& s, actions& a) {
     // The writer served a copy we have moved past (it was frozen, cut off, or
     // raced another member): applying the delta would undo what we hold.
     // Refuse it, so its request fails, and send our copy, so it stops serving
@@ -263,13 +273,13 @@ void replication_core::refuse_stale_locked(const member& from, const wire::delta
         counters_->newer_copies_sent.fetch_add(1, std::memory_order_relaxed);
         a.sends.emplace_back(from.id, w.finish());
     }
-    a.refuse = std::string(stale_base_refusal) + "session " + d.id + " is at version " +
+    a.refuse = std::string(stale_base_refusal) + "session " + id + " is at version " +
                std::to_string(mine ? mine->version : 0) + " on " + self_.name + "; the change was built on version " +
-               std::to_string(d.before);
+               std::to_string(base);
     if (auto n = stale_log_.allow()) {
         log()->warn("context {}: refused a change to session {} from {}: built on version {}, this copy is at {} "
                     "({} such since the last line)",
-                    config().context, d.id, describe(from), d.before, mine ? mine->version : 0, *n);
+                    config().context, id, describe(from), base, mine ? mine->version : 0, *n);
     }
 }
 

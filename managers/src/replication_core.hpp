@@ -245,7 +245,7 @@ protected:
     void on_newer_copy_locked(const membership::member& from, const wire::newer_copy_msg& m, actions& a);
     bool install_locked(const wire::full_session& f, install_mode mode, actions& a);
     /// Refuses a delta built on an older copy than ours: our copy goes back to the writer.
-    void refuse_stale_locked(const membership::member& from, const wire::delta_msg& d,
+    void refuse_stale_locked(const membership::member& from, const std::string& id, std::uint64_t base,
                              const std::shared_ptr<session>& s, actions& a);
     void drain_locked(const std::string& id, actions& a);
     void await_locked(const std::string& id, const membership::member_id& ask, actions& a,
