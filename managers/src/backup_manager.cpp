@@ -498,6 +498,12 @@ std::shared_ptr<session> backup_manager::fetch(const std::string& id, bool& unav
 }
 
 std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& unavailable) {
+    if (minority_.load(std::memory_order_acquire)) {
+        // Cut off from most of the cluster: the copies in reach (our own
+        // included) may be old ones the others have moved past.
+        unavailable = true;
+        return nullptr;
+    }
     const auto deadline = steady::now() + fetch_limit;
     std::deque<member_id> queue;
     {

@@ -96,6 +96,7 @@ protected:
     bool needs_whole_copy(session& s, const std::vector<membership::member_id>& to) override;
     void replicated(const std::shared_ptr<session>& s, bool ok) override;
     bool strict_replication() const override { return true; }
+    bool disowns_failed_steps() const override { return false; }
     void own_message(const membership::member& from, wire::message& m) override;
     void received_locked(const membership::member& from, const wire::message& m, actions& a) override;
     bool holds_every_session() const override { return false; }

@@ -344,7 +344,9 @@ void replication_core::account(end_result& result, const std::shared_ptr<session
     if (!result.error.empty()) {
         // Never acknowledged: this copy must not win over one that may hold
         // acknowledged changes (lineage.hpp).
-        session_access::disown(*s, version);
+        if (disowns_failed_steps()) {
+            session_access::disown(*s, version);
+        }
     }
     replicated(s, result.error.empty());
     result.send = std::move(merged);

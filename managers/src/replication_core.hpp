@@ -215,6 +215,11 @@ protected:
     /// Every destination must take a change for the request to stand: no
     /// early rule, and a failed send fails it whatever on_replication_failure says.
     virtual bool strict_replication() const { return false; }
+    /// A failed request's step loses to any other copy (lineage.hpp): right
+    /// when every member holds a copy of the same lineage (delta). Not when
+    /// the other copies may be old ones a move left behind (backup): there
+    /// the version decides, and a failed step, never acknowledged, may stand.
+    virtual bool disowns_failed_steps() const { return true; }
     /// A message of a type the core does not handle (not under repl_mutex_).
     virtual void own_message(const membership::member& from, wire::message& m) {
         (void)from, (void)m;
