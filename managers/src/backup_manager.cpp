@@ -579,9 +579,11 @@ std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& 
     if (best) {
         return take(*best);
     }
-    // Nobody holds it: a new session, as users expect. Someone did not answer:
-    // it may hold the session, so the request fails instead.
-    unavailable = !complete;
+    // Nobody holds it: a new session, as users expect. Someone did not answer,
+    // or this node is still reconciling with members it had lost (a healed
+    // partition, a pause: its view may lack the members that hold it): the
+    // session may exist, so the request fails instead.
+    unavailable = !complete || unverified_.load(std::memory_order_acquire);
     return nullptr;
 }
 

@@ -316,9 +316,10 @@ void replication_core::account(end_result& result, const std::shared_ptr<session
     if (skipped) {
         counters_->laggards_skipped.fetch_add(1, std::memory_order_relaxed);
     }
+    bool refused = false;
     if (!merged.ok()) {
         counters().replication_failures.fetch_add(1, std::memory_order_relaxed);
-        const bool refused = std::any_of(merged.failures.begin(), merged.failures.end(), [](const auto& f) {
+        refused = std::any_of(merged.failures.begin(), merged.failures.end(), [](const auto& f) {
             return f.detail.rfind(stale_base_refusal, 0) == 0;
         });
         if (auto n = failure_log_.allow()) {
@@ -343,8 +344,10 @@ void replication_core::account(end_result& result, const std::shared_ptr<session
     }
     if (!result.error.empty()) {
         // Never acknowledged: this copy must not win over one that may hold
-        // acknowledged changes (lineage.hpp).
-        if (disowns_failed_steps()) {
+        // acknowledged changes (lineage.hpp). Always when refused as stale or
+        // cut off from most members (the others moved on); else as the
+        // manager type says.
+        if (refused || minority_.load(std::memory_order_acquire) || disowns_failed_steps()) {
             session_access::disown(*s, version);
         }
     }

@@ -217,8 +217,10 @@ protected:
     virtual bool strict_replication() const { return false; }
     /// A failed request's step loses to any other copy (lineage.hpp): right
     /// when every member holds a copy of the same lineage (delta). Not when
-    /// the other copies may be old ones a move left behind (backup): there
-    /// the version decides, and a failed step, never acknowledged, may stand.
+    /// the other copies may be old ones a move left behind (backup) and the
+    /// failure was only a destination that did not answer: there the version
+    /// decides, and that step, never acknowledged, may stand. (A step refused
+    /// as stale, or made while cut off from most members, always loses.)
     virtual bool disowns_failed_steps() const { return true; }
     /// A message of a type the core does not handle (not under repl_mutex_).
     virtual void own_message(const membership::member& from, wire::message& m) {

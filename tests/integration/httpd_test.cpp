@@ -463,3 +463,68 @@ TEST_CASE("troupe-httpd refuses channel.send_options and points to manager.send_
     CHECK(q.wait(std::chrono::seconds(10)) == 0);
     CHECK_THAT(yaml, Catch::Contains("send_options: sync"));
 }
+
+namespace {
+
+/// The backup manager's part of a node's /manager statistics.
+nlohmann::json backup_stats(const httpd& n) {
+    const auto r = get(n.admin(), "/manager");
+    REQUIRE(r.status == 200);
+    return nlohmann::json::parse(r.body)["backup"];
+}
+
+} // namespace
+
+TEST_CASE("backup manager: a proxy fetches the session once for concurrent requests and becomes its primary",
+          "[integration][httpd][backup]") {
+    trio t({"manager.type=backup", "manager.send_options=sync"});
+    std::string cookie;
+    for (int i = 1; i <= 10; ++i) {
+        const auto r = get(t.a->http(), "/counter", cookie);
+        REQUIRE(r.status == 200);
+        if (cookie.empty()) {
+            cookie = cookie_of(r.set_cookie);
+        }
+    }
+    REQUIRE(backup_stats(*t.a)["roles"]["primary"] == 1);
+    // The proxy: of b and c, the one that holds no copy.
+    const bool b_is_backup = backup_stats(*t.b)["roles"]["backup"] == 1;
+    httpd& backup = b_is_backup ? *t.b : *t.c;
+    httpd& proxy = b_is_backup ? *t.c : *t.b;
+    REQUIRE(backup_stats(backup)["roles"]["backup"] == 1);
+    REQUIRE(backup_stats(proxy)["roles"]["backup"] == 0);
+    REQUIRE(backup_stats(proxy)["roles"]["primary"] == 0);
+
+    // Eight requests at once on the proxy: one fetch, every one sees 10.
+    std::vector<std::thread> readers;
+    std::atomic<int> right{0};
+    for (int i = 0; i < 8; ++i) {
+        readers.emplace_back([&] {
+            const auto r = get(proxy.http(), "/session", cookie);
+            if (r.status == 200 && r.json()["attributes"]["counter"] == 10) {
+                ++right;
+            }
+        });
+    }
+    for (auto& th : readers) {
+        th.join();
+    }
+    CHECK(right == 8);
+    const auto fetched = backup_stats(proxy);
+    CHECK(fetched["fetches"]["started"] == 1);
+    CHECK(fetched["fetches"]["found"] == 1);
+    CHECK(fetched["roles"]["primary"] == 1);
+    CHECK(backup_stats(*t.a)["roles"]["primary"] == 0);
+    CHECK(backup_stats(*t.a)["relocations"] == 1);
+
+    // It counts on from there, and a SIGKILL of the new primary loses nothing.
+    const auto next = get(proxy.http(), "/counter", cookie);
+    REQUIRE(next.status == 200);
+    CHECK(next.json()["counter"] == 11);
+    CHECK(next.set_cookie.empty()); // same session, same id
+    proxy.proc->signal(SIGKILL);
+    proxy.proc->wait(10s);
+    const auto after = get(t.a->http(), "/counter", cookie);
+    REQUIRE(after.status == 200);
+    CHECK(after.json()["counter"] == 12);
+}
