@@ -300,17 +300,20 @@ void backup_manager::answer_fetch(const member& from, const wire::fetch_msg& m) 
         // The primary hands its session over; any other copy only when the
         // fetcher asks every member (it found no primary): it takes the best
         // of them, and every copy it asked is fenced, so one primary results.
-        std::lock_guard order(session_access::order(*s));
-        r.session.push_back(session_access::to_full(*s, now()));
-        session_access::hand_over(*s, from.id);
-        if (roles.primary && !roles.copy_at.is_nil() && roles.copy_at != from.id) {
-            // Our backup learns first (the same stream order as its deltas)
-            // that it no longer backs a primary here: were we to die now, it
-            // must not promote its copy while the fetcher serves the session.
-            wire::locations_msg moved;
-            moved.entries.push_back({m.id, from.id, {}, r.session.front().version, false});
-            stats_->locations_sent.fetch_add(1, std::memory_order_relaxed);
-            link_->send({roles.copy_at}, wire::encode(moved), engine::send_options::async, count_failures());
+        {
+            // Not under repl_mutex_: on_locations takes this order lock under it.
+            std::lock_guard order(session_access::order(*s));
+            r.session.push_back(session_access::to_full(*s, now()));
+            session_access::hand_over(*s, from.id);
+            if (roles.primary && !roles.copy_at.is_nil() && roles.copy_at != from.id) {
+                // Our backup learns first (the same stream order as its deltas)
+                // that it no longer backs a primary here: were we to die now, it
+                // must not promote its copy while the fetcher serves the session.
+                wire::locations_msg moved;
+                moved.entries.push_back({m.id, from.id, {}, r.session.front().version, false});
+                stats_->locations_sent.fetch_add(1, std::memory_order_relaxed);
+                link_->send({roles.copy_at}, wire::encode(moved), engine::send_options::async, count_failures());
+            }
         }
         r.what = reply::outcome::found;
         stats_->handed_over.fetch_add(1, std::memory_order_relaxed);
