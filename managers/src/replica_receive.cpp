@@ -3,6 +3,7 @@
 
 #include <troupe/transport/error.hpp>
 
+#include "lineage.hpp"
 #include "log.hpp"
 
 #include <nlohmann/json.hpp>
@@ -117,7 +118,16 @@ void replication_core::dispatch_locked(const member& from, wire::message& m, std
                 break;
             }
         }
-        install_locked(f, install_mode::if_wins, a);
+        if (!install_locked(f, install_mode::if_wins, a)) {
+            // Ours wins (the sender served an old copy: it was cut off, or
+            // frozen, while the others moved on): refused like a stale delta,
+            // so that its request fails instead of being acknowledged here.
+            auto s = find(f.id);
+            const auto mine = s ? session_access::valid_stamp(*s) : std::nullopt;
+            if (mine && !(mine->version == f.version && mine->tag == f.tag) && wins(*mine, f.where())) {
+                refuse_stale_locked(from, f.id, f.version, s, a);
+            }
+        }
         break;
     }
     case wire::msg_type::delta: on_delta_locked(from, std::get<wire::delta_msg>(m), a); break;
