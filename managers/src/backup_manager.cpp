@@ -296,7 +296,12 @@ void backup_manager::answer_fetch(const member& from, const wire::fetch_msg& m) 
     auto s = find(m.id);
     const auto stamp = s ? session_access::valid_stamp(*s) : std::nullopt;
     const auto roles = stamp ? session_access::roles_of(*s) : session_access::roles{};
-    if (stamp && (roles.primary || m.any)) {
+    if (stamp && unverified_.load(std::memory_order_acquire)) {
+        // This node is reconciling (a healed cut, a pause) or cut off from most
+        // members: its copy may be one the others moved past while it was
+        // away. The fetcher asks again shortly, or takes another copy.
+        r.what = reply::outcome::busy;
+    } else if (stamp && (roles.primary || m.any)) {
         // The primary hands its session over; any other copy only when the
         // fetcher asks every member (it found no primary): it takes the best
         // of them, and every copy it asked is fenced, so one primary results.
