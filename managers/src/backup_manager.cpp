@@ -294,20 +294,26 @@ void backup_manager::answer_fetch(const member& from, const wire::fetch_msg& m) 
     r.request = m.request;
     r.what = reply::outcome::missing;
     auto s = find(m.id);
-    const auto stamp = s ? session_access::valid_stamp(*s) : std::nullopt;
-    const auto roles = stamp ? session_access::roles_of(*s) : session_access::roles{};
-    if (stamp && unverified_.load(std::memory_order_acquire)) {
-        // This node is reconciling (a healed cut, a pause) or cut off from most
-        // members: its copy may be one the others moved past while it was
-        // away. The fetcher asks again shortly, or takes another copy.
-        r.what = reply::outcome::busy;
-    } else if (stamp && (roles.primary || m.any)) {
-        // The primary hands its session over; any other copy only when the
-        // fetcher asks every member (it found no primary): it takes the best
-        // of them, and every copy it asked is fenced, so one primary results.
-        {
-            // Not under repl_mutex_: on_locations takes this order lock under it.
-            std::lock_guard order(session_access::order(*s));
+    std::optional<wire::stamp> stamp;
+    session_access::roles roles;
+    if (s) {
+        // Roles are read and acted on under the session's order lock: two
+        // fetchers racing for the same session (or a fetch racing a request
+        // here) see one hand-over, never two copies both handed out as found.
+        // Not under repl_mutex_: on_locations takes this order lock under it.
+        std::lock_guard order(session_access::order(*s));
+        stamp = session_access::valid_stamp(*s);
+        roles = stamp ? session_access::roles_of(*s) : session_access::roles{};
+        if (stamp && unverified_.load(std::memory_order_acquire)) {
+            // This node is reconciling (a healed cut, a pause) or cut off from
+            // most members: its copy may be one the others moved past while it
+            // was away. The fetcher asks again shortly, or takes another copy.
+            r.what = reply::outcome::busy;
+        } else if (stamp && (roles.primary || m.any)) {
+            // The primary hands its session over; any other copy only when the
+            // fetcher asks every member (it found no primary): it takes the
+            // best of them, and every copy it asked is fenced, so one primary
+            // results.
             r.session.push_back(session_access::to_full(*s, now()));
             session_access::hand_over(*s, from.id);
             if (roles.primary && !roles.copy_at.is_nil() && roles.copy_at != from.id) {
@@ -319,12 +325,14 @@ void backup_manager::answer_fetch(const member& from, const wire::fetch_msg& m) 
                 stats_->locations_sent.fetch_add(1, std::memory_order_relaxed);
                 link_->send({roles.copy_at}, wire::encode(moved), engine::send_options::async, count_failures());
             }
+            r.what = reply::outcome::found;
         }
-        r.what = reply::outcome::found;
+    }
+    if (r.what == reply::outcome::found) {
         stats_->handed_over.fetch_add(1, std::memory_order_relaxed);
         std::lock_guard lock(repl_mutex_);
         locations_[m.id] = {from.id, {}, r.session.front().version};
-    } else if (stamp) {
+    } else if (stamp && r.what != reply::outcome::busy) {
         // A backup's or a handed-over copy: where the session went, if known.
         member_id hint = roles.handed_to;
         if (hint.is_nil() || hint == self_.id) {
@@ -337,7 +345,7 @@ void backup_manager::answer_fetch(const member& from, const wire::fetch_msg& m) 
             r.what = reply::outcome::moved;
             r.to = hint;
         }
-    } else {
+    } else if (!stamp) {
         bool busy = false;
         {
             std::lock_guard lock(flights_mutex_);
