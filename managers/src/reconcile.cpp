@@ -29,8 +29,10 @@
 //     than half of the members it knew (by node name, removed in the last
 //     minority_window; clean stops do not count), so it may be the side the
 //     users failed away from. Its requests wait for the others to reappear
-//     (bounded) and its sync writes are not acknowledged. Two-node clusters
-//     have no majority to ask: each side goes on (at half, not below).
+//     (bounded) and its sync writes are not acknowledged. At exactly half
+//     (2-2 of four, 3-3 of six) the half holding the first name in sort
+//     order goes on, the other waits. Two-node clusters have no majority to
+//     ask: each side goes on.
 //  9. A member that stops cleanly (left): nothing to reconcile; its sessions
 //     are on every other member already.
 //
@@ -272,12 +274,20 @@ bool replication_core::minority_locked() const {
             seen.insert(m.name);
         }
     }
-    const auto reachable = seen.size();
+    const auto in_view = seen;
     const auto t = steady::now();
     for (const auto& [id, d] : departed_) {
         if (d.failed && t - d.at < minority_window) {
             seen.insert(d.name); // a restarted member with the same name counts once
         }
+    }
+    const auto reachable = in_view.size();
+    if (reachable * 2 == seen.size() && seen.size() > 2) {
+        // Exactly half (a 2-2 split of four): both sides would go on and
+        // diverge. The half holding the member whose name sorts first goes
+        // on; the other half waits, as a minority does. Two-node clusters
+        // keep going on both sides (case 8).
+        return in_view.count(*seen.begin()) == 0;
     }
     return reachable * 2 < seen.size();
 }
@@ -288,7 +298,8 @@ void replication_core::update_unverified_locked() {
     const bool minority = minority_locked();
     if (minority != minority_.exchange(minority, std::memory_order_acq_rel)) {
         log()->warn("context {}: {}", config().context,
-                    minority ? "this node sees fewer than half of the cluster's members: requests wait for the "
+                    minority ? "this node sees fewer than half of the cluster's members (or half, without the first by name): "
+                               "requests wait for the "
                                "others and sync changes are refused until they reappear"
                              : "a majority of the cluster's members is in view again");
     }

@@ -339,7 +339,8 @@ void replication_core::account(end_result& result, const std::shared_ptr<session
         // Cut off from most of the cluster: the others may be serving this
         // session now, and will not take this change. Not acknowledged.
         counters_->minority_refusals.fetch_add(1, std::memory_order_relaxed);
-        result.error = "this node sees fewer than half of the cluster's members: a change made here now could "
+        result.error = "this node sees fewer than half of the cluster's members (or half, without the first by name): "
+                       "a change made here now could "
                        "be lost when it rejoins";
     }
     if (!result.error.empty()) {

@@ -389,6 +389,40 @@ TEST_CASE("the cut-off minority neither serves at once nor acknowledges a sync w
     require_same(a, b);
 }
 
+TEST_CASE("at exactly half of four members the half with the first name goes on, the other half waits",
+          "[managers][reconcile]") {
+    delta_cluster c;
+    auto& a = c.add("a");
+    auto& b = c.add("b");
+    auto& cc = c.add("c");
+    auto& d = c.add("d");
+    (void)create(a, "k", "0");
+    REQUIRE(c.pump());
+    const auto minority = [](delta_manager& m) { return stats(m)["reconciliation"]["minority"] == true; };
+    // c and d gone from a's and b's view: a and b are half of four, with "a".
+    c.bus.cut(c.bus.id_of("c"));
+    c.bus.cut(c.bus.id_of("d"));
+    CHECK_FALSE(minority(a));
+    CHECK_FALSE(minority(b));
+    CHECK(minority(cc)); // alone: one of four
+    c.bus.heal(c.bus.id_of("c"));
+    c.bus.heal(c.bus.id_of("d"));
+    REQUIRE(c.pump());
+    CHECK_FALSE(minority(cc));
+    CHECK_FALSE(minority(d));
+    // a and b gone: c and d are half of four, without "a": they wait.
+    c.bus.cut(c.bus.id_of("a"));
+    c.bus.cut(c.bus.id_of("b"));
+    CHECK(minority(cc));
+    CHECK(minority(d));
+    c.bus.heal(c.bus.id_of("a"));
+    c.bus.heal(c.bus.id_of("b"));
+    REQUIRE(c.pump());
+    CHECK_FALSE(minority(cc));
+    CHECK_FALSE(minority(d));
+    CHECK_FALSE(minority(a));
+}
+
 TEST_CASE("a digest asked for before the other side re-admitted us is asked for again", "[managers][reconcile]") {
     delta_cluster c;
     auto& a = c.add("a");
