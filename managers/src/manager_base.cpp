@@ -196,7 +196,11 @@ request_scope manager_base::begin_request(std::string_view cookie_id, std::strin
     }
     if (!cookie_id.empty() && cookie_id.size() <= wire::max_id) {
         auto s = store_.find(cookie_id);
-        if (!s || unverified(cookie_id)) {
+        // unverified() looks the id up again: if the copy found here left the
+        // store meanwhile (a newer location dropped it, or the session ended
+        // elsewhere), its answer was about another copy or none, so wait_for()
+        // decides. A copy that left the store never comes back to it.
+        if (!s || unverified(cookie_id) || store_.find(cookie_id) != s) {
             s = wait_for(cookie_id, st->unavailable);
         }
         if (s && session_access::begin_use(*s, now())) {
