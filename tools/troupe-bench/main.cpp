@@ -23,6 +23,10 @@ namespace troupe::bench {
 // sessions.cpp: 3 members with the delta manager (replication, memory, state transfer).
 int sessions_main(flag_parser& flags);
 int session_member_main(flag_parser& flags);
+// backup.cpp: the backup manager beside delta (cost per request, fetch, restore, memory).
+int backup_bench_main(flag_parser& flags);
+int backup_member_main(flag_parser& flags);
+
 // reconcile.cpp: a healed partition, 3 members in a tools/netlab lab (root).
 int reconcile_main(flag_parser& flags);
 int reconcile_member_main(flag_parser& flags);
@@ -38,6 +42,13 @@ Scenarios (each member is its own process, all on 127.0.0.1):
                (async, sync), memory per session, state transfer of --fill sessions
                (--members N --size BYTES --requests N --sessions N --fill N
                 --skip replication|memory|transfer)
+  backup       the backup manager beside delta, sync, members on 127.0.0.1: messages,
+               bytes and requests/s per request with 2, 4, 8 members; fetch-on-miss
+               p50/p99 beside the raw round trip; SIGKILL to two copies again;
+               memory per member
+               (--cost-members 2,4,8 --members 4 --managers delta,backup --size BYTES
+                --requests N --sessions N --fetches N --restore-sessions N --fill N
+                --skip cost|fetch|restore|memory --no-raw)
   reconcile    a healed partition, 3 members, one per tools/netlab namespace (root;
                exits 77 otherwise): view merge -> every copy identical (target 1 s),
                wire, digest and copy bytes
@@ -256,6 +267,12 @@ int run(const std::vector<std::string>& args) {
     }
     if (command == "_session_member") {
         return session_member_main(flags);
+    }
+    if (command == "backup") {
+        return backup_bench_main(flags);
+    }
+    if (command == "_backup_member") {
+        return backup_member_main(flags);
     }
     if (command == "reconcile") {
         return reconcile_main(flags);

@@ -38,6 +38,7 @@
 // Roles: `_reconcile_member` (hidden) is one member process.
 #include "bench_util.hpp"
 #include "common/child_process.hpp"
+#include "session_member.hpp"
 
 #include <troupe/troupe.hpp>
 
@@ -547,24 +548,8 @@ private:
     std::string name_;
 };
 
-struct reconcile_member {
-    tools::child_process process;
-    std::string name;
-
-    json ask(const json& cmd, std::chrono::milliseconds timeout = 600s) {
-        if (!process.write_line(cmd.dump())) {
-            throw std::runtime_error(name + " is gone (pid " + std::to_string(process.pid()) + ")");
-        }
-        auto reply = await_json(process, "done", timeout);
-        if (!reply) {
-            throw std::runtime_error(name + " did not answer " + cmd.dump());
-        }
-        if (reply->contains("error")) {
-            throw std::runtime_error(name + ": " + reply->at("error").get<std::string>());
-        }
-        return *reply;
-    }
-
+/// A member process plus the questions this scenario asks it.
+struct reconcile_member : member_process {
     std::set<std::string> alive() { return ask({{"cmd", "view"}}).at("alive").get<std::set<std::string>>(); }
     std::set<std::string> in_view() { return ask({{"cmd", "view"}}).at("in_view").get<std::set<std::string>>(); }
     std::size_t sessions() { return ask({{"cmd", "view"}}).at("sessions").get<std::size_t>(); }
@@ -626,7 +611,7 @@ json run_phase(const reconcile_options& o, const netlab_lab& lab, phase p, std::
             cmd.push_back("--peer");
             cmd.push_back(a + ":" + std::to_string(port));
         }
-        members.push_back({tools::child_process::spawn(lab.in_node(i, cmd), /*pipe_stdin=*/true), "m" + std::to_string(i)});
+        members.push_back({{tools::child_process::spawn(lab.in_node(i, cmd), /*pipe_stdin=*/true), "m" + std::to_string(i), 0, {}}});
     }
     for (auto& m : members) {
         require(await_json(m.process, "ready", ready_timeout).has_value(),

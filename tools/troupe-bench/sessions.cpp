@@ -18,15 +18,14 @@
 //
 // Roles: `_session_member` (hidden) is one member process.
 #include "bench_util.hpp"
-#include "common/child_process.hpp"
 #include "common/percentiles.hpp"
+#include "session_member.hpp"
 
 #include <troupe/troupe.hpp>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include <malloc.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -68,47 +67,6 @@ struct sessions_options {
     std::string cpus;
 };
 
-conf::cluster_config member_config(const std::string& cluster, const std::string& node, std::uint32_t io_threads,
-                                   const std::vector<std::uint16_t>& peers) {
-    conf::cluster_config c;
-    c.cluster.name = cluster;
-    c.cluster.node = node;
-    c.receiver.address = "127.0.0.1";
-    c.receiver.port = 0;
-    c.receiver.threads = io_threads;
-    c.admin.enabled = false;
-    c.logging.level = "warn";
-    // Static members only: nothing depends on heartbeats reaching loopback.
-    c.membership.multicast.enabled = false;
-    for (auto p : peers) {
-        c.membership.static_members.push_back({"127.0.0.1", p});
-    }
-    // 100,000 sessions of 1 KiB go out as fast as they are made: wait for room
-    // in the queues rather than fail.
-    c.sender.block_timeout = std::chrono::milliseconds(30000);
-    c.sender.ack_timeout = std::chrono::milliseconds(30000);
-    auto diagnostics = conf::validate(c);
-    if (!diagnostics.empty()) {
-        throw conf::config_error(std::move(diagnostics));
-    }
-    return c;
-}
-
-/// Resident set now, KiB, after giving freed memory back to the system (so
-/// that what the transfer buffers used and freed does not count).
-long rss_kib() {
-    ::malloc_trim(0);
-    long pages = 0;
-    long resident = 0;
-    if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
-        if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) {
-            resident = 0;
-        }
-        std::fclose(f);
-    }
-    return resident * (::sysconf(_SC_PAGESIZE) / 1024);
-}
-
 // ---------------------------------------------------------------------------
 // Member role
 
@@ -135,14 +93,6 @@ managers::manager_config manager_settings(const std::string& context, std::uint3
     c.state_transfer_timeout = std::chrono::milliseconds(300000);
     c.notify_listeners_on_replication = true;
     return c;
-}
-
-std::vector<std::uint8_t> payload(std::size_t size, std::uint64_t seed) {
-    std::vector<std::uint8_t> v(size);
-    for (std::size_t i = 0; i < size; ++i) {
-        v[i] = static_cast<std::uint8_t>((seed + i) * 131);
-    }
-    return v;
 }
 
 std::vector<std::string> make_sessions(managers::session_manager& m, std::size_t n, std::size_t size) {
@@ -244,7 +194,7 @@ int session_member_main(flag_parser& flags) {
 
     member_state st;
     st.channel = std::make_unique<engine::channel>(
-        member_config(cluster, "m" + std::to_string(index), io_threads, peers));
+        session_member_config(cluster, "m" + std::to_string(index), io_threads, peers));
     st.channel->start();
     const auto deadline = now_ns() + 30'000'000'000;
     while (st.channel->members().size() < wait_members && now_ns() < deadline) {
@@ -327,27 +277,6 @@ int session_member_main(flag_parser& flags) {
 }
 
 namespace {
-
-struct member_process {
-    tools::child_process process;
-    std::string name;
-    std::uint16_t port = 0;
-    json ready;
-
-    json ask(const json& cmd, std::chrono::milliseconds timeout = 600s) {
-        if (!process.write_line(cmd.dump())) {
-            throw std::runtime_error(name + " is gone (pid " + std::to_string(process.pid()) + ")");
-        }
-        auto reply = await_json(process, "done", timeout);
-        if (!reply) {
-            throw std::runtime_error(name + " did not answer " + cmd.dump());
-        }
-        if (reply->contains("error")) {
-            throw std::runtime_error(name + ": " + reply->at("error").get<std::string>());
-        }
-        return *reply;
-    }
-};
 
 member_process spawn_member(const sessions_options& o, const std::string& cluster, std::size_t index,
                             const std::vector<member_process>& existing) {
@@ -518,15 +447,7 @@ int sessions_main(flag_parser& flags) {
             members.push_back(std::move(joiner));
         }
     }
-    for (auto& m : members) {
-        m.process.write_line(json{{"cmd", "quit"}}.dump());
-    }
-    for (auto& m : members) {
-        m.process.close_stdin();
-        if (m.process.wait(30s) != 0) {
-            spdlog::warn("member {} (pid {}) did not exit cleanly", m.name, m.process.pid());
-        }
-    }
+    member_process::quit_all(members);
     return 0;
 }
 

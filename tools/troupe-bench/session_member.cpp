@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "session_member.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <malloc.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <stdexcept>
+
+namespace troupe::bench {
+
+conf::cluster_config session_member_config(const std::string& cluster, const std::string& node,
+                                           std::uint32_t io_threads, const std::vector<std::uint16_t>& peers) {
+    conf::cluster_config c;
+    c.cluster.name = cluster;
+    c.cluster.node = node;
+    c.receiver.address = "127.0.0.1";
+    c.receiver.port = 0;
+    c.receiver.threads = io_threads;
+    c.admin.enabled = false;
+    c.logging.level = "warn";
+    c.membership.multicast.enabled = false;
+    for (auto p : peers) {
+        c.membership.static_members.push_back({"127.0.0.1", p});
+    }
+    c.sender.block_timeout = std::chrono::milliseconds(30000);
+    c.sender.ack_timeout = std::chrono::milliseconds(30000);
+    auto diagnostics = conf::validate(c);
+    if (!diagnostics.empty()) {
+        throw conf::config_error(std::move(diagnostics));
+    }
+    return c;
+}
+
+std::vector<std::uint8_t> payload(std::size_t size, std::uint64_t seed) {
+    std::vector<std::uint8_t> v(size);
+    for (std::size_t i = 0; i < size; ++i) {
+        v[i] = static_cast<std::uint8_t>((seed + i) * 131);
+    }
+    return v;
+}
+
+long rss_kib() {
+    ::malloc_trim(0);
+    long pages = 0;
+    long resident = 0;
+    if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+        if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) {
+            resident = 0;
+        }
+        std::fclose(f);
+    }
+    return resident * (::sysconf(_SC_PAGESIZE) / 1024);
+}
+
+nlohmann::json member_process::ask(const nlohmann::json& cmd, std::chrono::milliseconds timeout) {
+    if (!process.write_line(cmd.dump())) {
+        throw std::runtime_error(name + " is gone (pid " + std::to_string(process.pid()) + ")");
+    }
+    auto reply = await_json(process, "done", timeout);
+    if (!reply) {
+        throw std::runtime_error(name + " did not answer " + cmd.dump());
+    }
+    if (reply->contains("error")) {
+        throw std::runtime_error(name + ": " + reply->at("error").get<std::string>());
+    }
+    return *reply;
+}
+
+void member_process::quit_all(std::vector<member_process>& members) {
+    for (auto& m : members) {
+        m.process.write_line(nlohmann::json{{"cmd", "quit"}}.dump());
+    }
+    for (auto& m : members) {
+        m.process.close_stdin();
+        if (m.process.wait(std::chrono::seconds(30)) != 0) {
+            spdlog::warn("member {} (pid {}) did not exit cleanly", m.name, m.process.pid());
+        }
+    }
+}
+
+} // namespace troupe::bench
