@@ -304,10 +304,14 @@ void backup_manager::answer_fetch(const member& from, const wire::fetch_msg& m) 
         std::lock_guard order(session_access::order(*s));
         stamp = session_access::valid_stamp(*s);
         roles = stamp ? session_access::roles_of(*s) : session_access::roles{};
-        if (stamp && unverified_.load(std::memory_order_acquire)) {
+        if (stamp && !roles.primary && unverified_.load(std::memory_order_acquire)) {
             // This node is reconciling (a healed cut, a pause) or cut off from
             // most members: its copy may be one the others moved past while it
-            // was away. The fetcher asks again shortly, or takes another copy.
+            // was away. The fetcher asks again shortly; it takes no other copy
+            // meanwhile (this one may be the newest). A copy that is primary
+            // here was fetched or kept after the pause was noticed (every
+            // primary is demoted then: own_copies_doubted_locked), so it is
+            // handed over as usual.
             r.what = reply::outcome::busy;
         } else if (stamp && (roles.primary || m.any)) {
             // The primary hands its session over; any other copy only when the
@@ -575,6 +579,7 @@ std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& 
         best = session_access::to_full(*s, now());
     }
     bool complete = true;
+    bool busy = false;
     if (!everyone.empty()) {
         stats_->fetches_broadcast.fetch_add(1, std::memory_order_relaxed);
         const auto until = std::max(deadline, steady::now() + fetch_step);
@@ -588,14 +593,18 @@ std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& 
                 }
             } else if (answer.what == reply::outcome::busy) {
                 complete = false;
+                busy = true;
             }
         }
         complete = complete && r->replies.size() >= everyone.size();
     }
-    if (best) {
+    // A member that answered busy is reconciling: its copy may be the newest
+    // (it served the session before a pause): no other copy is taken over it.
+    if (best && !busy) {
         return take(*best);
     }
-    // Nobody holds it: a new session, as users expect. Someone did not answer,
+    // Nobody holds it: a new session, as users expect. Someone did not answer
+    // or answered busy,
     // or this node is still reconciling with members it had lost (a healed
     // partition, a pause: its view may lack the members that hold it): the
     // session may exist, so the request fails instead.
@@ -641,6 +650,29 @@ void backup_manager::member_departed_locked(const member& m, actions& a) {
 }
 
 void backup_manager::catch_up_housekeeping_locked(steady::time_point, actions&) {}
+
+void backup_manager::own_copies_doubted_locked(actions& a) {
+    // While this node was frozen or cut off, the others may have fetched its
+    // sessions from their backups and moved on. Still primary here, it would
+    // serve its old copies without asking, refuse the new primary's changes
+    // at its backups and answer fetches with them: two primaries, and the
+    // acknowledged changes of one are lost. Every copy served here becomes a
+    // plain copy: the next request fetches the session (from this very copy
+    // when nobody moved past it), so one primary remains.
+    (void)a;
+    std::uint64_t demoted = 0;
+    for (std::size_t shard = 0; shard < session_store::shard_count; ++shard) {
+        for (const auto& s : store().shard_snapshot(shard)) {
+            demoted += session_access::demote(*s) ? 1 : 0;
+        }
+    }
+    stats_->demotions.fetch_add(demoted, std::memory_order_relaxed);
+    if (demoted > 0) {
+        log()->info("context {}: {} sessions served here are fetched again before they are served (another "
+                    "member may serve them now)",
+                    config().context, demoted);
+    }
+}
 
 void backup_manager::answer_full(const member& from, const wire::get_all_msg& g) {
     // A state transfer is the delta manager's; this context keeps no full set.
@@ -771,6 +803,7 @@ void backup_manager::add_stats(nlohmann::json& j) const {
     b["relocations"] = s.handed_over.load();
     b["whole_copies"] = s.whole_copies.load();
     b["promotions"] = s.promotions.load();
+    b["demotions"] = s.demotions.load();
     b["re_replicated"] = s.restored.load();
     b["restores"] = s.restore_runs.load();
     b["restore_last_ms"] = s.last_restore_ms.load();
@@ -807,6 +840,8 @@ void backup_manager::add_metrics(std::string& out) const {
     line("troupe_backup_re_replicated_total", "", s.restored.load());
     out += "# TYPE troupe_backup_promotions_total counter\n";
     line("troupe_backup_promotions_total", "", s.promotions.load());
+    out += "# TYPE troupe_backup_demotions_total counter\n";
+    line("troupe_backup_demotions_total", "", s.demotions.load());
     out += "# TYPE troupe_backup_restore_last_seconds gauge\n";
     const auto ms = s.last_restore_ms.load();
     out += "troupe_backup_restore_last_seconds " + (ms < 0 ? std::string("NaN") : std::to_string(ms / 1000.0)) + "\n";

@@ -100,6 +100,7 @@ protected:
     void own_message(const membership::member& from, wire::message& m) override;
     void received_locked(const membership::member& from, const wire::message& m, actions& a) override;
     bool holds_every_session() const override { return false; }
+    void own_copies_doubted_locked(actions& a) override;
 
     std::shared_ptr<session> wait_for(std::string_view id, bool& unavailable) override;
     bool unverified(std::string_view id) override;
@@ -137,7 +138,7 @@ private:
         std::atomic<std::uint64_t> fetches{0}, fetch_found{0}, fetch_new{0}, fetch_unavailable{0};
         std::atomic<std::uint64_t> fetch_timeouts{0}, fetch_hops{0}, fetch_waiters{0}, fetches_broadcast{0};
         std::atomic<std::uint64_t> fetches_answered{0}, handed_over{0};
-        std::atomic<std::uint64_t> whole_copies{0}, promotions{0}, restored{0}, restore_runs{0};
+        std::atomic<std::uint64_t> whole_copies{0}, promotions{0}, demotions{0}, restored{0}, restore_runs{0};
         std::atomic<std::uint64_t> locations_sent{0}, locations_received{0}, copies_dropped{0};
         std::atomic<std::int64_t> last_restore_ms{-1};
         mutable std::mutex latency_mutex;

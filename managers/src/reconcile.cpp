@@ -138,6 +138,7 @@ void replication_core::on_get_all_reconcile(const member& from, const wire::get_
             // cut off and may not know it); vouch for none until we have theirs.
             log()->warn("context {}: {} had removed this node: reconciling before serving", config().context,
                         describe(from));
+            own_copies_doubted_locked(a);
             start_reconcile_locked(from, true, wire::get_all_msg::mode::digest, a);
         } else {
             start_reconcile_locked(from, false, wire::get_all_msg::mode::digest, a);
@@ -259,6 +260,7 @@ void replication_core::note_pause_locked(std::chrono::milliseconds gap, actions&
                 "have removed it; reconciling with {} member(s) before serving",
                 config().context, gap.count(), members.size());
     pause_hold_until_ = steady::now() + pause_hold;
+    own_copies_doubted_locked(a);
     for (const auto& m : members) {
         if (m.state == membership::member_state::alive) {
             start_reconcile_locked(m, true, wire::get_all_msg::mode::reconcile, a);
@@ -321,19 +323,23 @@ bool replication_core::unverified_locked(const std::string& id) const {
     return awaiting_.count(id) > 0;
 }
 
-bool replication_core::unverified(std::string_view id) {
-    if (tick_gap() > pause_threshold) {
-        // The request thread runs before the timer thread noticed the pause.
-        actions a;
-        {
-            std::lock_guard lock(repl_mutex_);
-            if (tick_gap() > pause_threshold) {
-                note_pause_locked(tick_gap(), a);
-                note_tick();
-            }
-        }
-        run(a);
+void replication_core::notice_pause() {
+    if (tick_gap() <= pause_threshold) {
+        return;
     }
+    actions a;
+    {
+        std::lock_guard lock(repl_mutex_);
+        if (tick_gap() > pause_threshold) {
+            note_pause_locked(tick_gap(), a);
+            note_tick();
+        }
+    }
+    run(a);
+}
+
+bool replication_core::unverified(std::string_view id) {
+    notice_pause(); // the request thread may run before the timer thread noticed it
     if (!unverified_.load(std::memory_order_acquire)) {
         return false;
     }

@@ -54,6 +54,9 @@ void replication_core::on_message(const member& from, std::span<const std::uint8
     if (stopping_) {
         return;
     }
+    // Woken from a pause, this thread may run first: copies this node served
+    // must not refuse the others' changes as if it still served them.
+    notice_pause();
     wire::message m;
     if (auto ec = wire::decode(payload, m)) {
         malformed(from, ec, payload.size());

@@ -234,6 +234,11 @@ protected:
     /// Every member holds every session: a digest entry for an id this node
     /// does not hold is fetched. False: only copies held are compared.
     virtual bool holds_every_session() const { return true; }
+    /// This node may have been replaced while it was away (it noticed a pause,
+    /// or a member tells it that it had been removed): whatever it served may
+    /// be served elsewhere now. Under repl_mutex_, before any request or
+    /// message is handled after the pause is noticed.
+    virtual void own_copies_doubted_locked(actions& a) { (void)a; }
 
     void on_message(const membership::member& from, std::span<const std::uint8_t> payload);
     void on_member(const membership::member& m);
@@ -271,6 +276,9 @@ protected:
     void reconcile_housekeeping_locked(std::chrono::steady_clock::time_point t, actions& a);
     /// The timer thread did not run for a while: the others may have removed us.
     void note_pause_locked(std::chrono::milliseconds gap, actions& a);
+    /// Notices a pause the timer thread has not seen yet (a request or a
+    /// message ran first after SIGCONT).
+    void notice_pause();
     bool unverified_locked(const std::string& id) const;
     bool minority_locked() const;
     void update_unverified_locked();

@@ -288,6 +288,18 @@ void session_access::hand_over(session& s, const membership::member_id& to) {
     s.copy_at_ = {};
 }
 
+bool session_access::demote(session& s) {
+    std::lock_guard lock(s.mutex_);
+    if (!s.primary_) {
+        return false;
+    }
+    s.primary_ = false;
+    s.handed_to_ = {};
+    s.copy_at_ = {};
+    s.superseded_ = s.in_use_;
+    return true;
+}
+
 void session_access::set_copy_at(session& s, const membership::member_id& m) {
     std::lock_guard lock(s.mutex_);
     s.copy_at_ = m;

@@ -114,6 +114,11 @@ struct session_access {
     /// A fetch gave it to `to`: a request holding it can no longer commit, and
     /// only `to` may change this copy. Caller holds order(s).
     static void hand_over(session& s, const membership::member_id& to);
+    /// This node may have been replaced as its primary while away (a pause, a
+    /// removal): no longer served here until fetched again; a request holding
+    /// it can no longer commit, and changes from others apply again.
+    /// @return true if it was primary here.
+    static bool demote(session& s);
     static void set_copy_at(session& s, const membership::member_id& m);
 
     // ---- expiry

@@ -137,7 +137,35 @@ void until_restored(backup_cluster& c) {
     REQUIRE(c.pump());
 }
 
+
+/// A session made on a (three members a, b, c) whose backup stays the same
+/// member when the third one (`proxy`) serves it; a answers no fetch from now
+/// on (the freeze tests' filter).
+struct frozen_primary_case {
+    std::string id, backup, proxy;
+};
+
+frozen_primary_case session_with_steady_backup(backup_cluster& c, session_manager& a) {
+    frozen_primary_case f;
+    for (int i = 0; i < 64 && f.proxy.empty(); ++i) {
+        f.id = create_counter(a);
+        f.backup = expected_backup(c, f.id, "a");
+        const auto other = f.backup == "b" ? "c" : "b";
+        if (expected_backup(c, f.id, other) == f.backup) {
+            f.proxy = other;
+        }
+    }
+    REQUIRE_FALSE(f.proxy.empty());
+    REQUIRE(increment(a, f.id) == 1);
+    const auto a_id = c.bus.id_of("a");
+    c.bus.filter = [a_id](const fake_bus::envelope& e) {
+        return e.to == a_id && type_of(e.payload) == wire::msg_type::fetch ? verdict::drop : verdict::deliver;
+    };
+    return f;
+}
+
 } // namespace
+
 
 TEST_CASE("a new session lives on its primary and on the backup rendezvous hashing names", "[managers][backup]") {
     backup_cluster c;
@@ -392,23 +420,9 @@ TEST_CASE("a frozen primary's late change is refused once its backup handed the 
     c.add("c");
     pumper p(c.bus);
     // A session whose backup stays b when the proxy serves it, so that a's
-    // late change goes to the copy that was handed over.
-    std::string id, b, proxy;
-    for (int i = 0; i < 64 && proxy.empty(); ++i) {
-        id = create_counter(a);
-        b = expected_backup(c, id, "a");
-        const auto other = b == "b" ? "c" : "b";
-        if (expected_backup(c, id, other) == b) {
-            proxy = other;
-        }
-    }
-    REQUIRE_FALSE(proxy.empty());
-    REQUIRE(increment(a, id) == 1);
-    // a is frozen: it answers no fetch; the proxy takes the session from b.
-    const auto a_id = c.bus.id_of("a");
-    c.bus.filter = [&](const fake_bus::envelope& e) {
-        return e.to == a_id && type_of(e.payload) == wire::msg_type::fetch ? verdict::drop : verdict::deliver;
-    };
+    // late change goes to the copy that was handed over. a is frozen: it
+    // answers no fetch; the proxy takes the session from b.
+    const auto [id, b, proxy] = session_with_steady_backup(c, a);
     REQUIRE(increment(node(c, proxy), id) == 2);
     c.bus.filter = nullptr;
     // a wakes up with a request that still sees its old copy: it must not stand.
@@ -416,6 +430,31 @@ TEST_CASE("a frozen primary's late change is refused once its backup handed the 
     CHECK(repl(node(c, b), "stale_bases_refused") >= 1);
     // The session goes on from the proxy's value wherever it is served next.
     CHECK(increment(node(c, proxy), id) == 3);
+}
+
+TEST_CASE("a primary that notices its own pause fetches its sessions again and serves the newest copy",
+          "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = c.add("a");
+    c.add("b");
+    c.add("c");
+    pumper p(c.bus);
+    // a is frozen: it answers no fetch (a is not removed, only silent: the
+    // session's backup stays the same member, so a is never asked to take a
+    // change); another member takes it from a's backup and moves on.
+    const auto [id, backup, other] = session_with_steady_backup(c, a);
+    REQUIRE(increment(node(c, other), id) == 2);
+    REQUIRE(increment(node(c, other), id) == 3);
+    c.bus.filter = nullptr;
+    // a wakes up and notices the pause before serving: its copy is no longer
+    // one it serves without asking, so the request fetches the newest.
+    a.simulate_pause(5s);
+    CHECK(increment(a, id) == 4);
+    CHECK(stats(a)["backup"]["demotions"].get<std::uint64_t>() >= 1);
+    REQUIRE(c.pump());
+    const auto h = where(c, id);
+    CHECK(h.primary == std::vector<std::string>{"a"});
+    CHECK(increment(node(c, other), id) == 5);
 }
 
 } // namespace troupe::test
