@@ -580,6 +580,7 @@ std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& 
     }
     bool complete = true;
     bool busy = false;
+    std::size_t heard = 0;
     if (!everyone.empty()) {
         stats_->fetches_broadcast.fetch_add(1, std::memory_order_relaxed);
         const auto until = std::max(deadline, steady::now() + fetch_step);
@@ -597,18 +598,30 @@ std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& 
             }
         }
         complete = complete && r->replies.size() >= everyone.size();
+        heard = r->replies.size();
     }
+    // Every acknowledged version is on two members (primary and backup), so
+    // the best copy is known only when at most one member besides this node
+    // did not answer, counting those that failed recently (a view that is
+    // still filling up after a heal lacks members that served the session
+    // meanwhile: this node's own old copy would look best).
+    std::size_t known = 0;
+    {
+        std::lock_guard lock(repl_mutex_);
+        known = cluster_size_locked().known;
+    }
+    const bool too_few = known > heard + 2;
     // A member that answered busy is reconciling: its copy may be the newest
     // (it served the session before a pause): no other copy is taken over it.
-    if (best && !busy) {
+    if (best && !busy && !too_few) {
         return take(*best);
     }
     // Nobody holds it: a new session, as users expect. Someone did not answer
-    // or answered busy,
-    // or this node is still reconciling with members it had lost (a healed
-    // partition, a pause: its view may lack the members that hold it): the
-    // session may exist, so the request fails instead.
-    unavailable = !complete || unverified_.load(std::memory_order_acquire);
+    // or answered busy, too few members answered, or this node is still
+    // reconciling with members it had lost (a healed partition, a pause: its
+    // view may lack the members that hold it): the session may exist, so the
+    // request fails instead.
+    unavailable = !complete || too_few || unverified_.load(std::memory_order_acquire);
     return nullptr;
 }
 
@@ -681,6 +694,15 @@ void backup_manager::answer_full(const member& from, const wire::get_all_msg& g)
 
 void backup_manager::restore_copies(member_id gone, steady::time_point since) {
     stats_->restore_runs.fetch_add(1, std::memory_order_relaxed);
+    if (minority_.load(std::memory_order_acquire)) {
+        // Cut off from most members: `gone` is most likely alive on the other
+        // side, serving its sessions. Promoting its backups here would make a
+        // second primary; the heal reconciles instead.
+        log()->info("context {}: a member left while this node sees fewer than half of the cluster: no copies "
+                    "are moved until the others reappear",
+                    config().context);
+        return;
+    }
     // What needs a copy: our primaries whose backup was on `gone`, and the
     // backups whose primary was (promoted here first).
     std::vector<std::shared_ptr<session>> due;
@@ -717,28 +739,45 @@ void backup_manager::restore_copies(member_id gone, steady::time_point since) {
         std::mutex mutex;
         std::condition_variable cv;
         std::size_t left = 0;
+        std::size_t failed = 0;
     };
     std::size_t restored = 0;
+    std::size_t not_restored = 0;
     for (std::size_t i = 0; i < due.size() && !stopping_; i += restore_batch) {
         auto p = std::make_shared<pending>();
         const auto end = std::min(due.size(), i + restore_batch);
         p->left = end - i;
         for (std::size_t k = i; k < end; ++k) {
-            replicate_async(due[k], false, [p](end_result) {
+            // The restore's step (a whole copy, one version more) that no
+            // member acknowledged must not outrank a copy the others
+            // acknowledged at that version meanwhile (this node may be on the
+            // losing side of a cut it has not noticed yet): it is disowned.
+            const auto stamp = session_access::valid_stamp(*due[k]);
+            const auto step = stamp ? stamp->version + 1 : 0;
+            replicate_async(due[k], false, [p, s = due[k], step](end_result r) {
+                const bool failed = !r.error.empty() || (r.send && !r.send->ok());
+                if (failed) {
+                    session_access::disown(*s, step);
+                }
                 std::lock_guard lock(p->mutex);
+                p->failed += failed ? 1 : 0;
                 --p->left;
                 p->cv.notify_all();
             });
         }
         std::unique_lock lock(p->mutex);
         p->cv.wait_for(lock, link_->wait_limit(), [&] { return p->left == 0; });
-        restored += end - i;
+        // Unanswered ones count as not restored: the next departure or
+        // request tries them again.
+        restored += end - i - std::min(end - i, p->failed + p->left);
+        not_restored += std::min(end - i, p->failed + p->left);
     }
     stats_->restored.fetch_add(restored, std::memory_order_relaxed);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - since).count();
     stats_->last_restore_ms.store(ms, std::memory_order_relaxed);
-    log()->info("context {}: a member left: {} sessions have their second copy again after {} ms", config().context,
-                restored, ms);
+    log()->info("context {}: a member left: {} sessions have their second copy again after {} ms{}", config().context,
+                restored, ms,
+                not_restored ? " (" + std::to_string(not_restored) + " not acknowledged: no copy was taken)" : std::string());
 }
 
 // ---------------------------------------------------------------------------

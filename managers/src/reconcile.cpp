@@ -269,29 +269,38 @@ void replication_core::note_pause_locked(std::chrono::milliseconds gap, actions&
     update_unverified_locked();
 }
 
-bool replication_core::minority_locked() const {
+replication_core::cluster_size replication_core::cluster_size_locked() const {
     std::set<std::string> seen{self_.name};
     for (const auto& m : link_->members()) {
         if (alive(m)) {
             seen.insert(m.name);
         }
     }
-    const auto in_view = seen;
+    cluster_size n;
+    n.in_view = seen.size();
+    n.in_view_first_name = *seen.begin();
     const auto t = steady::now();
     for (const auto& [id, d] : departed_) {
         if (d.failed && t - d.at < minority_window) {
             seen.insert(d.name); // a restarted member with the same name counts once
         }
     }
-    const auto reachable = in_view.size();
-    if (reachable * 2 == seen.size() && seen.size() > 2) {
+    n.known = seen.size();
+    n.first_name = *seen.begin();
+    return n;
+}
+
+bool replication_core::minority_locked() const {
+    const auto n = cluster_size_locked();
+    const auto reachable = n.in_view;
+    if (reachable * 2 == n.known && n.known > 2) {
         // Exactly half (a 2-2 split of four): both sides would go on and
         // diverge. The half holding the member whose name sorts first goes
         // on; the other half waits, as a minority does. Two-node clusters
         // keep going on both sides (case 8).
-        return in_view.count(*seen.begin()) == 0;
+        return n.in_view_first_name != n.first_name;
     }
-    return reachable * 2 < seen.size();
+    return reachable * 2 < n.known;
 }
 
 void replication_core::update_unverified_locked() {

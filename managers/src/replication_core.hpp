@@ -281,6 +281,15 @@ protected:
     void notice_pause();
     bool unverified_locked(const std::string& id) const;
     bool minority_locked() const;
+    /// Members by name: in view (alive, self included), and known (also those
+    /// that failed in the last minority_window).
+    struct cluster_size {
+        std::size_t in_view = 0;
+        std::size_t known = 0;
+        std::string in_view_first_name; ///< the first name in sort order, in view
+        std::string first_name;         ///< ... of all known
+    };
+    cluster_size cluster_size_locked() const;
     void update_unverified_locked();
     std::chrono::milliseconds tick_gap() const;
     void note_tick();

@@ -458,3 +458,37 @@ TEST_CASE("a primary that notices its own pause fetches its sessions again and s
 }
 
 } // namespace troupe::test
+
+namespace troupe::test {
+
+TEST_CASE("a restore step no member acknowledged does not outrank the copies the others acknowledged",
+          "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = c.add("a");
+    c.add("b");
+    c.add("c");
+    pumper p(c.bus);
+    const auto id = create_counter(a);
+    REQUIRE(increment(a, id) == 1);
+    const auto backup = expected_backup(c, id, "a");
+    const auto third = backup == "b" ? "c" : "b";
+    // a's backup dies; the whole copy a sends to the third member fails (a
+    // may be on the losing side of a cut it has not noticed yet).
+    const auto a_id = c.bus.id_of("a");
+    const auto third_id = c.bus.id_of(third);
+    c.bus.filter = [a_id, third_id](const fake_bus::envelope& e) {
+        return e.from.id == a_id && e.to == third_id ? verdict::fail : verdict::deliver;
+    };
+    kill(c, backup);
+    until_restored(c);
+    const auto stamp = session_access::valid_stamp(*a.find(id));
+    REQUIRE(stamp);
+    CHECK(stamp->version == 3); // created, one increment, the restore's step
+    CHECK_FALSE(stamp->confirmed);
+    CHECK(logged("not acknowledged: no copy was taken"));
+    // Reachable again: the session goes on from its acknowledged value.
+    c.bus.filter = nullptr;
+    CHECK(increment(a, id) == 2);
+}
+
+} // namespace troupe::test
