@@ -133,6 +133,10 @@ void backup_manager::send_locations() {
         std::lock_guard lock(outbox_mutex_);
         entries.swap(outbox_);
     }
+    send_location_chunks({}, std::move(entries));
+}
+
+void backup_manager::send_location_chunks(const std::vector<member_id>& to, std::vector<wire::location_entry> entries) {
     if (entries.empty() || stopping_) {
         return;
     }
@@ -143,7 +147,7 @@ void backup_manager::send_locations() {
             return;
         }
         stats_->locations_sent.fetch_add(m.entries.size(), std::memory_order_relaxed);
-        link_->send({}, wire::encode(m), engine::send_options::async, count_failures());
+        link_->send(to, wire::encode(m), engine::send_options::async, count_failures());
         m.entries.clear();
         bytes = 0;
     };
@@ -650,7 +654,27 @@ void backup_manager::begin_catch_up_locked(actions& a) {
 
 bool backup_manager::catch_up_message_locked(const member&, wire::message&, std::size_t, actions&) { return false; }
 
-void backup_manager::member_alive_locked(const member& m, actions& a) { (void)m, (void)a; }
+void backup_manager::member_alive_locked(const member& m, actions& a) {
+    // A member that joins or comes back learns where the sessions served here
+    // live (not their data), in bounded chunks off the receive path: a request
+    // for one of them there asks its primary first instead of every member.
+    a.then.push_back([this, to = m.id] { bulk_.post([this, to] { send_all_locations(to); }); });
+}
+
+void backup_manager::send_all_locations(member_id to) {
+    std::vector<wire::location_entry> entries;
+    for (std::size_t shard = 0; shard < session_store::shard_count && !stopping_; ++shard) {
+        for (const auto& s : store().shard_snapshot(shard)) {
+            const auto stamp = session_access::valid_stamp(*s);
+            const auto r = stamp ? session_access::roles_of(*s) : session_access::roles{};
+            if (stamp && r.primary) {
+                entries.push_back({s->id(), self_.id, r.copy_at, stamp->version, false});
+            }
+        }
+    }
+    stats_->location_catch_ups.fetch_add(1, std::memory_order_relaxed);
+    send_location_chunks({to}, std::move(entries));
+}
 
 void backup_manager::member_departed_locked(const member& m, actions& a) {
     restores_running_.fetch_add(1);
@@ -848,6 +872,7 @@ void backup_manager::add_stats(nlohmann::json& j) const {
     b["restore_last_ms"] = s.last_restore_ms.load();
     b["locations_sent"] = s.locations_sent.load();
     b["locations_received"] = s.locations_received.load();
+    b["location_catch_ups"] = s.location_catch_ups.load();
     b["copies_dropped"] = s.copies_dropped.load();
 }
 

@@ -139,7 +139,7 @@ private:
         std::atomic<std::uint64_t> fetch_timeouts{0}, fetch_hops{0}, fetch_waiters{0}, fetches_broadcast{0};
         std::atomic<std::uint64_t> fetches_answered{0}, handed_over{0};
         std::atomic<std::uint64_t> whole_copies{0}, promotions{0}, demotions{0}, restored{0}, restore_runs{0};
-        std::atomic<std::uint64_t> locations_sent{0}, locations_received{0}, copies_dropped{0};
+        std::atomic<std::uint64_t> locations_sent{0}, locations_received{0}, copies_dropped{0}, location_catch_ups{0};
         std::atomic<std::int64_t> last_restore_ms{-1};
         mutable std::mutex latency_mutex;
         std::vector<std::uint32_t> latency_us; ///< the last fetches' latencies (a ring)
@@ -162,6 +162,12 @@ private:
     void restore_copies(membership::member_id gone, std::chrono::steady_clock::time_point since);
     void queue_location(wire::location_entry e);
     void send_locations();
+    /// `entries` as LOCATIONS messages of at most locations_chunk_bytes each
+    /// (to every member when `to` is empty).
+    void send_location_chunks(const std::vector<membership::member_id>& to, std::vector<wire::location_entry> entries);
+    /// Where every session served here lives, to a member that joined or came
+    /// back (on the bulk thread).
+    void send_all_locations(membership::member_id to);
     bool member_now(const membership::member_id& m) const;
     void note_latency(std::chrono::steady_clock::duration d);
 

@@ -492,3 +492,57 @@ TEST_CASE("a restore step no member acknowledged does not outrank the copies the
 }
 
 } // namespace troupe::test
+
+namespace troupe::test {
+
+TEST_CASE("a joining member learns every session's location in bounded chunks and fetches from the primary",
+          "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = c.add("a");
+    c.add("b");
+    std::vector<std::string> ids;
+    {
+        pumper p(c.bus);
+        for (int i = 0; i < 3000; ++i) {
+            ids.push_back(create_counter(a));
+        }
+        a.flush_locations();
+    }
+    REQUIRE(c.pump());
+    // Every LOCATIONS message a sends to the joiner, by size.
+    std::mutex mutex;
+    std::vector<std::size_t> chunks;
+    c.bus.filter = [&](const fake_bus::envelope& e) {
+        if (e.from.name == "a" && type_of(e.payload) == wire::msg_type::locations) {
+            std::lock_guard lock(mutex);
+            chunks.push_back(e.payload.size());
+        }
+        return verdict::deliver;
+    };
+    auto& joiner = c.add("d");
+    {
+        pumper p(c.bus);
+        for (int i = 0; i < 500 && stats(joiner)["backup"]["locations_received"].get<std::uint64_t>() < ids.size();
+             ++i) {
+            std::this_thread::sleep_for(10ms);
+        }
+    }
+    REQUIRE(c.pump());
+    c.bus.filter = nullptr;
+    CHECK(stats(joiner)["backup"]["locations_received"].get<std::uint64_t>() >= ids.size());
+    CHECK(stats(a)["backup"]["location_catch_ups"].get<std::uint64_t>() >= 1);
+    {
+        std::lock_guard lock(mutex);
+        CHECK(chunks.size() >= 2); // 3,000 entries do not fit in one
+        for (auto n : chunks) {
+            CHECK(n <= 64 * 1024 + 256);
+        }
+    }
+    // A request there asks the primary directly, not every member.
+    pumper p(c.bus);
+    CHECK(increment(joiner, ids[1234]) == 1);
+    CHECK(stats(joiner)["backup"]["fetches"]["asked_everyone"].get<std::uint64_t>() == 0);
+    CHECK(value(joiner, ids[1234]) == 1);
+}
+
+} // namespace troupe::test
