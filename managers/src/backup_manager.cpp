@@ -658,7 +658,15 @@ void backup_manager::member_alive_locked(const member& m, actions& a) {
     // A member that joins or comes back learns where the sessions served here
     // live (not their data), in bounded chunks off the receive path: a request
     // for one of them there asks its primary first instead of every member.
-    a.then.push_back([this, to = m.id] { bulk_.post([this, to] { send_all_locations(to); }); });
+    // Then it takes the backups rendezvous hashing now gives it, gradually.
+    restores_running_.fetch_add(1);
+    a.then.push_back([this, to = m.id] {
+        bulk_.post([this, to] {
+            send_all_locations(to);
+            rebalance_onto(to);
+            restores_running_.fetch_sub(1);
+        });
+    });
 }
 
 void backup_manager::send_all_locations(member_id to) {
@@ -758,6 +766,17 @@ void backup_manager::restore_copies(member_id gone, steady::time_point since) {
     if (due.empty()) {
         return;
     }
+    const auto [restored, not_restored] = copy_whole(due, std::chrono::milliseconds(0));
+    stats_->restored.fetch_add(restored, std::memory_order_relaxed);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - since).count();
+    stats_->last_restore_ms.store(ms, std::memory_order_relaxed);
+    log()->info("context {}: a member left: {} sessions have their second copy again after {} ms{}", config().context,
+                restored, ms,
+                not_restored ? " (" + std::to_string(not_restored) + " not acknowledged: no copy was taken)" : std::string());
+}
+
+backup_manager::copy_counts backup_manager::copy_whole(const std::vector<std::shared_ptr<session>>& due,
+                                                       std::chrono::milliseconds pause) {
     // In batches: each copy acknowledged (under ack/sync) before the next batch.
     struct pending {
         std::mutex mutex;
@@ -765,17 +784,19 @@ void backup_manager::restore_copies(member_id gone, steady::time_point since) {
         std::size_t left = 0;
         std::size_t failed = 0;
     };
-    std::size_t restored = 0;
-    std::size_t not_restored = 0;
+    copy_counts n;
     for (std::size_t i = 0; i < due.size() && !stopping_; i += restore_batch) {
+        if (i > 0 && pause.count() > 0) {
+            std::this_thread::sleep_for(pause);
+        }
         auto p = std::make_shared<pending>();
         const auto end = std::min(due.size(), i + restore_batch);
         p->left = end - i;
         for (std::size_t k = i; k < end; ++k) {
-            // The restore's step (a whole copy, one version more) that no
-            // member acknowledged must not outrank a copy the others
-            // acknowledged at that version meanwhile (this node may be on the
-            // losing side of a cut it has not noticed yet): it is disowned.
+            // The copy's step (a whole copy, one version more) that no member
+            // acknowledged must not outrank a copy the others acknowledged at
+            // that version meanwhile (this node may be on the losing side of
+            // a cut it has not noticed yet): it is disowned.
             const auto stamp = session_access::valid_stamp(*due[k]);
             const auto step = stamp ? stamp->version + 1 : 0;
             replicate_async(due[k], false, [p, s = due[k], step](end_result r) {
@@ -791,17 +812,44 @@ void backup_manager::restore_copies(member_id gone, steady::time_point since) {
         }
         std::unique_lock lock(p->mutex);
         p->cv.wait_for(lock, link_->wait_limit(), [&] { return p->left == 0; });
-        // Unanswered ones count as not restored: the next departure or
+        // Unanswered ones count as not copied: the next departure, join or
         // request tries them again.
-        restored += end - i - std::min(end - i, p->failed + p->left);
-        not_restored += std::min(end - i, p->failed + p->left);
+        const auto missed = std::min(end - i, p->failed + p->left);
+        n.copied += end - i - missed;
+        n.missed += missed;
     }
-    stats_->restored.fetch_add(restored, std::memory_order_relaxed);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - since).count();
-    stats_->last_restore_ms.store(ms, std::memory_order_relaxed);
-    log()->info("context {}: a member left: {} sessions have their second copy again after {} ms{}", config().context,
-                restored, ms,
-                not_restored ? " (" + std::to_string(not_restored) + " not acknowledged: no copy was taken)" : std::string());
+    return n;
+}
+
+void backup_manager::rebalance_onto(member_id joiner) {
+    if (minority_.load(std::memory_order_acquire)) {
+        return; // the heal reconciles first; the next join or request moves them
+    }
+    // Our primaries whose backup rendezvous hashing now names the joiner get
+    // their copy there, idle ones included, in paced batches; the old backup
+    // drops its copy when the new location reaches it.
+    std::vector<std::shared_ptr<session>> due;
+    for (std::size_t shard = 0; shard < session_store::shard_count && !stopping_; ++shard) {
+        for (auto& s : store().shard_snapshot(shard)) {
+            const auto stamp = session_access::valid_stamp(*s);
+            const auto r = stamp ? session_access::roles_of(*s) : session_access::roles{};
+            if (!stamp || !r.primary || r.copy_at == joiner) {
+                continue;
+            }
+            const auto to = destinations(*s);
+            if (!to.empty() && to.front() == joiner) {
+                due.push_back(std::move(s));
+            }
+        }
+    }
+    if (due.empty()) {
+        return;
+    }
+    const auto n = copy_whole(due, rebalance_pause);
+    stats_->rebalanced.fetch_add(n.copied, std::memory_order_relaxed);
+    log()->info("context {}: a member joined: {} backups moved to it{}", config().context, n.copied,
+                n.missed ? " (" + std::to_string(n.missed) + " not acknowledged: no copy was taken)" : std::string());
+    send_locations(); // the old backups drop their copies
 }
 
 // ---------------------------------------------------------------------------
@@ -873,6 +921,7 @@ void backup_manager::add_stats(nlohmann::json& j) const {
     b["locations_sent"] = s.locations_sent.load();
     b["locations_received"] = s.locations_received.load();
     b["location_catch_ups"] = s.location_catch_ups.load();
+    b["rebalanced"] = s.rebalanced.load();
     b["copies_dropped"] = s.copies_dropped.load();
 }
 

@@ -80,6 +80,8 @@ public:
     static constexpr std::chrono::milliseconds fetch_limit{4000};
     /// Sessions copied at once when restoring two copies after a member left.
     static constexpr std::size_t restore_batch = 1024;
+    /// Between rebalancing batches: a joiner takes its share gradually.
+    static constexpr std::chrono::milliseconds rebalance_pause{50};
 
 protected:
     std::string_view type_name() const noexcept override { return "backup"; }
@@ -139,7 +141,7 @@ private:
         std::atomic<std::uint64_t> fetch_timeouts{0}, fetch_hops{0}, fetch_waiters{0}, fetches_broadcast{0};
         std::atomic<std::uint64_t> fetches_answered{0}, handed_over{0};
         std::atomic<std::uint64_t> whole_copies{0}, promotions{0}, demotions{0}, restored{0}, restore_runs{0};
-        std::atomic<std::uint64_t> locations_sent{0}, locations_received{0}, copies_dropped{0}, location_catch_ups{0};
+        std::atomic<std::uint64_t> locations_sent{0}, locations_received{0}, copies_dropped{0}, location_catch_ups{0}, rebalanced{0};
         std::atomic<std::int64_t> last_restore_ms{-1};
         mutable std::mutex latency_mutex;
         std::vector<std::uint32_t> latency_us; ///< the last fetches' latencies (a ring)
@@ -160,6 +162,15 @@ private:
     void on_locations(const membership::member& from, const wire::locations_msg& m);
     /// Copies every session whose second copy was on `gone` to a new backup.
     void restore_copies(membership::member_id gone, std::chrono::steady_clock::time_point since);
+    struct copy_counts {
+        std::size_t copied = 0; ///< acknowledged by the new backup
+        std::size_t missed = 0; ///< failed or not answered within the wait limit
+    };
+    /// Each session's whole copy to its backup (one step more), in batches of
+    /// restore_batch, each acknowledged before the next, `pause` between them.
+    copy_counts copy_whole(const std::vector<std::shared_ptr<session>>& due, std::chrono::milliseconds pause);
+    /// Our primaries whose backup is now `joiner` copy there (bulk thread).
+    void rebalance_onto(membership::member_id joiner);
     void queue_location(wire::location_entry e);
     void send_locations();
     /// `entries` as LOCATIONS messages of at most locations_chunk_bytes each

@@ -546,3 +546,34 @@ TEST_CASE("a joining member learns every session's location in bounded chunks an
 }
 
 } // namespace troupe::test
+
+namespace troupe::test {
+
+TEST_CASE("a joining member takes the backups rendezvous hashing now gives it, idle sessions included",
+          "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = c.add("a");
+    c.add("b");
+    const auto ids = counters_on(c, a, 200); // every backup on b
+    c.add("c");
+    until_restored(c);
+    a.flush_locations();
+    REQUIRE(c.pump());
+    std::size_t moved = 0;
+    for (const auto& id : ids) {
+        const auto h = where(c, id);
+        CHECK(h.primary == std::vector<std::string>{"a"});
+        const auto want = expected_backup(c, id, "a");
+        CHECK(h.backup == std::vector<std::string>{want}); // one backup: the old one dropped its copy
+        moved += want == "c" ? 1 : 0;
+        CHECK(value(node(c, want), id) == 1);
+    }
+    CHECK(moved > 60); // about half
+    CHECK(moved < 140);
+    CHECK(stats(a)["backup"]["rebalanced"].get<std::uint64_t>() == moved);
+    // The sessions go on from there.
+    pumper p(c.bus);
+    CHECK(increment(a, ids.front()) == 2);
+}
+
+} // namespace troupe::test
