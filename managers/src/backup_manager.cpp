@@ -662,26 +662,10 @@ void backup_manager::member_alive_locked(const member& m, actions& a) {
     restores_running_.fetch_add(1);
     a.then.push_back([this, to = m.id] {
         bulk_.post([this, to] {
-            send_all_locations(to);
-            rebalance_onto(to);
+            welcome(to);
             restores_running_.fetch_sub(1);
         });
     });
-}
-
-void backup_manager::send_all_locations(member_id to) {
-    std::vector<wire::location_entry> entries;
-    for (std::size_t shard = 0; shard < session_store::shard_count && !stopping_; ++shard) {
-        for (const auto& s : store().shard_snapshot(shard)) {
-            const auto stamp = session_access::valid_stamp(*s);
-            const auto r = stamp ? session_access::roles_of(*s) : session_access::roles{};
-            if (stamp && r.primary) {
-                entries.push_back({s->id(), self_.id, r.copy_at, stamp->version, false});
-            }
-        }
-    }
-    stats_->location_catch_ups.fetch_add(1, std::memory_order_relaxed);
-    send_location_chunks({to}, std::move(entries));
 }
 
 void backup_manager::member_departed_locked(const member& m, actions& a) {
@@ -821,30 +805,36 @@ backup_manager::copy_counts backup_manager::copy_whole(const std::vector<std::sh
     return n;
 }
 
-void backup_manager::rebalance_onto(member_id joiner) {
-    if (minority_.load(std::memory_order_acquire)) {
-        return; // the heal reconciles first; the next join or request moves them
-    }
-    // Our primaries whose backup rendezvous hashing now names the joiner get
-    // their copy there, idle ones included, in paced batches; the old backup
-    // drops its copy when the new location reaches it.
+void backup_manager::welcome(member_id joiner) {
+    // One walk over the store: where every session served here lives (for
+    // the joiner's locations), and which of them rendezvous hashing now backs
+    // on the joiner (their copy moves there). Not while cut off from most
+    // members: the heal reconciles first; the next join or request moves them.
+    const bool rebalance = !minority_.load(std::memory_order_acquire);
+    std::vector<wire::location_entry> entries;
     std::vector<std::shared_ptr<session>> due;
     for (std::size_t shard = 0; shard < session_store::shard_count && !stopping_; ++shard) {
         for (auto& s : store().shard_snapshot(shard)) {
             const auto stamp = session_access::valid_stamp(*s);
             const auto r = stamp ? session_access::roles_of(*s) : session_access::roles{};
-            if (!stamp || !r.primary || r.copy_at == joiner) {
+            if (!stamp || !r.primary) {
                 continue;
             }
-            const auto to = destinations(*s);
-            if (!to.empty() && to.front() == joiner) {
-                due.push_back(std::move(s));
+            entries.push_back({s->id(), self_.id, r.copy_at, stamp->version, false});
+            if (rebalance && r.copy_at != joiner) {
+                if (const auto to = destinations(*s); !to.empty() && to.front() == joiner) {
+                    due.push_back(std::move(s));
+                }
             }
         }
     }
+    stats_->location_catch_ups.fetch_add(1, std::memory_order_relaxed);
+    send_location_chunks({joiner}, std::move(entries));
     if (due.empty()) {
         return;
     }
+    // Gradually, in paced batches; the old backup drops its copy when the new
+    // location reaches it.
     const auto n = copy_whole(due, rebalance_pause);
     stats_->rebalanced.fetch_add(n.copied, std::memory_order_relaxed);
     log()->info("context {}: a member joined: {} backups moved to it{}", config().context, n.copied,

@@ -169,16 +169,14 @@ private:
     /// Each session's whole copy to its backup (one step more), in batches of
     /// restore_batch, each acknowledged before the next, `pause` between them.
     copy_counts copy_whole(const std::vector<std::shared_ptr<session>>& due, std::chrono::milliseconds pause);
-    /// Our primaries whose backup is now `joiner` copy there (bulk thread).
-    void rebalance_onto(membership::member_id joiner);
     void queue_location(wire::location_entry e);
     void send_locations();
     /// `entries` as LOCATIONS messages of at most locations_chunk_bytes each
     /// (to every member when `to` is empty).
     void send_location_chunks(const std::vector<membership::member_id>& to, std::vector<wire::location_entry> entries);
-    /// Where every session served here lives, to a member that joined or came
-    /// back (on the bulk thread).
-    void send_all_locations(membership::member_id to);
+    /// A member that joined or came back: where every session served here
+    /// lives, then the backups it now takes (bulk thread).
+    void welcome(membership::member_id joiner);
     bool member_now(const membership::member_id& m) const;
     void note_latency(std::chrono::steady_clock::duration d);
 

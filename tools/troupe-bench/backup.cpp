@@ -253,14 +253,7 @@ std::vector<member_process> start_cluster(const std::string& manager, std::size_
             argv.push_back("--peer");
             argv.push_back(std::to_string(m.port));
         }
-        member_process m{tools::child_process::spawn(argv, /*pipe_stdin=*/true), "m" + std::to_string(i), 0, {}};
-        auto ready = await_json(m.process, "ready", 120s);
-        if (!ready) {
-            throw std::runtime_error(m.name + " (pid " + std::to_string(m.process.pid()) + ") did not start");
-        }
-        m.port = ready->at("port").get<std::uint16_t>();
-        m.ready = *ready;
-        members.push_back(std::move(m));
+        members.push_back(member_process::start(argv, "m" + std::to_string(i), 120s));
     }
     // Every member sees every other one before anything is measured.
     const auto deadline = now_ns() + 30'000'000'000;

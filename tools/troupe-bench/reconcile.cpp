@@ -139,14 +139,6 @@ managers::manager_config manager_settings() {
     return c;
 }
 
-std::vector<std::uint8_t> payload(std::size_t size, std::uint64_t seed) {
-    std::vector<std::uint8_t> v(size);
-    for (std::size_t i = 0; i < size; ++i) {
-        v[i] = static_cast<std::uint8_t>((seed + i) * 131);
-    }
-    return v;
-}
-
 /// Bytes written on every outbound member stream so far (frames included),
 /// from the channel's statistics (GET /stats "peers").
 std::uint64_t stream_bytes_out(const engine::channel& c) {

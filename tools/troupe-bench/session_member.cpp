@@ -55,6 +55,18 @@ long rss_kib() {
     return resident * (::sysconf(_SC_PAGESIZE) / 1024);
 }
 
+member_process member_process::start(const std::vector<std::string>& argv, std::string name,
+                                     std::chrono::milliseconds timeout) {
+    member_process m{tools::child_process::spawn(argv, /*pipe_stdin=*/true), std::move(name), 0, {}};
+    auto ready = await_json(m.process, "ready", timeout);
+    if (!ready) {
+        throw std::runtime_error(m.name + " (pid " + std::to_string(m.process.pid()) + ") did not start");
+    }
+    m.port = ready->at("port").get<std::uint16_t>();
+    m.ready = *ready;
+    return m;
+}
+
 nlohmann::json member_process::ask(const nlohmann::json& cmd, std::chrono::milliseconds timeout) {
     if (!process.write_line(cmd.dump())) {
         throw std::runtime_error(name + " is gone (pid " + std::to_string(process.pid()) + ")");

@@ -38,6 +38,12 @@ struct member_process {
     std::uint16_t port = 0;
     nlohmann::json ready;
 
+    /// Starts `argv` (a member role of this binary, with a stdin pipe) and
+    /// waits for its "ready" line, which carries its receiver port.
+    /// @throws std::runtime_error when it prints no ready line in time.
+    static member_process start(const std::vector<std::string>& argv, std::string name,
+                                std::chrono::milliseconds timeout);
+
     /// Sends `cmd` and waits for the member's "done" line.
     /// @throws std::runtime_error when the member is gone, silent or reports an error.
     nlohmann::json ask(const nlohmann::json& cmd, std::chrono::milliseconds timeout = std::chrono::seconds(600));

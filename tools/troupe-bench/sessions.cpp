@@ -288,14 +288,7 @@ member_process spawn_member(const sessions_options& o, const std::string& cluste
         argv.push_back("--peer");
         argv.push_back(std::to_string(m.port));
     }
-    member_process m{tools::child_process::spawn(argv, /*pipe_stdin=*/true), "m" + std::to_string(index), 0, {}};
-    auto ready = await_json(m.process, "ready", ready_timeout);
-    if (!ready) {
-        throw std::runtime_error(m.name + " (pid " + std::to_string(m.process.pid()) + ") did not start");
-    }
-    m.port = ready->at("port").get<std::uint16_t>();
-    m.ready = *ready;
-    return m;
+    return member_process::start(argv, "m" + std::to_string(index), ready_timeout);
 }
 
 json replication_phase(const sessions_options& o, std::vector<member_process>& members, const std::string& context,
