@@ -272,7 +272,7 @@ void backup_manager::on_locations(const member& from, const wire::locations_msg&
         if (!mine || e.primary == self_.id || e.backup == self_.id) {
             continue;
         }
-        if (mine->version >= e.version) {
+        if (mine.value_or(wire::stamp{}).version >= e.version) {
             continue; // an older location (they arrive from many members in any order)
         }
         // Another member serves it and its backup holds it: this copy (an old
@@ -777,17 +777,12 @@ backup_manager::copy_counts backup_manager::copy_whole(const std::vector<std::sh
         const auto end = std::min(due.size(), i + restore_batch);
         p->left = end - i;
         for (std::size_t k = i; k < end; ++k) {
-            // The copy's step (a whole copy, one version more) that no member
-            // acknowledged must not outrank a copy the others acknowledged at
-            // that version meanwhile (this node may be on the losing side of
-            // a cut it has not noticed yet): it is disowned.
-            const auto stamp = session_access::valid_stamp(*due[k]);
-            const auto step = stamp ? stamp->version + 1 : 0;
-            replicate_async(due[k], false, [p, s = due[k], step](end_result r) {
+            // The copy's step (a whole copy, one version more) counts as
+            // acknowledged only once the new backup took it (account()): if
+            // this node is on the losing side of a cut it has not noticed
+            // yet, the step cannot outrank what the others acknowledged.
+            replicate_async(due[k], false, [p](end_result r) {
                 const bool failed = !r.error.empty() || (r.send && !r.send->ok());
-                if (failed) {
-                    session_access::disown(*s, step);
-                }
                 std::lock_guard lock(p->mutex);
                 p->failed += failed ? 1 : 0;
                 --p->left;
@@ -810,6 +805,15 @@ void backup_manager::welcome(member_id joiner) {
     // the joiner's locations), and which of them rendezvous hashing now backs
     // on the joiner (their copy moves there). Not while cut off from most
     // members: the heal reconciles first; the next join or request moves them.
+    // Nothing at all while this node's own copies are in doubt (it rejoins
+    // after the others removed it, or reconciles after a pause): what it
+    // calls its primaries may be served elsewhere now, and a stale location
+    // would make the joiner drop a copy it needs. The joiner then asks every
+    // member for those sessions; the next join moves backups.
+    if (unverified_.load(std::memory_order_acquire)) {
+        stats_->welcomes_skipped.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
     const bool rebalance = !minority_.load(std::memory_order_acquire);
     std::vector<wire::location_entry> entries;
     std::vector<std::shared_ptr<session>> due;
@@ -880,6 +884,11 @@ void backup_manager::add_catch_up_stats_locked(nlohmann::json& j) const {
     t["queued"] = queue_.size();
 }
 
+std::string_view backup_manager::role_name(const session& s) const {
+    const auto r = session_access::roles_of(s);
+    return r.primary ? "primary" : r.handed_to.is_nil() ? "backup" : "handed_over";
+}
+
 void backup_manager::add_stats(nlohmann::json& j) const {
     replication_core::add_stats(j);
     const auto c = roles();
@@ -912,6 +921,7 @@ void backup_manager::add_stats(nlohmann::json& j) const {
     b["locations_received"] = s.locations_received.load();
     b["location_catch_ups"] = s.location_catch_ups.load();
     b["rebalanced"] = s.rebalanced.load();
+    b["welcomes_skipped"] = s.welcomes_skipped.load();
     b["copies_dropped"] = s.copies_dropped.load();
 }
 

@@ -30,7 +30,7 @@ namespace troupe::managers::detail {
 /// (concurrent requests for it on that node wait for the one fetch): from the
 /// primary, then the backup, following "moved to" answers; a member that does
 /// not answer within fetch_step is skipped. If neither has it, every member is
-/// asked, and any copy will do (the best by (confirmed, version, tag)); if
+/// asked, and any copy will do (the best by (acked, version, tag)); if
 /// nobody holds it the request starts a new session, and if some member did
 /// not answer it fails as unavailable (request_scope::unavailable, HTTP 503),
 /// never with a silently empty session. The answerer hands the session over:
@@ -85,6 +85,7 @@ public:
 
 protected:
     std::string_view type_name() const noexcept override { return "backup"; }
+    std::string_view role_name(const session& s) const override;
     std::vector<membership::member_id> destinations(const session& s) const override;
     void begin_catch_up_locked(actions& a) override;
     bool catch_up_message_locked(const membership::member& from, wire::message& m, std::size_t bytes,
@@ -98,7 +99,6 @@ protected:
     bool needs_whole_copy(session& s, const std::vector<membership::member_id>& to) override;
     void replicated(const std::shared_ptr<session>& s, bool ok) override;
     bool strict_replication() const override { return true; }
-    bool disowns_failed_steps() const override { return false; }
     void own_message(const membership::member& from, wire::message& m) override;
     void received_locked(const membership::member& from, const wire::message& m, actions& a) override;
     bool holds_every_session() const override { return false; }
@@ -141,7 +141,8 @@ private:
         std::atomic<std::uint64_t> fetch_timeouts{0}, fetch_hops{0}, fetch_waiters{0}, fetches_broadcast{0};
         std::atomic<std::uint64_t> fetches_answered{0}, handed_over{0};
         std::atomic<std::uint64_t> whole_copies{0}, promotions{0}, demotions{0}, restored{0}, restore_runs{0};
-        std::atomic<std::uint64_t> locations_sent{0}, locations_received{0}, copies_dropped{0}, location_catch_ups{0}, rebalanced{0};
+        std::atomic<std::uint64_t> locations_sent{0}, locations_received{0}, copies_dropped{0}, location_catch_ups{0}, rebalanced{0},
+            welcomes_skipped{0};
         std::atomic<std::int64_t> last_restore_ms{-1};
         mutable std::mutex latency_mutex;
         std::vector<std::uint32_t> latency_us; ///< the last fetches' latencies (a ring)

@@ -20,7 +20,7 @@ std::uint64_t next_tag(std::uint64_t tag, const membership::member_id& writer, s
 }
 
 bool wins(const wire::stamp& a, const wire::stamp& b) noexcept {
-    return std::tuple(a.confirmed, a.version, a.tag) > std::tuple(b.confirmed, b.version, b.tag);
+    return std::tuple(a.acked, a.version, a.tag) > std::tuple(b.acked, b.version, b.tag);
 }
 
 } // namespace troupe::managers::detail

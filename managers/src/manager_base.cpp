@@ -327,6 +327,26 @@ std::vector<std::string> manager_base::session_ids() const {
     return ids;
 }
 
+std::string manager_base::copies_json(std::size_t limit) const {
+    auto copies = nlohmann::json::array();
+    bool truncated = false;
+    store_.for_each_locked([&](const std::shared_ptr<session>& s) {
+        const auto stamp = session_access::valid_stamp(*s);
+        if (!stamp) {
+            return;
+        }
+        if (copies.size() >= limit) {
+            truncated = true;
+            return;
+        }
+        copies.push_back({{"id", std::string(session_access::key(*s))},
+                          {"role", std::string(role_name(*s))},
+                          {"version", stamp->version},
+                          {"acked", stamp->acked}});
+    });
+    return nlohmann::json{{"copies", std::move(copies)}, {"truncated", truncated}}.dump();
+}
+
 std::size_t manager_base::expire_now() {
     const auto t = now();
     const auto grace = expiry_grace();

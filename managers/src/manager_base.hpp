@@ -52,6 +52,7 @@ public:
     void stop() override;
     const manager_config& config() const noexcept override { return config_; }
     std::string stats_json() const override;
+    std::string copies_json(std::size_t limit) const override;
     std::string metrics_text() const override;
 
     // ---- called by request scopes
@@ -104,6 +105,8 @@ protected:
     virtual void add_stats(nlohmann::json& j) const;
     virtual void add_metrics(std::string& out) const { (void)out; }
     virtual std::string_view type_name() const noexcept { return "standard"; }
+    /// What this member's copy is, for copies_json().
+    virtual std::string_view role_name(const session& s) const { (void)s; return "copy"; }
 
     detail::rate_limit failure_log_{std::chrono::seconds(1)};
 

@@ -60,7 +60,10 @@ void replication_core::on_message(const member& from, std::span<const std::uint8
     wire::message m;
     if (auto ec = wire::decode(payload, m)) {
         malformed(from, ec, payload.size());
-        return;
+        // Refused, not dropped: an ack/sync sender hears it (NACK), so its
+        // request fails instead of standing with no copy taken here (a
+        // member of a newer codec during a rolling upgrade, a corrupt frame).
+        throw std::runtime_error("malformed session message: " + ec.message());
     }
     const auto type = wire::type_of(m);
     if (type == wire::msg_type::get_all) {
@@ -278,7 +281,7 @@ void replication_core::refuse_stale_locked(const member& from, const std::string
     // The writer served a copy we have moved past (it was frozen, cut off, or
     // raced another member): applying the delta would undo what we hold.
     // Refuse it, so its request fails, and send our copy, so it stops serving
-    // the stale one (newer_copy is installed over an unconfirmed copy).
+    // the stale one (newer_copy is installed over a copy whose last step was not acknowledged).
     counters_->stale_bases_refused.fetch_add(1, std::memory_order_relaxed);
     const auto mine = session_access::valid_stamp(*s);
     auto w = wire::counted_writer::newer_copy();

@@ -252,11 +252,11 @@ replication_core::sent_changes replication_core::send_changes(const std::shared_
     auto to = destinations(*s);
     auto out = session_access::take_outgoing(*s, replicates, now(), self_.id, needs_whole_copy(*s, to));
     if (out.superseded) {
-        return {0, out.version, true};
+        return {0, out.version, out.tag, true, out.client_change};
     }
     if (out.touched_only) {
         note_access(s);
-        return {0, out.version, false};
+        return {0, out.version, out.tag, false, out.client_change};
     }
     if (waiter) {
         // The waiter hears each member's answer (send_each), so it needs the
@@ -267,6 +267,8 @@ replication_core::sent_changes replication_core::send_changes(const std::shared_
             }
         }
         waiter->version = out.version;
+        waiter->tag = out.tag;
+        waiter->client_change = out.client_change;
         for (std::size_t i = 0; i < out.messages.size(); ++i) {
             for (const auto& m : to) {
                 waiter->expect(m);
@@ -308,11 +310,11 @@ replication_core::sent_changes replication_core::send_changes(const std::shared_
                 }
             });
     }
-    return {out.messages.size(), out.version, false};
+    return {out.messages.size(), out.version, out.tag, false, out.client_change};
 }
 
 void replication_core::account(end_result& result, const std::shared_ptr<session>& s, std::uint64_t version,
-                            engine::send_result merged, bool skipped) {
+                               std::uint64_t tag, bool client_change, engine::send_result merged, bool skipped) {
     if (skipped) {
         counters_->laggards_skipped.fetch_add(1, std::memory_order_relaxed);
     }
@@ -343,14 +345,11 @@ void replication_core::account(end_result& result, const std::shared_ptr<session
                        "a change made here now could "
                        "be lost when it rejoins";
     }
-    if (!result.error.empty()) {
-        // Never acknowledged: this copy must not win over one that may hold
-        // acknowledged changes (lineage.hpp). Always when refused as stale or
-        // cut off from most members (the others moved on); else as the
-        // manager type says.
-        if (refused || minority_.load(std::memory_order_acquire) || disowns_failed_steps()) {
-            session_access::disown(*s, version);
-        }
+    if (result.error.empty() && client_change) {
+        // It stands: the copy's stamp says so. A failed step stays
+        // unacknowledged, so it cannot outrank a copy that holds acknowledged
+        // changes (lineage.hpp).
+        session_access::acknowledge(*s, version, tag);
     }
     replicated(s, result.error.empty());
     result.send = std::move(merged);
@@ -372,6 +371,9 @@ end_result replication_core::replicate(const std::shared_ptr<session>& s, bool r
     result.replicated = sent.messages > 0;
     if (!waiter || !result.replicated) {
         if (result.replicated) {
+            if (sent.client_change) {
+                session_access::acknowledge(*s, sent.version, sent.tag);
+            }
             replicated(s, true); // queued: all async options promise
         }
         return result;
@@ -385,7 +387,7 @@ end_result replication_core::replicate(const std::shared_ptr<session>& s, bool r
     if (!settled) {
         merged.failures.push_back({self_, transport::error::ack_timeout, "no completion from the channel"});
     }
-    account(result, s, sent.version, std::move(merged), waiter->skipped_any());
+    account(result, s, sent.version, sent.tag, sent.client_change, std::move(merged), waiter->skipped_any());
     return result;
 }
 
@@ -405,7 +407,7 @@ void replication_core::replicate_async(const std::shared_ptr<session>& s, bool r
         {
             std::shared_lock lock(life->mutex);
             if (life->open) {
-                account(result, s, w->version, merged, w->skipped_any());
+                account(result, s, w->version, w->tag, w->client_change, merged, w->skipped_any());
             }
         }
         if (!result.send) {

@@ -215,13 +215,6 @@ protected:
     /// Every destination must take a change for the request to stand: no
     /// early rule, and a failed send fails it whatever on_replication_failure says.
     virtual bool strict_replication() const { return false; }
-    /// A failed request's step loses to any other copy (lineage.hpp): right
-    /// when every member holds a copy of the same lineage (delta). Not when
-    /// the other copies may be old ones a move left behind (backup) and the
-    /// failure was only a destination that did not answer: there the version
-    /// decides, and that step, never acknowledged, may stand. (A step refused
-    /// as stale, or made while cut off from most members, always loses.)
-    virtual bool disowns_failed_steps() const { return true; }
     /// A message of a type the core does not handle (not under repl_mutex_).
     virtual void own_message(const membership::member& from, wire::message& m) {
         (void)from, (void)m;
@@ -321,7 +314,9 @@ protected:
     struct sent_changes {
         std::size_t messages = 0; ///< 0: nothing to send (an access, or superseded)
         std::uint64_t version = 0;
-        bool superseded = false;  ///< a newer copy replaced the session during the request
+        std::uint64_t tag = 0;
+        bool superseded = false;
+        bool client_change = true; ///< see outgoing::client_change  ///< a newer copy replaced the session during the request
     };
     sent_changes send_changes(const std::shared_ptr<session>& s, bool replicates,
                               const std::shared_ptr<send_waiter>& waiter);
@@ -329,9 +324,11 @@ protected:
     void superseded(end_result& result, const std::string& id);
     /// Counts and logs a failed replication; sets end_result::error under `fail`,
     /// and always when a replica refused the change as built on a stale copy.
-    /// A failed request's step is disowned (it loses to any other copy).
-    void account(end_result& result, const std::shared_ptr<session>& s, std::uint64_t version,
-                 engine::send_result merged, bool skipped);
+    /// A request that stands acknowledges its step (version, tag) in the
+    /// copy's stamp when it carries the request's changes (`client_change`);
+    /// a failed one leaves it unacknowledged (lineage.hpp).
+    void account(end_result& result, const std::shared_ptr<session>& s, std::uint64_t version, std::uint64_t tag,
+                 bool client_change, engine::send_result merged, bool skipped);
     /// A waiter for one request's ack/sync replication (send_waiter.hpp).
     std::shared_ptr<send_waiter> make_waiter(const std::shared_ptr<session>& s);
     /// The timer's check of the asynchronous waiters that have not settled.

@@ -67,8 +67,10 @@ public:
     engine::send_result result() const;
     bool skipped_any() const;
 
-    /// The session's version after the messages waited for (set before the first send).
+    /// The session's version and tag after the messages waited for (set before the first send).
     std::uint64_t version = 0;
+    std::uint64_t tag = 0;
+    bool client_change = true; ///< see outgoing::client_change
     /// Runs once, when it settles (the asynchronous form), on the thread that settled it.
     std::function<void(engine::send_result)> on_done;
     /// A skipped member's send failed after it settled.

@@ -154,11 +154,13 @@ void session_access::commit_local(session& s) {
         s.replicated_id_.clear();
         s.announced_ = true;
     }
+    s.acked_ = s.version_; // no other copy: it stands as soon as made
 }
 
 outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_clock::time_point now,
                                        const membership::member_id& self, bool whole) {
     outgoing o;
+    o.client_change = replicate_changes;
     std::lock_guard lock(s.mutex_);
     if (!s.handed_to_.is_nil() && s.handed_to_ != self && s.valid_) {
         // Another member serves it now: what this request changed was made on
@@ -167,6 +169,7 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
         s.max_inactive_dirty_ = false;
         o.superseded = true;
         o.version = s.version_;
+        o.tag = s.tag_;
         return o;
     }
     if (!s.valid_) {
@@ -184,13 +187,14 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
         s.max_inactive_dirty_ = false;
         o.superseded = true;
         o.version = s.version_;
+        o.tag = s.tag_;
         return o;
     }
     // One version step made here: the tag follows (lineage.hpp).
     auto step = [&] {
         const auto next = s.version_ + 1;
         step_locked(s, next, next_tag(s.tag_, self, next));
-        s.confirmed_ = true;
+        // acked_ stays: it advances once the request stands (acknowledge).
     };
     const bool rename = s.announced_ && !s.replicated_id_.empty();
     if (whole && s.announced_) {
@@ -213,7 +217,12 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
         wire::buffer b;
         b.reserve(wire::session_size(s.id_.size(), s.attributes_.size(), 0) + 64);
         wire::begin_created(b, {s.id_, ms_between(s.created_, now), ms_between(s.accessed_, now),
-                                s.max_inactive_.count(), {s.version_, s.tag_, true},
+                                // acked: a member that takes a request's
+                                // step may be the reason it is acknowledged;
+                                // a copy with no request's changes claims
+                                // no more than this copy's own.
+                                s.max_inactive_.count(),
+                                {s.version_, s.tag_, replicate_changes ? s.version_ : s.acked_},
                                 static_cast<std::uint32_t>(s.attributes_.size()), s.ancestors_});
         for (const auto& [name, a] : s.attributes_) {
             wire::append_attribute(b, name, a);
@@ -224,6 +233,7 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
         s.dirty_.clear();
         s.max_inactive_dirty_ = false;
         o.version = s.version_;
+        o.tag = s.tag_;
         return o;
     }
     if (rename) {
@@ -260,6 +270,7 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
     }
     o.touched_only = o.messages.empty();
     o.version = s.version_;
+    o.tag = s.tag_;
     return o;
 }
 
@@ -305,10 +316,12 @@ void session_access::set_copy_at(session& s, const membership::member_id& m) {
     s.copy_at_ = m;
 }
 
-void session_access::disown(session& s, std::uint64_t version) {
+void session_access::acknowledge(session& s, std::uint64_t version, std::uint64_t tag) {
     std::lock_guard lock(s.mutex_);
-    if (s.version_ == version) {
-        s.confirmed_ = false;
+    // Only while the copy still holds that step: a newer copy installed
+    // meanwhile (another lineage) must not borrow this request's standing.
+    if (lineage_has_locked(s, version, tag)) {
+        s.acked_ = std::max(s.acked_, version);
     }
 }
 
@@ -400,7 +413,7 @@ apply_result session_access::apply_delta(session& s, const wire::delta_msg& d, w
         }
     }
     step_locked(s, d.after, d.after_tag);
-    s.confirmed_ = true;
+    s.acked_ = d.after; // the writer may acknowledge it once we answer
     s.accessed_ = std::max(s.accessed_, now);
     s.local_ = false;
     s.primary_ = false;
@@ -414,13 +427,13 @@ bool session_access::install(session& s, const wire::full_session& f, wall_clock
     if (!s.valid_) {
         return false;
     }
-    const wire::stamp mine{s.version_, s.tag_, s.confirmed_};
+    const wire::stamp mine{s.version_, s.tag_, s.acked_};
     if (f.version == s.version_ && f.tag == s.tag_) {
-        // The same copy: at most it learns that the step was confirmed.
-        s.confirmed_ = s.confirmed_ || f.confirmed;
+        // The same copy: at most it learns that more of it was acknowledged.
+        s.acked_ = std::max(s.acked_, f.acked);
         return false;
     }
-    if (!wins(f.where(), mine) && !(mode == install_mode::adopt && !s.confirmed_)) {
+    if (!wins(f.where(), mine) && !(mode == install_mode::adopt && s.acked_ < s.version_)) {
         return false;
     }
     s.attributes_.clear();
@@ -437,7 +450,7 @@ bool session_access::install(session& s, const wire::full_session& f, wall_clock
     s.tag_ = f.tag;
     s.ancestors_ = f.ancestors;
     s.superseded_ = s.in_use_;
-    s.confirmed_ = f.confirmed;
+    s.acked_ = f.acked;
     s.max_inactive_ = interval(f.max_inactive_s);
     s.created_ = now - age(f.created_age_ms);
     const auto accessed = now - age(f.idle_ms);
@@ -459,7 +472,7 @@ std::shared_ptr<session> session_access::from_full(const wire::full_session& f, 
     s->version_ = f.version;
     s->tag_ = f.tag;
     s->ancestors_ = f.ancestors;
-    s->confirmed_ = f.confirmed;
+    s->acked_ = f.acked;
     s->announced_ = true;
     s->local_ = false;
     s->primary_ = false;
@@ -486,7 +499,7 @@ apply_result session_access::apply_rename_version(session& s, std::uint64_t befo
         return after <= s.version_ ? apply_result::stale : apply_result::gap;
     }
     step_locked(s, after, next_tag(s.tag_, from, after));
-    s.confirmed_ = true;
+    s.acked_ = after;
     s.accessed_ = std::max(s.accessed_, now);
     s.local_ = false;
     return apply_result::applied;
@@ -497,7 +510,7 @@ std::optional<wire::stamp> session_access::valid_stamp(const session& s) {
     if (!s.valid_) {
         return std::nullopt;
     }
-    return wire::stamp{s.version_, s.tag_, s.confirmed_};
+    return wire::stamp{s.version_, s.tag_, s.acked_};
 }
 
 bool session_access::lineage_has_locked(const session& s, std::uint64_t version, std::uint64_t tag) {
@@ -524,7 +537,7 @@ wire::full_session session_access::to_full(const session& s, wall_clock::time_po
     f.max_inactive_s = s.max_inactive_.count();
     f.version = s.version_;
     f.tag = s.tag_;
-    f.confirmed = s.confirmed_;
+    f.acked = s.acked_;
     f.ancestors = s.ancestors_;
     f.attributes.reserve(s.attributes_.size());
     for (const auto& [name, a] : s.attributes_) {
@@ -539,7 +552,7 @@ bool session_access::add_to(const session& s, wire::counted_writer& out, wall_cl
         return false;
     }
     out.add_session({s.id_, ms_between(s.created_, now), ms_between(s.accessed_, now), s.max_inactive_.count(),
-                     {s.version_, s.tag_, s.confirmed_}, static_cast<std::uint32_t>(s.attributes_.size()),
+                     {s.version_, s.tag_, s.acked_}, static_cast<std::uint32_t>(s.attributes_.size()),
                      s.ancestors_},
                     [&s](wire::buffer& b) {
                         for (const auto& [name, a] : s.attributes_) {

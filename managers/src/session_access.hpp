@@ -30,8 +30,8 @@ enum class apply_result {
 
 /// When a whole copy replaces the one held.
 enum class install_mode {
-    if_wins, ///< only when it wins by (version, confirmed, tag) and is another copy
-    adopt,   ///< also when ours is unconfirmed: our last step failed
+    if_wins, ///< only when it wins by (acked, version, tag) and is another copy
+    adopt,   ///< also when our last step was not acknowledged (a refused request)
 };
 
 /// What a request's end sends: built under the session's lock, sent in order.
@@ -43,6 +43,11 @@ struct outgoing {
     /// request changed was computed from the old copy and is dropped.
     bool superseded = false;
     std::uint64_t version = 0; ///< the session's version after these messages
+    std::uint64_t tag = 0;     ///< and its tag
+    /// The step carries a request's changes, so it counts as acknowledged once
+    /// the request stands. False for a whole copy sent with no request's
+    /// changes (a restore or a move): it holds nothing a client was told of.
+    bool client_change = true;
 };
 
 struct session_access {
@@ -87,13 +92,16 @@ struct session_access {
     /// leave in version order.
     /// With `whole`, the message is a CREATED carrying the whole session at
     /// one step more, changed or not: for a member that has no copy in step
-    /// yet (the backup manager's new backup). A session handed
+    /// yet (the backup manager's new backup). Without `replicate_changes` that
+    /// step carries the copy's own `acked`, not its version (lineage.hpp). A session handed
     /// over to another member (hand_over) sends nothing: superseded.
     static outgoing take_outgoing(session& s, bool replicate_changes, wall_clock::time_point now,
                                   const membership::member_id& self, bool whole = false);
-    /// The request that made `version` failed (its client was not told it
-    /// stands): while no later step was made, this copy loses to any other.
-    static void disown(session& s, std::uint64_t version);
+    /// The request that made step (version, tag) stands (acknowledged, or
+    /// queued under async): the copy's `acked` reaches it, if the copy still
+    /// holds that step (lineage.hpp). A failed request's step is never
+    /// acknowledged, so it cannot outrank a copy holding acknowledged ones.
+    static void acknowledge(session& s, std::uint64_t version, std::uint64_t tag);
     /// The EXPIRED message for a session this node expired, once.
     static std::optional<wire::buffer> take_expired(session& s);
 

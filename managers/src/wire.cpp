@@ -9,22 +9,19 @@ namespace {
 
 // Smallest encodings, used to bound counts by the bytes present before any
 // container is sized.
-constexpr std::size_t min_full_session = 2 + 8 * 5 + 1 + 8 * 4 + 4; // non-empty id
+constexpr std::size_t min_full_session = 2 + 8 * 6 + 8 * 4 + 4; // non-empty id
 constexpr std::size_t min_attribute = 2 + 2 + 4;
 constexpr std::size_t min_change = 1 + 2;               // remove with an empty name
 constexpr std::size_t min_id = 2;                       // str8 of one byte
 constexpr std::size_t min_accessed = min_id + 4;
-constexpr std::size_t min_digest = min_id + 8 + 8 + 1;
+constexpr std::size_t min_digest = min_id + 8 + 8 + 8 + 1;
 constexpr std::size_t member_id_size = 16;
 constexpr std::size_t min_location = min_id + 2 * member_id_size + 8 + 1;
 // A location entry's flags.
 constexpr std::uint8_t location_gone = 1;
 
 // A digest entry's flags.
-constexpr std::uint8_t flag_confirmed = 1;
 constexpr std::uint8_t flag_tombstone = 2;
-// A whole session's flags.
-constexpr std::uint8_t session_confirmed = 1;
 
 class reader {
 public:
@@ -139,11 +136,10 @@ full_session read_full_session(reader& r) {
     s.max_inactive_s = static_cast<std::int64_t>(r.u64());
     s.version = r.u64();
     s.tag = r.u64();
-    const auto flags = r.u8();
-    if (!r.failed() && (flags & ~session_confirmed) != 0) {
-        r.fail(error::bad_value);
+    s.acked = r.u64();
+    if (!r.failed() && s.acked > s.version) {
+        r.fail(error::bad_value); // nothing past the copy's own version was acknowledged
     }
-    s.confirmed = (flags & session_confirmed) != 0;
     for (auto& t : s.ancestors) {
         t = r.u64();
     }
@@ -374,14 +370,17 @@ boost::system::error_code decode(std::span<const std::uint8_t> bytes, message& o
             e.id = r.id();
             e.where.version = r.u64();
             e.where.tag = r.u64();
+            e.where.acked = r.u64();
             const auto flags = r.u8();
-            if (!r.failed() && (flags & ~(flag_confirmed | flag_tombstone)) != 0) {
+            if (!r.failed() && (flags & ~flag_tombstone) != 0) {
                 r.fail(error::bad_value);
             }
-            e.where.confirmed = (flags & flag_confirmed) != 0;
             e.tombstone = (flags & flag_tombstone) != 0;
-            if (!r.failed() && e.tombstone && (e.where.confirmed || e.where.tag != 0)) {
+            if (!r.failed() && e.tombstone && (e.where.acked != 0 || e.where.tag != 0)) {
                 r.fail(error::bad_value); // a tombstone has no lineage
+            }
+            if (!r.failed() && e.where.acked > e.where.version) {
+                r.fail(error::bad_value); // nothing past the copy's own version was acknowledged
             }
             m.entries.push_back(std::move(e));
         }
@@ -485,7 +484,7 @@ void append_session_header(buffer& out, const session_header& h) {
     append_u64(out, static_cast<std::uint64_t>(h.max_inactive_s));
     append_u64(out, h.where.version);
     append_u64(out, h.where.tag);
-    append_u8(out, h.where.confirmed ? session_confirmed : 0);
+    append_u64(out, h.where.acked);
     for (const auto t : h.ancestors) {
         append_u64(out, t);
     }
@@ -523,7 +522,7 @@ void append_max_inactive(buffer& out, std::int64_t seconds) {
     append_u64(out, static_cast<std::uint64_t>(seconds));
 }
 
-std::size_t digest_entry_size(std::size_t id_size) { return 1 + id_size + 8 + 8 + 1; }
+std::size_t digest_entry_size(std::size_t id_size) { return 1 + id_size + 8 + 8 + 8 + 1; }
 std::size_t location_entry_size(std::size_t id_size) { return 1 + id_size + 2 * member_id_size + 8 + 1; }
 
 void append_member_id(buffer& out, const membership::member_id& m) {
@@ -563,13 +562,8 @@ void counted_writer::add_digest(const digest_entry& e) {
     append_str8(out_, e.id);
     append_u64(out_, e.where.version);
     append_u64(out_, e.tombstone ? 0 : e.where.tag);
-    std::uint8_t flags = 0;
-    if (e.tombstone) {
-        flags |= flag_tombstone;
-    } else if (e.where.confirmed) {
-        flags |= flag_confirmed;
-    }
-    append_u8(out_, flags);
+    append_u64(out_, e.tombstone ? 0 : e.where.acked);
+    append_u8(out_, e.tombstone ? flag_tombstone : 0);
     ++count_;
 }
 
@@ -594,7 +588,7 @@ void append_attribute(buffer& out, std::string_view name, const attribute& a) {
 }
 
 std::size_t session_size(std::size_t id_size, std::size_t attribute_count, std::size_t payload_bytes) {
-    return 1 + id_size + 8 * 5 + 1 + 8 * 4 + 4 + attribute_count * min_attribute + payload_bytes;
+    return 1 + id_size + 8 * 6 + 8 * 4 + 4 + attribute_count * min_attribute + payload_bytes;
 }
 
 void append_full_session(buffer& out, const full_session& s) {

@@ -31,7 +31,9 @@ inline constexpr std::uint8_t magic0 = 'T';
 inline constexpr std::uint8_t magic1 = 'S';
 /// 2: whole sessions and digests carry a stamp (tag, confirmed), deltas the
 /// tag they lead to; digests carry tombstones; NEWER_COPY.
-inline constexpr std::uint8_t codec_version = 2;
+/// 3: the stamp's `confirmed` flag became `acked`, the last version of the
+/// lineage that may have been acknowledged to a client.
+inline constexpr std::uint8_t codec_version = 3;
 inline constexpr std::size_t header_size = 4;
 inline constexpr std::size_t max_id = 255; ///< session ids are str8
 
@@ -60,11 +62,11 @@ std::string_view to_string(msg_type t) noexcept;
 using buffer = std::vector<std::uint8_t>;
 
 /// Where one copy of a session stands. Copies of one session are ordered by
-/// (confirmed, version, tag): see lineage.hpp for why and how the tag is made.
+/// (acked, version, tag): see lineage.hpp for why and how the tag is made.
 struct stamp {
     std::uint64_t version = 0;
-    std::uint64_t tag = 0;  ///< identifies the lineage of writes that led to `version`
-    bool confirmed = true;  ///< false when the request that made the last step failed (never acknowledged)
+    std::uint64_t tag = 0;   ///< identifies the lineage of writes that led to `version`
+    std::uint64_t acked = 0; ///< the last version of this lineage that may have been acknowledged (<= version)
 
     friend bool operator==(const stamp&, const stamp&) = default;
 };
@@ -80,11 +82,11 @@ struct full_session {
     std::int64_t max_inactive_s = 0;
     std::uint64_t version = 0;
     std::uint64_t tag = 0;
-    bool confirmed = true;
+    std::uint64_t acked = 0; ///< see stamp::acked
     ancestry ancestors{}; ///< tags of versions version-1 .. version-4 (0: not known)
     std::vector<std::pair<std::string, attribute>> attributes;
 
-    stamp where() const { return {version, tag, confirmed}; }
+    stamp where() const { return {version, tag, acked}; }
 
     friend bool operator==(const full_session&, const full_session&) = default;
 };
@@ -155,7 +157,7 @@ struct session_data_msg {
 };
 
 /// One session in a digest: a live copy's stamp, or a tombstone (the id ended
-/// or was renamed at `where.version`; tag and confirmed are unused).
+/// or was renamed at `where.version`; tag and acked are 0).
 struct digest_entry {
     std::string id;
     stamp where;

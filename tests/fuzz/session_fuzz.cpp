@@ -40,7 +40,7 @@ void check_whole(const wire::full_session& f) {
     // Intervals beyond a century are clamped (chrono would overflow).
     constexpr std::int64_t century_s = 100LL * 365 * 24 * 3600;
     require(back.id == f.id && back.version == f.version && back.tag == f.tag &&
-            back.confirmed == f.confirmed && back.ancestors == f.ancestors &&
+            back.acked == f.acked && back.ancestors == f.ancestors &&
             back.max_inactive_s == std::min(f.max_inactive_s, century_s));
     // Duplicate names: the last one wins, as in the map the replica keeps.
     std::map<std::string, attribute, std::less<>> expected;

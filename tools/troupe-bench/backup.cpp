@@ -17,9 +17,13 @@
 //   memory   --fill sessions spread over --members members: resident set added
 //            per member, against delta's in the same run.
 //
+// --lab: every member in its own tools/netlab namespace, at its lab address
+// (root; exits 77 otherwise). The raw round trip stays on the host's loopback.
+//
 // Roles: `_backup_member` (hidden) is one member process.
 #include "bench_util.hpp"
 #include "common/percentiles.hpp"
+#include "netlab_lab.hpp"
 #include "raw.hpp"
 #include "session_member.hpp"
 
@@ -36,6 +40,7 @@
 #include <map>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -70,6 +75,9 @@ struct backup_options {
     bool memory = true;
     bool with_raw = true;
     std::string cpus;
+    std::string netlab = TROUPE_NETLAB;
+    bool in_lab = false;               ///< --lab: one member per tools/netlab namespace
+    const netlab_lab* lab = nullptr;   ///< set while the lab exists
 };
 
 std::vector<std::size_t> parse_counts(const std::string& list, const char* flag) {
@@ -241,17 +249,25 @@ private:
 // ---------------------------------------------------------------------------
 // Driver
 
-std::vector<member_process> start_cluster(const std::string& manager, std::size_t n,
+std::vector<member_process> start_cluster(const backup_options& o, const std::string& manager, std::size_t n,
                                           const std::string& tag) {
     const std::string cluster = "bench-backup-" + std::to_string(::getpid()) + "-" + tag;
     std::vector<member_process> members;
+    std::vector<std::string> addresses;
     for (std::size_t i = 1; i <= n; ++i) {
-        std::vector<std::string> argv{self_exe,    "_backup_member", "--index",   std::to_string(i),
+        // In the lab, member i runs in namespace i at its lab address.
+        addresses.push_back(o.lab ? o.lab->addr(i) : std::string("127.0.0.1"));
+        std::vector<std::string> argv{o.lab ? own_path() : std::string(self_exe),
+                                      "_backup_member", "--index",   std::to_string(i),
                                       "--cluster", cluster,          "--parent",  std::to_string(::getpid()),
-                                      "--manager", manager,          "--wait-members", std::to_string(i - 1)};
-        for (const auto& m : members) {
+                                      "--manager", manager,          "--wait-members", std::to_string(i - 1),
+                                      "--address", addresses.back()};
+        for (std::size_t k = 0; k < members.size(); ++k) {
             argv.push_back("--peer");
-            argv.push_back(std::to_string(m.port));
+            argv.push_back(addresses[k] + ":" + std::to_string(members[k].port));
+        }
+        if (o.lab) {
+            argv = o.lab->in_node(i, argv);
         }
         members.push_back(member_process::start(argv, "m" + std::to_string(i), 120s));
     }
@@ -335,7 +351,7 @@ std::vector<member_process*> pointers(std::vector<member_process>& members, std:
 }
 
 json cost_phase(const backup_options& o, const std::string& manager, std::size_t n) {
-    auto members = start_cluster(manager, n, manager + "-cost-" + std::to_string(n));
+    auto members = start_cluster(o, manager, n, manager + "-cost-" + std::to_string(n));
     members[0].ask({{"cmd", "fill"}, {"count", o.sessions}, {"size", o.size}});
     std::this_thread::sleep_for(500ms); // the batched locations of the new sessions go out
     const auto messages0 = channel_sum(members, "messages_out");
@@ -363,7 +379,7 @@ json cost_phase(const backup_options& o, const std::string& manager, std::size_t
 }
 
 json fetch_phase(const backup_options& o) {
-    auto members = start_cluster("backup", o.members, "fetch");
+    auto members = start_cluster(o, "backup", o.members, "fetch");
     const auto made = members[1].ask({{"cmd", "fill"}, {"count", o.fetches}, {"size", o.size}, {"ids", true}});
     // The first member learns where they live: locations go out batched every
     // access_batch_interval (1 s by default).
@@ -383,7 +399,7 @@ json fetch_phase(const backup_options& o) {
 }
 
 json restore_phase(const backup_options& o) {
-    auto members = start_cluster("backup", o.members, "restore");
+    auto members = start_cluster(o, "backup", o.members, "restore");
     fill_everywhere(members, o.restore_sessions, o.size);
     const auto all = pointers(members, members.size());
     if (!settled(all, members.size() - 1, o.restore_sessions, 120s)) {
@@ -413,7 +429,7 @@ json restore_phase(const backup_options& o) {
 }
 
 json memory_phase(const backup_options& o, const std::string& manager) {
-    auto members = start_cluster(manager, o.members, manager + "-memory");
+    auto members = start_cluster(o, manager, o.members, manager + "-memory");
     std::vector<long> before;
     for (auto& m : members) {
         before.push_back(m.ask({{"cmd", "rss"}}).at("rss_kib").get<long>());
@@ -465,7 +481,8 @@ int backup_member_main(flag_parser& flags) {
     std::string cluster;
     std::string manager = "backup";
     pid_t parent = 0;
-    std::vector<std::uint16_t> peers;
+    std::vector<conf::host_port> peers;
+    std::string address = "127.0.0.1";
     std::size_t wait_members = 0;
     while (flags.next()) {
         if (flags.is("--index")) {
@@ -477,7 +494,9 @@ int backup_member_main(flag_parser& flags) {
         } else if (flags.is("--manager")) {
             manager = flags.value();
         } else if (flags.is("--peer")) {
-            peers.push_back(flags.integer<std::uint16_t>(1, 65535));
+            peers.push_back(parse_peer(flags.value()));
+        } else if (flags.is("--address")) {
+            address = flags.value();
         } else if (flags.is("--wait-members")) {
             wait_members = flags.integer<std::size_t>(0, 1000);
         } else {
@@ -490,7 +509,7 @@ int backup_member_main(flag_parser& flags) {
     die_with_parent(parent);
 
     auto channel = std::make_unique<engine::channel>(
-        session_member_config(cluster, "m" + std::to_string(index), 1, peers));
+        session_member_config(cluster, "m" + std::to_string(index), 1, address, peers));
     channel->start();
     const auto deadline = now_ns() + 30'000'000'000;
     while (channel->members().size() < wait_members && now_ns() < deadline) {
@@ -577,12 +596,29 @@ int backup_bench_main(flag_parser& flags) {
         } else if (flags.is("--cpus")) {
             o.cpus = flags.value();
             parse_cpu_list(o.cpus);
+        } else if (flags.is("--lab")) {
+            o.in_lab = true;
+        } else if (flags.is("--netlab")) {
+            o.netlab = flags.value();
         } else {
             flags.unknown();
         }
     }
     if (!o.cpus.empty()) {
-        apply_cpus(o.cpus);
+        apply_cpus(o.cpus); // inherited by every member, through netlab exec too
+    }
+    std::optional<netlab_lab> lab;
+    if (o.in_lab) {
+        if (::geteuid() != 0) {
+            emit_line({{"scenario", "backup"}, {"skipped", "--lab needs root: members run in tools/netlab namespaces"}});
+            return 77;
+        }
+        std::size_t nodes = o.members;
+        for (const auto n : o.cost_members) {
+            nodes = std::max(nodes, n);
+        }
+        lab.emplace(o.netlab, nodes, "bb");
+        o.lab = &*lab;
     }
     const bool with_backup = std::find(o.managers.begin(), o.managers.end(), "backup") != o.managers.end();
     // Exit 1 when a measurement saw something wrong (a failed request, a session

@@ -38,6 +38,7 @@
 // Roles: `_reconcile_member` (hidden) is one member process.
 #include "bench_util.hpp"
 #include "common/child_process.hpp"
+#include "netlab_lab.hpp"
 #include "session_member.hpp"
 
 #include <troupe/troupe.hpp>
@@ -64,10 +65,6 @@
 #include <string_view>
 #include <thread>
 #include <vector>
-
-#ifndef TROUPE_NETLAB
-#define TROUPE_NETLAB "tools/netlab"
-#endif
 
 namespace troupe::bench {
 
@@ -348,23 +345,6 @@ json await_result(member_state& st) {
             {"full_copies_received", counter("replication", "full_copies_received")}};
 }
 
-conf::host_port parse_peer(const std::string& text) {
-    const auto colon = text.rfind(':');
-    if (colon == std::string::npos || colon == 0) {
-        throw usage_error("--peer: expected host:port, got '" + text + "'");
-    }
-    unsigned long port = 0;
-    try {
-        port = std::stoul(text.substr(colon + 1));
-    } catch (const std::exception&) {
-        port = 0;
-    }
-    if (port == 0 || port > 65535) {
-        throw usage_error("--peer: bad port in '" + text + "'");
-    }
-    return {text.substr(0, colon), static_cast<std::uint16_t>(port)};
-}
-
 } // namespace
 
 int reconcile_member_main(flag_parser& flags) {
@@ -463,83 +443,6 @@ namespace {
 // ---------------------------------------------------------------------------
 // Driver
 
-struct tool_result {
-    int code = -1;
-    std::string out;
-};
-
-/// Runs a command to completion, bounded in time: its exit code and stdout.
-tool_result run_tool(const std::vector<std::string>& argv, std::chrono::milliseconds limit = 60s) {
-    auto p = tools::child_process::spawn(argv);
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    tool_result r;
-    for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left <= 0ms) {
-            break;
-        }
-        auto out = p.read_line(left);
-        if (!out) {
-            break; // EOF, or out of time
-        }
-        r.out += *out + "\n";
-    }
-    r.code = p.wait(2s).value_or(-1); // still running: the destructor kills it
-    return r;
-}
-
-/// A tools/netlab lab with one namespace per member. The destructor destroys it,
-/// also after a failure. netlab destroy SIGKILLs whatever still runs inside, so
-/// members must be declared after the lab, which ends them first.
-class netlab_lab {
-public:
-    netlab_lab(std::string tool, std::size_t nodes)
-        : tool_(std::move(tool))
-        , name_("rb" + std::to_string(::getpid())) {
-        const auto r = run_tool({tool_, "create", name_, std::to_string(nodes)});
-        if (r.code != 0) {
-            run_tool({tool_, "destroy", name_});
-            throw std::runtime_error(tool_ + " create " + name_ + " failed (exit " + std::to_string(r.code) + ")");
-        }
-        spdlog::info("lab {} created (if this run is killed: {} destroy {})", name_, tool_, name_);
-    }
-
-    ~netlab_lab() { run_tool({tool_, "destroy", name_}); }
-
-    netlab_lab(const netlab_lab&) = delete;
-    netlab_lab& operator=(const netlab_lab&) = delete;
-
-    const std::string& name() const noexcept { return name_; }
-
-    std::string addr(std::size_t i) const {
-        const auto r = run_tool({tool_, "addr", name_, std::to_string(i)});
-        if (r.code != 0 || r.out.empty()) {
-            throw std::runtime_error(tool_ + " addr " + name_ + " " + std::to_string(i) + " failed");
-        }
-        return r.out.substr(0, r.out.find('\n'));
-    }
-
-    void cut(std::size_t i) const { check(run_tool({tool_, "cut", name_, std::to_string(i)}), "cut"); }
-    void heal(std::size_t i) const { check(run_tool({tool_, "heal", name_, std::to_string(i)}), "heal"); }
-
-    /// argv that runs `cmd` inside node i's namespace (netlab exec execs: the PID is cmd's).
-    std::vector<std::string> in_node(std::size_t i, const std::vector<std::string>& cmd) const {
-        std::vector<std::string> argv{tool_, "exec", name_, std::to_string(i)};
-        argv.insert(argv.end(), cmd.begin(), cmd.end());
-        return argv;
-    }
-
-private:
-    void check(const tool_result& r, const char* what) const {
-        if (r.code != 0) {
-            throw std::runtime_error(tool_ + " " + what + " " + name_ + " failed (exit " + std::to_string(r.code) + ")");
-        }
-    }
-
-    std::string tool_;
-    std::string name_;
-};
-
 /// A member process plus the questions this scenario asks it.
 struct reconcile_member : member_process {
     std::set<std::string> alive() { return ask({{"cmd", "view"}}).at("alive").get<std::set<std::string>>(); }
@@ -578,10 +481,6 @@ void require(bool ok, const std::string& what) {
         throw std::runtime_error(what);
     }
 }
-
-/// The binary itself, by path. "/proc/self/exe" cannot be used here: netlab would
-/// resolve it in the `ip` process, which is a different binary.
-std::string own_path() { return std::filesystem::read_symlink("/proc/self/exe").string(); }
 
 enum class phase { little_changed, all_changed };
 
@@ -805,7 +704,7 @@ int reconcile_main(flag_parser& flags) {
     if (!o.cpus.empty()) {
         apply_cpus(o.cpus); // inherited through netlab exec by every member
     }
-    netlab_lab lab(o.netlab, member_count);
+    netlab_lab lab(o.netlab, member_count, "rb");
     std::size_t round = 0;
     bool correct = true;
     for (const auto p : {phase::little_changed, phase::all_changed}) {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "session_member.hpp"
 
+#include "bench_util.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <malloc.h>
@@ -12,19 +14,18 @@
 namespace troupe::bench {
 
 conf::cluster_config session_member_config(const std::string& cluster, const std::string& node,
-                                           std::uint32_t io_threads, const std::vector<std::uint16_t>& peers) {
+                                           std::uint32_t io_threads, const std::string& address,
+                                           const std::vector<conf::host_port>& peers) {
     conf::cluster_config c;
     c.cluster.name = cluster;
     c.cluster.node = node;
-    c.receiver.address = "127.0.0.1";
+    c.receiver.address = address;
     c.receiver.port = 0;
     c.receiver.threads = io_threads;
     c.admin.enabled = false;
     c.logging.level = "warn";
     c.membership.multicast.enabled = false;
-    for (auto p : peers) {
-        c.membership.static_members.push_back({"127.0.0.1", p});
-    }
+    c.membership.static_members = peers;
     c.sender.block_timeout = std::chrono::milliseconds(30000);
     c.sender.ack_timeout = std::chrono::milliseconds(30000);
     auto diagnostics = conf::validate(c);
@@ -32,6 +33,23 @@ conf::cluster_config session_member_config(const std::string& cluster, const std
         throw conf::config_error(std::move(diagnostics));
     }
     return c;
+}
+
+conf::host_port parse_peer(const std::string& text) {
+    const auto colon = text.rfind(':');
+    const auto host = colon == std::string::npos ? std::string("127.0.0.1") : text.substr(0, colon);
+    const auto port_text = colon == std::string::npos ? text : text.substr(colon + 1);
+    std::size_t used = 0;
+    unsigned long port = 0;
+    try {
+        port = std::stoul(port_text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (host.empty() || used == 0 || used != port_text.size() || port == 0 || port > 65535) {
+        throw usage_error("--peer: PORT or ADDRESS:PORT (port 1..65535), got '" + text + "'");
+    }
+    return {host, static_cast<std::uint16_t>(port)};
 }
 
 std::vector<std::uint8_t> payload(std::size_t size, std::uint64_t seed) {

@@ -18,11 +18,16 @@
 
 namespace troupe::bench {
 
-/// A member's cluster file: 127.0.0.1, static members only (nothing depends on
-/// heartbeats reaching loopback), no admin endpoint, and send queues that wait
-/// for room rather than fail while 100,000 sessions of 1 KiB go out.
+/// A member's cluster file: `address` (127.0.0.1, or its lab address), static
+/// members only (nothing depends on heartbeats reaching loopback), no admin
+/// endpoint, and send queues that wait for room rather than fail while 100,000
+/// sessions of 1 KiB go out.
 conf::cluster_config session_member_config(const std::string& cluster, const std::string& node,
-                                           std::uint32_t io_threads, const std::vector<std::uint16_t>& peers);
+                                           std::uint32_t io_threads, const std::string& address,
+                                           const std::vector<conf::host_port>& peers);
+
+/// A `--peer` value: PORT (on 127.0.0.1) or ADDRESS:PORT.
+conf::host_port parse_peer(const std::string& text);
 
 /// `size` bytes that differ with `seed`.
 std::vector<std::uint8_t> payload(std::size_t size, std::uint64_t seed);

@@ -168,7 +168,7 @@ int session_member_main(flag_parser& flags) {
     std::string cluster;
     pid_t parent = 0;
     std::uint32_t io_threads = 1;
-    std::vector<std::uint16_t> peers;
+    std::vector<conf::host_port> peers;
     std::size_t wait_members = 0;
     while (flags.next()) {
         if (flags.is("--index")) {
@@ -180,7 +180,7 @@ int session_member_main(flag_parser& flags) {
         } else if (flags.is("--io-threads")) {
             io_threads = flags.integer<std::uint32_t>(1, 64);
         } else if (flags.is("--peer")) {
-            peers.push_back(flags.integer<std::uint16_t>(1, 65535));
+            peers.push_back(parse_peer(flags.value()));
         } else if (flags.is("--wait-members")) {
             wait_members = flags.integer<std::size_t>(0, 1000);
         } else {
@@ -194,7 +194,7 @@ int session_member_main(flag_parser& flags) {
 
     member_state st;
     st.channel = std::make_unique<engine::channel>(
-        session_member_config(cluster, "m" + std::to_string(index), io_threads, peers));
+        session_member_config(cluster, "m" + std::to_string(index), io_threads, "127.0.0.1", peers));
     st.channel->start();
     const auto deadline = now_ns() + 30'000'000'000;
     while (st.channel->members().size() < wait_members && now_ns() < deadline) {

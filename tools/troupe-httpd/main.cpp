@@ -28,6 +28,10 @@ namespace {
 
 using namespace troupe;
 
+/// Entries admin /copies lists at most (a store of a million sessions would
+/// make a 60 MB answer).
+constexpr std::size_t max_listed_copies = 100'000;
+
 void usage(std::FILE* to) {
     std::fprintf(
         to, "usage: troupe-httpd --config FILE [--set key=value]... [--events] [--static DIR]\n"
@@ -165,6 +169,11 @@ int main(int argc, char** argv) {
             });
             admin->add_route("/manager", [&manager] {
                 return engine::http_reply{200, "application/json", manager->stats_json()};
+            });
+            // Every copy held here and its role (checks, troubleshooting):
+            // bounded, so that a large store cannot make an unbounded answer.
+            admin->add_route("/copies", [&manager] {
+                return engine::http_reply{200, "application/json", manager->copies_json(max_listed_copies)};
             });
         }
         server.start();

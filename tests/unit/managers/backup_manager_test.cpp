@@ -138,6 +138,23 @@ void until_restored(backup_cluster& c) {
 }
 
 
+/// Members a, b and c. @return a.
+backup_manager& members_abc(backup_cluster& c) {
+    auto& a = c.add("a");
+    c.add("b");
+    c.add("c");
+    return a;
+}
+
+/// A session made on a and counted to 1: its id and the member backing it.
+std::pair<std::string, std::string> counter_on_a(backup_cluster& c) {
+    auto& a = node(c, "a");
+    auto id = create_counter(a);
+    REQUIRE(increment(a, id) == 1);
+    auto backup = expected_backup(c, id, "a");
+    return {std::move(id), std::move(backup)};
+}
+
 /// A session made on a (three members a, b, c) whose backup stays the same
 /// member when the third one (`proxy`) serves it; a answers no fetch from now
 /// on (the freeze tests' filter).
@@ -196,6 +213,29 @@ TEST_CASE("a new session lives on its primary and on the backup rendezvous hashi
     REQUIRE(c.pump());
     c.bus.filter = nullptr;
     CHECK(sent == 1);
+}
+
+TEST_CASE("copies_json lists each copy held with its role and stamp, bounded", "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = members_abc(c);
+    pumper p(c.bus);
+    const auto [id, backup] = counter_on_a(c);
+    REQUIRE(c.pump());
+    const auto on_a = nlohmann::json::parse(a.copies_json(10));
+    REQUIRE(on_a["copies"].size() == 1);
+    CHECK(on_a["copies"][0]["id"] == id);
+    CHECK(on_a["copies"][0]["role"] == "primary");
+    CHECK(on_a["copies"][0]["version"] == 2);
+    CHECK(on_a["copies"][0]["acked"] == 2);
+    CHECK(on_a["truncated"] == false);
+    const auto on_backup = nlohmann::json::parse(node(c, backup).copies_json(10));
+    REQUIRE(on_backup["copies"].size() == 1);
+    CHECK(on_backup["copies"][0]["role"] == "backup");
+    CHECK(on_backup["copies"][0]["version"] == 2);
+    create_counter(a);
+    const auto bounded = nlohmann::json::parse(a.copies_json(1));
+    CHECK(bounded["copies"].size() == 1);
+    CHECK(bounded["truncated"] == true);
 }
 
 TEST_CASE("a session served anywhere moves there and never goes back", "[managers][backup]") {
@@ -464,13 +504,9 @@ namespace troupe::test {
 TEST_CASE("a restore step no member acknowledged does not outrank the copies the others acknowledged",
           "[managers][backup]") {
     backup_cluster c(use_sync);
-    auto& a = c.add("a");
-    c.add("b");
-    c.add("c");
+    auto& a = members_abc(c);
     pumper p(c.bus);
-    const auto id = create_counter(a);
-    REQUIRE(increment(a, id) == 1);
-    const auto backup = expected_backup(c, id, "a");
+    const auto [id, backup] = counter_on_a(c);
     const auto third = backup == "b" ? "c" : "b";
     // a's backup dies; the whole copy a sends to the third member fails (a
     // may be on the losing side of a cut it has not noticed yet).
@@ -484,11 +520,73 @@ TEST_CASE("a restore step no member acknowledged does not outrank the copies the
     const auto stamp = session_access::valid_stamp(*a.find(id));
     REQUIRE(stamp);
     CHECK(stamp->version == 3); // created, one increment, the restore's step
-    CHECK_FALSE(stamp->confirmed);
+    CHECK(stamp->acked == 2); // the restore's step stays unacknowledged
     CHECK(logged("not acknowledged: no copy was taken"));
     // Reachable again: the session goes on from its acknowledged value.
     c.bus.filter = nullptr;
     CHECK(increment(a, id) == 2);
+}
+
+TEST_CASE("a restore's whole copy carries the acknowledged version it had, not its own step", "[managers][backup]") {
+    // A restore or a move holds no request's changes: were its step counted
+    // as acknowledged, a stale copy moved after a heal could outrank (by tag,
+    // at one version) a copy holding a change a client was told of.
+    backup_cluster c(use_sync);
+    auto& a = members_abc(c);
+    pumper p(c.bus);
+    const auto [id, backup] = counter_on_a(c);
+    const auto third = backup == "b" ? "c" : "b";
+    kill(c, backup);
+    until_restored(c);
+    const auto mine = session_access::valid_stamp(*a.find(id));
+    const auto copy = session_access::valid_stamp(*node(c, third).find(id));
+    REQUIRE(mine);
+    REQUIRE(copy);
+    CHECK(mine->version == 3); // created, one increment, the restore's step
+    CHECK(mine->acked == 2);
+    CHECK(*copy == *mine);
+    // The next request's step is acknowledged on both.
+    REQUIRE(increment(a, id) == 2);
+    CHECK(session_access::valid_stamp(*a.find(id))->acked == 4);
+    CHECK(session_access::valid_stamp(*node(c, third).find(id))->acked == 4);
+}
+
+TEST_CASE("a primary cut off unnoticed fails every request, and after the heal the others' acknowledged copy wins",
+          "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = members_abc(c);
+    pumper p(c.bus);
+    const auto [id, backup] = counter_on_a(c);
+    // A cut a has not noticed yet: its messages fail, while the others
+    // removed it (its backup promotes itself and copies the session again).
+    const auto a_id = c.bus.id_of("a");
+    c.bus.filter = [a_id](const fake_bus::envelope& e) {
+        return e.from.id == a_id || e.to == a_id ? verdict::fail : verdict::deliver;
+    };
+    c.bus.announce_gone(a_id);
+    until_restored(c);
+    // a keeps serving its copy: more steps than the others will make, none
+    // of them acknowledged.
+    for (int i = 0; i < 5; ++i) {
+        CHECK(increment(a, id) == -2);
+    }
+    const auto mine = session_access::valid_stamp(*a.find(id));
+    REQUIRE(mine);
+    CHECK(mine->acked == 2);
+    CHECK(mine->version == 7);
+    // The other side acknowledges two increments on the promoted backup.
+    REQUIRE(increment(node(c, backup), id) == 2);
+    REQUIRE(increment(node(c, backup), id) == 3);
+    const auto theirs = session_access::valid_stamp(*node(c, backup).find(id));
+    REQUIRE(theirs);
+    CHECK(theirs->version < mine->version);
+    // Heal: the others see a again and reconcile; a's copy loses although
+    // it has more steps, wherever the session is served next.
+    c.bus.filter = nullptr;
+    c.bus.readmit(a_id);
+    REQUIRE(c.pump());
+    CHECK(increment(a, id) == 4);
+    CHECK(increment(node(c, backup), id) == 5);
 }
 
 } // namespace troupe::test

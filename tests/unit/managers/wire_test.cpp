@@ -20,7 +20,7 @@ wire::full_session sample_session(const std::string& id, int attributes) {
     s.max_inactive_s = -1;
     s.version = 42;
     s.tag = 0x0123456789abcdefULL;
-    s.confirmed = false;
+    s.acked = 40; // its last two steps not acknowledged
     s.ancestors = {41, 40, 0, 1};
     for (int i = 0; i < attributes; ++i) {
         s.attributes.emplace_back("attr" + std::to_string(i),
@@ -54,9 +54,9 @@ std::vector<wire::message> samples() {
     out.push_back(wire::get_sessions_msg{{"a.n", "b.n", "c.n"}});
     out.push_back(wire::session_data_msg{{sample_session("s3.n", 1)}, {"gone.n"}});
     out.push_back(wire::digest_msg{6, 1,
-                                   {{"a.n", {1, 99, true}, false},
-                                    {"b.n", {UINT64_MAX, 0xffffffffffffffffULL, false}, false},
-                                    {"c.n", {12, 0, false}, true}}});
+                                   {{"a.n", {1, 99, 1}, false},
+                                    {"b.n", {UINT64_MAX, 0xffffffffffffffffULL, 7}, false},
+                                    {"c.n", {12, 0, 0}, true}}});
     out.push_back(wire::get_all_msg{3, wire::get_all_msg::mode::rejoin});
     out.push_back(wire::newer_copy_msg{{sample_session("n1.n", 1), sample_session("n2.n", 0)}});
     return out;
@@ -107,9 +107,9 @@ TEST_CASE("every session message round-trips through the codec", "[managers]") {
     REQUIRE_FALSE(wire::decode(wire::encode(samples()[11]), back));
     const auto& dg = std::get<wire::digest_msg>(back);
     REQUIRE(dg.entries.size() == 3);
-    CHECK(dg.entries[0] == wire::digest_entry{"a.n", {1, 99, true}, false});
+    CHECK(dg.entries[0] == wire::digest_entry{"a.n", {1, 99, 1}, false});
     CHECK(dg.entries[1].where.tag == 0xffffffffffffffffULL);
-    CHECK_FALSE(dg.entries[1].where.confirmed);
+    CHECK(dg.entries[1].where.acked == 7);
     CHECK(dg.entries[2].tombstone);
     CHECK(dg.entries[2].where.version == 12);
 }
@@ -151,10 +151,10 @@ TEST_CASE("the incremental encoders write what the decoder reads", "[managers]")
     REQUIRE_FALSE(wire::decode(acc.finish(), m));
     CHECK(std::get<wire::accessed_msg>(m).entries.size() == 1);
     auto dg = wire::counted_writer::digest(4, 2);
-    dg.add_digest({"a.n", {3, 4, true}, false});
+    dg.add_digest({"a.n", {3, 4, 3}, false});
     CHECK(dg.size() - (wire::header_size + 12 + 4) == wire::digest_entry_size(3));
     REQUIRE_FALSE(wire::decode(dg.finish(), m));
-    CHECK(std::get<wire::digest_msg>(m).entries.front().where == wire::stamp{3, 4, true});
+    CHECK(std::get<wire::digest_msg>(m).entries.front().where == wire::stamp{3, 4, 3});
     wire::buffer delta;
     wire::begin_delta(delta, "a.n", 1, 2, 10, 20, 3);
     wire::append_set(delta, "x", attribute{"string", {'v'}});
@@ -228,17 +228,22 @@ TEST_CASE("out-of-range fields are rejected", "[managers]") {
     auto g = wire::encode(wire::get_all_msg{1, wire::get_all_msg::mode::full});
     g.back() = 4;
     CHECK(decode(g) == error::bad_value);
-    // Unknown flags; a tombstone with a lineage.
-    auto flags = wire::encode(wire::digest_msg{1, 1, {{"a.n", {1, 0, false}, false}}});
+    // Unknown flags; a tombstone with a lineage; acknowledged past its version.
+    auto flags = wire::encode(wire::digest_msg{1, 1, {{"a.n", {1, 0, 0}, false}}});
     flags.back() = 4;
     CHECK(decode(flags) == error::bad_value);
-    flags.back() = 3; // confirmed and tombstone
+    flags.back() = 3; // an unknown bit beside the tombstone's
     CHECK(decode(flags) == error::bad_value);
-    auto tomb = wire::encode(wire::digest_msg{1, 1, {{"a.n", {1, 7, false}, false}}});
+    auto tomb = wire::encode(wire::digest_msg{1, 1, {{"a.n", {1, 7, 0}, false}}});
     tomb.back() = 2; // a tombstone, but the tag is 7
     CHECK(decode(tomb) == error::bad_value);
+    auto tomb_acked = wire::encode(wire::digest_msg{1, 1, {{"a.n", {1, 0, 1}, false}}});
+    tomb_acked.back() = 2; // a tombstone, but acknowledged at 1
+    CHECK(decode(tomb_acked) == error::bad_value);
+    CHECK(decode(wire::encode(wire::digest_msg{1, 1, {{"a.n", {1, 0, 2}, false}}})) == error::bad_value);
     auto whole = wire::encode(wire::created_msg{sample_session("a.n", 0)});
-    whole[whole.size() - 4 - 32 - 1] = 2; // the session's flags
+    REQUIRE(decode(whole) == boost::system::error_code{});
+    whole[whole.size() - 4 - 32 - 8] = 1; // the session's acked, far past its version 42
     CHECK(decode(whole) == error::bad_value);
     // An id change to the same id.
     CHECK(decode(wire::encode(wire::id_changed_msg{"a.n", "a.n", 1, 2})) == error::bad_value);
@@ -254,7 +259,7 @@ TEST_CASE("counts and lengths beyond the bytes present are rejected before any a
     CHECK(decode(b) == error::too_long);
     // An attribute value claiming 4 GiB.
     b.clear();
-    wire::begin_created(b, {"a.n", 0, 0, 0, {1, 0, true}, 1});
+    wire::begin_created(b, {"a.n", 0, 0, 0, {1, 0, 1}, 1});
     wire::append_str16(b, "name");
     wire::append_str16(b, "string");
     wire::append_u32(b, 0xffffffffu);

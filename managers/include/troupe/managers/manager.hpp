@@ -172,6 +172,12 @@ public:
     virtual std::string stats_json() const = 0;
     /// Counters in the Prometheus text format (for /metrics).
     virtual std::string metrics_text() const = 0;
+    /// The copies this member holds, as JSON text, for checks and
+    /// troubleshooting (troupe-httpd's admin /copies): {"copies": [{"id",
+    /// "role", "version", "acked"}, ...], "truncated": bool}, at most `limit`
+    /// entries, in no particular order. Roles: "primary", "backup" or
+    /// "handed_over" under the backup manager, "copy" otherwise.
+    virtual std::string copies_json(std::size_t limit) const = 0;
 
 protected:
     session_manager() = default;

@@ -83,7 +83,7 @@ private:
     /// known): a late duplicate delta is told from one built on a stale copy,
     /// and divergence is noticed. Whole copies carry them.
     std::array<std::uint64_t, 4> ancestors_{};
-    bool confirmed_ = true; ///< false when the request that made the last step here failed
+    std::uint64_t acked_ = 0; ///< the last version that may have been acknowledged (lineage.hpp)
     /// Requests in flight when a newer copy was installed over this one: their
     /// changes were computed from the old copy and must not be replicated.
     std::uint32_t superseded_ = 0;
