@@ -777,10 +777,11 @@ backup_manager::copy_counts backup_manager::copy_whole(const std::vector<std::sh
         const auto end = std::min(due.size(), i + restore_batch);
         p->left = end - i;
         for (std::size_t k = i; k < end; ++k) {
-            // The copy's step (a whole copy, one version more) counts as
-            // acknowledged only once the new backup took it (account()): if
-            // this node is on the losing side of a cut it has not noticed
-            // yet, the step cannot outrank what the others acknowledged.
+            // The copy's step (a whole copy, one version more) carries no
+            // request's change, so it never raises the copy's acked
+            // (lineage.hpp): if this node is on the losing side of a cut it
+            // has not noticed yet, the step cannot outrank what the others
+            // acknowledged.
             replicate_async(due[k], false, [p](end_result r) {
                 const bool failed = !r.error.empty() || (r.send && !r.send->ok());
                 std::lock_guard lock(p->mutex);

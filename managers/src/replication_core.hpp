@@ -315,8 +315,8 @@ protected:
         std::size_t messages = 0; ///< 0: nothing to send (an access, or superseded)
         std::uint64_t version = 0;
         std::uint64_t tag = 0;
-        bool superseded = false;
-        bool client_change = true; ///< see outgoing::client_change  ///< a newer copy replaced the session during the request
+        bool superseded = false;   ///< a newer copy replaced the session during the request
+        bool client_change = true; ///< see outgoing::client_change
     };
     sent_changes send_changes(const std::shared_ptr<session>& s, bool replicates,
                               const std::shared_ptr<send_waiter>& waiter);

@@ -160,8 +160,13 @@ void session_access::commit_local(session& s) {
 outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_clock::time_point now,
                                        const membership::member_id& self, bool whole) {
     outgoing o;
-    o.client_change = replicate_changes;
     std::lock_guard lock(s.mutex_);
+    // A request's changes (or a pending rename, or a session never sent)
+    // travel in these messages, also in a whole copy sent for a restore or a
+    // move while a request had changed the session: the step then counts as
+    // acknowledged once it stands (lineage.hpp).
+    o.client_change = replicate_changes || !s.dirty_.empty() || s.max_inactive_dirty_ ||
+                      !s.replicated_id_.empty() || !s.announced_;
     if (!s.handed_to_.is_nil() && s.handed_to_ != self && s.valid_) {
         // Another member serves it now: what this request changed was made on
         // a copy that is no longer the session's.
@@ -222,7 +227,7 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
                                 // a copy with no request's changes claims
                                 // no more than this copy's own.
                                 s.max_inactive_.count(),
-                                {s.version_, s.tag_, replicate_changes ? s.version_ : s.acked_},
+                                {s.version_, s.tag_, o.client_change ? s.version_ : s.acked_},
                                 static_cast<std::uint32_t>(s.attributes_.size()), s.ancestors_});
         for (const auto& [name, a] : s.attributes_) {
             wire::append_attribute(b, name, a);
@@ -433,7 +438,12 @@ bool session_access::install(session& s, const wire::full_session& f, wall_clock
         s.acked_ = std::max(s.acked_, f.acked);
         return false;
     }
-    if (!wins(f.where(), mine) && !(mode == install_mode::adopt && s.acked_ < s.version_)) {
+    // adopt: our last steps were not acknowledged (refused as stale), and the
+    // other copy holds at least what ours may have acknowledged: only those
+    // unacknowledged steps are dropped. Never an acknowledged one: then ours
+    // wins and goes back to the refuser (on_newer_copy_locked).
+    const bool adopt = mode == install_mode::adopt && s.acked_ < s.version_ && f.acked >= s.acked_;
+    if (!wins(f.where(), mine) && !adopt) {
         return false;
     }
     s.attributes_.clear();

@@ -31,7 +31,7 @@ enum class apply_result {
 /// When a whole copy replaces the one held.
 enum class install_mode {
     if_wins, ///< only when it wins by (acked, version, tag) and is another copy
-    adopt,   ///< also when our last step was not acknowledged (a refused request)
+    adopt,   ///< also when our last steps were not acknowledged (a refused request) and theirs holds our acked
 };
 
 /// What a request's end sends: built under the session's lock, sent in order.

@@ -6,8 +6,10 @@
 //   cost     for 2, 4 and 8 members (--cost-members): the first member serves
 //            --requests requests (each rewrites a --size attribute of one of its
 //            --sessions sessions); messages and bytes every member sent per
-//            request (the channels' messages_out/bytes_out), requests/s, p50/p99.
-//            Backup should stay flat as the cluster grows, delta grow with it.
+//            request (the channels' messages_out/bytes_out), requests/s, p50/p99,
+//            and each member's CPU per request (getrusage). Backup should stay
+//            flat as the cluster grows, delta grow with it. --callers N: N
+//            request threads; --pin-primary: the serving member alone on CPU 0.
 //   fetch    (backup) the first member serves sessions the second one made: the
 //            fetch-on-miss latency (begin_request) and the whole request's, p50
 //            and p99, beside the raw loopback round trip measured in the run.
@@ -32,9 +34,11 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <iostream>
 #include <map>
@@ -66,6 +70,8 @@ struct backup_options {
     std::uint64_t requests = 20000;   ///< measured requests of the cost phase
     std::uint64_t warmup = 2000;
     std::size_t sessions = 1000;      ///< sessions the cost phase's requests go round
+    std::size_t callers = 1;          ///< cost phase: request threads on the first member
+    bool pin_primary = false;         ///< the first member alone on CPU 0, everything else on CPU 1
     std::size_t fetches = 2000;       ///< sessions fetched in the fetch phase
     std::size_t restore_sessions = 10000;
     std::size_t fill = 100000;        ///< sessions of the memory phase, over all members
@@ -111,6 +117,14 @@ struct timings {
     std::vector<std::int64_t> total_ns; ///< the whole request, end() included
 };
 
+/// CPU time this process has used, user and system, microseconds.
+std::int64_t cpu_us() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    const auto us = [](const timeval& v) { return std::int64_t{v.tv_sec} * 1'000'000 + v.tv_usec; };
+    return us(u.ru_utime) + us(u.ru_stime);
+}
+
 json summarize(timings& t) {
     const auto b = tools::summarize_ns(t.begin_ns);
     const auto r = tools::summarize_ns(t.total_ns);
@@ -145,7 +159,8 @@ public:
                     {"manager", json::parse(manager_->stats_json())},
                     {"channel", json::parse(channel_->stats_json())["channel"]},
                     {"members", channel_->members().size()},
-                    {"size", manager_->size()}};
+                    {"size", manager_->size()},
+                    {"cpu_us", cpu_us()}};
         }
         if (what == "rss") {
             return {{"done", true}, {"rss_kib", rss_kib()}, {"size", manager_->size()}};
@@ -176,41 +191,58 @@ private:
                 {"ids", ids}};
     }
 
+    /// `count` requests (after `warmup`) from `callers` threads at once, each
+    /// rewriting the payload of its own share of the sessions (no two callers
+    /// share a session, so none waits for another's request).
     json requests(const json& cmd) {
         const auto count = cmd.at("count").get<std::uint64_t>();
         const auto warmup = cmd.at("warmup").get<std::uint64_t>();
-        if (own_.empty()) {
-            return {{"done", true}, {"error", "requests: fill first"}};
+        const auto callers = std::max<std::size_t>(1, cmd.value("callers", std::size_t{1}));
+        if (own_.size() < callers) {
+            return {{"done", true}, {"error", "requests: fill at least one session per caller first"}};
         }
-        auto data = payload(cmd.at("size").get<std::size_t>(), 2);
-        timings t;
-        std::uint64_t failures = 0;
-        auto one = [&](std::uint64_t i, bool measured) {
-            const auto t0 = now_ns();
-            auto r = manager_->begin_request(own_[i % own_.size()], "/bench");
-            auto* s = r.session();
-            if (s == nullptr) {
-                ++failures;
-                return;
+        const auto size = cmd.at("size").get<std::size_t>();
+        const auto share = own_.size() / callers;
+        std::vector<timings> per(callers);
+        std::atomic<std::uint64_t> failures{0};
+        auto run = [&](std::uint64_t n, bool measured) {
+            std::vector<std::thread> threads;
+            for (std::size_t c = 0; c < callers; ++c) {
+                threads.emplace_back([&, c] {
+                    auto data = payload(size, 2 + c);
+                    for (std::uint64_t i = c; i < n; i += callers) {
+                        const auto t0 = now_ns();
+                        auto r = manager_->begin_request(own_[c + callers * (i / callers % share)], "/bench");
+                        auto* s = r.session();
+                        if (s == nullptr) {
+                            failures.fetch_add(1);
+                            continue;
+                        }
+                        data[i % data.size()] = static_cast<std::uint8_t>(i);
+                        s->set("data", data);
+                        const auto res = r.end();
+                        failures.fetch_add(res.send && !res.send->ok() ? 1 : 0);
+                        if (measured) {
+                            per[c].total_ns.push_back(now_ns() - t0);
+                        }
+                    }
+                });
             }
-            data[i % data.size()] = static_cast<std::uint8_t>(i);
-            s->set("data", data);
-            const auto res = r.end();
-            failures += res.send && !res.send->ok() ? 1 : 0;
-            if (measured) {
-                t.total_ns.push_back(now_ns() - t0);
+            for (auto& th : threads) {
+                th.join();
             }
         };
-        for (std::uint64_t i = 0; i < warmup; ++i) {
-            one(i, false);
-        }
+        run(warmup, false);
         const auto start = now_ns();
-        for (std::uint64_t i = 0; i < count; ++i) {
-            one(warmup + i, true);
-        }
+        run(count, true);
         const auto end = now_ns();
+        timings t;
+        for (auto& one : per) {
+            t.total_ns.insert(t.total_ns.end(), one.total_ns.begin(), one.total_ns.end());
+        }
         auto out = summarize(t);
-        out.update({{"done", true}, {"failures", failures}, {"seconds", static_cast<double>(end - start) / 1e9}});
+        out.update(
+            {{"done", true}, {"failures", failures.load()}, {"seconds", static_cast<double>(end - start) / 1e9}});
         return out;
     }
 
@@ -262,6 +294,9 @@ std::vector<member_process> start_cluster(const backup_options& o, const std::st
                                       "--cluster", cluster,          "--parent",  std::to_string(::getpid()),
                                       "--manager", manager,          "--wait-members", std::to_string(i - 1),
                                       "--address", addresses.back()};
+        if (o.pin_primary) {
+            argv.insert(argv.end(), {"--cpus", i == 1 ? "0" : "1"});
+        }
         for (std::size_t k = 0; k < members.size(); ++k) {
             argv.push_back("--peer");
             argv.push_back(addresses[k] + ":" + std::to_string(members[k].port));
@@ -296,6 +331,15 @@ void fill_everywhere(std::vector<member_process>& members, std::size_t total, st
             throw std::runtime_error(m.name + " did not fill its sessions");
         }
     }
+}
+
+/// Each member's CPU time so far (microseconds), in member order.
+std::vector<std::int64_t> cpu_of(std::vector<member_process>& members) {
+    std::vector<std::int64_t> out;
+    for (auto& m : members) {
+        out.push_back(m.ask({{"cmd", "stats"}}).at("cpu_us").get<std::int64_t>());
+    }
+    return out;
 }
 
 std::uint64_t channel_sum(std::vector<member_process>& members, const char* key) {
@@ -356,23 +400,40 @@ json cost_phase(const backup_options& o, const std::string& manager, std::size_t
     std::this_thread::sleep_for(500ms); // the batched locations of the new sessions go out
     const auto messages0 = channel_sum(members, "messages_out");
     const auto bytes0 = channel_sum(members, "bytes_out");
-    const auto r = members[0].ask(
-        {{"cmd", "requests"}, {"count", o.requests}, {"warmup", o.warmup}, {"size", o.size}});
+    const auto cpu0 = cpu_of(members);
+    const auto r = members[0].ask({{"cmd", "requests"},
+                                   {"count", o.requests},
+                                   {"warmup", o.warmup},
+                                   {"size", o.size},
+                                   {"callers", o.callers}});
     const auto messages = channel_sum(members, "messages_out") - messages0;
     const auto bytes = channel_sum(members, "bytes_out") - bytes0;
+    const auto cpu1 = cpu_of(members);
     member_process::quit_all(members);
+    // CPU per request: what each node's own CPUs would bound when every node
+    // runs on its own machine (here all share two cores, so requests/s also
+    // measures how the processes share them).
     const double served = static_cast<double>(o.requests + o.warmup);
+    const double primary_cpu_us = static_cast<double>(cpu1[0] - cpu0[0]) / served;
+    double others_cpu_us = 0;
+    for (std::size_t i = 1; i < cpu1.size(); ++i) {
+        others_cpu_us += static_cast<double>(cpu1[i] - cpu0[i]) / served;
+    }
     return {{"scenario", "backup"},
             {"phase", "cost"},
             {"manager", manager},
             {"options", "sync"},
             {"members", n},
+            {"callers", o.callers},
             {"size", o.size},
             {"sessions", o.sessions},
             {"requests", o.requests},
             {"requests_per_sec", round_to(static_cast<double>(o.requests) / r.at("seconds").get<double>(), 1)},
             {"messages_per_request", round_to(static_cast<double>(messages) / served, 3)},
             {"bytes_per_request", round_to(static_cast<double>(bytes) / served, 1)},
+            {"primary_cpu_us_per_request", round_to(primary_cpu_us, 1)},
+            {"others_cpu_us_per_request", round_to(others_cpu_us, 1)},
+            {"requests_per_primary_cpu_sec", round_to(1e6 / std::max(primary_cpu_us, 0.001), 1)},
             {"p50_us", r.at("p50_us")},
             {"p99_us", r.at("p99_us")},
             {"failures", r.at("failures")}};
@@ -497,6 +558,8 @@ int backup_member_main(flag_parser& flags) {
             peers.push_back(parse_peer(flags.value()));
         } else if (flags.is("--address")) {
             address = flags.value();
+        } else if (flags.is("--cpus")) {
+            apply_cpus(flags.value());
         } else if (flags.is("--wait-members")) {
             wait_members = flags.integer<std::size_t>(0, 1000);
         } else {
@@ -596,6 +659,10 @@ int backup_bench_main(flag_parser& flags) {
         } else if (flags.is("--cpus")) {
             o.cpus = flags.value();
             parse_cpu_list(o.cpus);
+        } else if (flags.is("--pin-primary")) {
+            o.pin_primary = true;
+        } else if (flags.is("--callers")) {
+            o.callers = flags.integer<std::size_t>(1, 256);
         } else if (flags.is("--lab")) {
             o.in_lab = true;
         } else if (flags.is("--netlab")) {
@@ -604,8 +671,14 @@ int backup_bench_main(flag_parser& flags) {
             flags.unknown();
         }
     }
+    if (o.pin_primary && !o.cpus.empty()) {
+        throw usage_error("--pin-primary places the processes itself: leave out --cpus");
+    }
     if (!o.cpus.empty()) {
         apply_cpus(o.cpus); // inherited by every member, through netlab exec too
+    }
+    if (o.pin_primary) {
+        apply_cpus("1"); // the driver beside the other members; each member pins itself
     }
     std::optional<netlab_lab> lab;
     if (o.in_lab) {
@@ -647,6 +720,10 @@ int backup_bench_main(flag_parser& flags) {
         for (const auto& [manager, rows] : by) {
             summary[manager] = {
                 {"messages_per_request", {rows.at(lo)["messages_per_request"], rows.at(hi)["messages_per_request"]}},
+                {"primary_cpu_ratio",
+                 round_to(rows.at(hi)["requests_per_primary_cpu_sec"].get<double>() /
+                              rows.at(lo)["requests_per_primary_cpu_sec"].get<double>(),
+                          3)},
                 {"requests_per_sec_ratio",
                  round_to(rows.at(hi)["requests_per_sec"].get<double>() / rows.at(lo)["requests_per_sec"].get<double>(),
                           3)}};

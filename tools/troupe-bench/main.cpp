@@ -49,6 +49,7 @@ Scenarios (each member is its own process, all on 127.0.0.1):
                (--cost-members 2,4,8 --members 4 --managers delta,backup --size BYTES
                 --requests N --sessions N --fetches N --restore-sessions N --fill N
                 --skip cost|fetch|restore|memory --no-raw
+                --callers N --pin-primary
                 --lab [--netlab PATH]: one member per tools/netlab namespace, root)
   reconcile    a healed partition, 3 members, one per tools/netlab namespace (root;
                exits 77 otherwise): view merge -> every copy identical (target 1 s),
