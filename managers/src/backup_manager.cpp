@@ -308,14 +308,17 @@ void backup_manager::answer_fetch(const member& from, const wire::fetch_msg& m) 
         std::lock_guard order(session_access::order(*s));
         stamp = session_access::valid_stamp(*s);
         roles = stamp ? session_access::roles_of(*s) : session_access::roles{};
-        if (stamp && !roles.primary && unverified_.load(std::memory_order_acquire)) {
+        if (stamp && (minority_.load(std::memory_order_acquire) ||
+                      (!roles.primary && unverified_.load(std::memory_order_acquire)))) {
             // This node is reconciling (a healed cut, a pause) or cut off from
             // most members: its copy may be one the others moved past while it
             // was away. The fetcher asks again shortly; it takes no other copy
             // meanwhile (this one may be the newest). A copy that is primary
             // here was fetched or kept after the pause was noticed (every
             // primary is demoted then: own_copies_doubted_locked), so it is
-            // handed over as usual.
+            // handed over as usual; nothing is while this node sees fewer
+            // than half of the members (the others may have taken its
+            // sessions over: it is demoted then too).
             r.what = reply::outcome::busy;
         } else if (stamp && (roles.primary || m.any)) {
             // The primary hands its session over; any other copy only when the

@@ -115,6 +115,18 @@ void replication_core::start_reconcile_locked(const member& m, bool blocking, wi
     if (!fresh) {
         // One digest per member at a time; a rejoin makes a running one blocking.
         r.blocking = r.blocking || blocking;
+        if (mode == wire::get_all_msg::mode::rejoin && r.mode != mode) {
+            // We had removed it, but a digest exchange it started was already
+            // running: it must still hear "I had removed you", or it keeps
+            // serving its copies as primary (it was the side cut off). Asked
+            // again under a new request; the old answer is ignored.
+            r.mode = mode;
+            r.request = random_request();
+            r.started = steady::now();
+            a.reconcile.emplace_back(m.id, r.request, mode);
+            log()->info("context {}: reconciling with {} ({}, requests wait for it)", config().context, describe(m),
+                        mode_name(mode));
+        }
         update_unverified_locked();
         return;
     }
@@ -313,6 +325,13 @@ void replication_core::update_unverified_locked() {
                                "requests wait for the "
                                "others and sync changes are refused until they reappear"
                              : "a majority of the cluster's members is in view again");
+        if (minority) {
+            // Cut off from most members: they may take over what is served
+            // here (the backup manager's primaries), so none is served again
+            // without asking first, also after the heal.
+            actions unused;
+            own_copies_doubted_locked(unused);
+        }
     }
     unverified_.store(blocking || minority || steady::now() < pause_hold_until_, std::memory_order_release);
 }

@@ -551,6 +551,28 @@ TEST_CASE("a restore's whole copy carries the acknowledged version it had, not i
     CHECK(session_access::valid_stamp(*node(c, third).find(id))->acked == 4);
 }
 
+TEST_CASE("a member cut off from most others demotes its primaries and hands no copy out until the heal",
+          "[managers][backup]") {
+    // The side cut off may be the one the others took its sessions from: it
+    // must neither serve its copies as primary after the heal without asking,
+    // nor give them to a fetcher that still thinks it is the primary.
+    backup_cluster c(use_sync);
+    auto& a = members_abc(c);
+    pumper p(c.bus);
+    const auto [id, backup] = counter_on_a(c);
+    const auto a_id = c.bus.id_of("a");
+    c.bus.cut(a_id);
+    REQUIRE(c.pump());
+    CHECK_FALSE(session_access::roles_of(*a.find(id)).primary);
+    CHECK(stats(a)["backup"]["demotions"].get<std::uint64_t>() >= 1);
+    // The others go on from the backup's copy.
+    REQUIRE(increment(node(c, backup), id) == 2);
+    c.bus.heal(a_id);
+    REQUIRE(c.pump());
+    CHECK(increment(a, id) == 3);
+    CHECK(increment(node(c, backup), id) == 4);
+}
+
 TEST_CASE("a primary cut off unnoticed fails every request, and after the heal the others' acknowledged copy wins",
           "[managers][backup]") {
     backup_cluster c(use_sync);
