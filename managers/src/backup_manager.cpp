@@ -82,8 +82,9 @@ bool backup_manager::needs_whole_copy(session& s, const std::vector<member_id>& 
     e.id = s.id();
     e.primary = self_.id;
     e.backup = to.front();
+    auto key = e.id; // the right side of `=` is evaluated first: it moves e
     std::lock_guard lock(outbox_mutex_);
-    unconfirmed_[e.id] = std::move(e);
+    unconfirmed_[std::move(key)] = {std::move(e), r.copy_at};
     return true;
 }
 
@@ -95,7 +96,7 @@ void backup_manager::replicated(const std::shared_ptr<session>& s, bool ok) {
         // The backup may not hold this step: the next change goes whole.
         session_access::set_copy_at(*s, {});
     }
-    std::lock_guard lock(outbox_mutex_);
+    std::unique_lock lock(outbox_mutex_);
     auto it = unconfirmed_.find(id);
     if (!ok) {
         if (it != unconfirmed_.end()) {
@@ -116,9 +117,21 @@ void backup_manager::replicated(const std::shared_ptr<session>& s, bool ok) {
     if (it != unconfirmed_.end()) {
         // Only now: a member that drops its copy on this location may do so
         // because the new backup holds the session.
-        it->second.version = version;
-        outbox_.push_back(std::move(it->second));
+        it->second.entry.version = version;
+        auto entry = it->second.entry;
+        const auto previous = it->second.previous;
+        outbox_.push_back(std::move(it->second.entry));
         unconfirmed_.erase(it);
+        lock.unlock();
+        if (!previous.is_nil() && previous != entry.backup && previous != self_.id && member_now(previous)) {
+            // The old backup hears it at once, not with the next batch: until
+            // then it still takes itself for the backup, and were this node to
+            // leave, it would promote its older copy beside the new backup.
+            wire::locations_msg moved;
+            moved.entries.push_back(std::move(entry));
+            stats_->locations_sent.fetch_add(1, std::memory_order_relaxed);
+            link_->send({previous}, wire::encode(moved), engine::send_options::async, count_failures());
+        }
     }
 }
 

@@ -194,7 +194,11 @@ private:
 
     std::mutex outbox_mutex_;
     /// Moves and new sessions whose copy is not confirmed yet, by id.
-    std::unordered_map<std::string, wire::location_entry> unconfirmed_;
+    struct pending_move {
+        wire::location_entry entry;
+        membership::member_id previous; ///< the backup before (nil: none known), told at once when it stands
+    };
+    std::unordered_map<std::string, pending_move> unconfirmed_;
     std::vector<wire::location_entry> outbox_;
 
     std::atomic<int> restores_running_{0};
