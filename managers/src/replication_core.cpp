@@ -345,12 +345,17 @@ void replication_core::account(end_result& result, const std::shared_ptr<session
                        "a change made here now could "
                        "be lost when it rejoins";
     }
-    if (result.error.empty() && client_change) {
-        // It stands: the copy's stamp says so. A failed step stays
-        // unacknowledged, so it cannot outrank a copy that holds acknowledged
-        // changes (lineage.hpp).
-        session_access::acknowledge(*s, version, tag);
+    if (result.error.empty() && client_change && !session_access::acknowledge(*s, version, tag)) {
+        // Another copy replaced ours while the members answered (a woken
+        // member's refusal brought its copy, and ours was adopted over):
+        // this copy no longer holds the step, so the request must not be
+        // told it stands (the members that took it may still win later).
+        counters_->requests_refused.fetch_add(1, std::memory_order_relaxed);
+        result.error = "session " + s->id() + " was replaced by another copy while its change replicated";
     }
+    // Standing: the copy's stamp says so (acknowledge above). A failed step
+    // stays unacknowledged, so it cannot outrank a copy that holds
+    // acknowledged changes (lineage.hpp).
     replicated(s, result.error.empty());
     result.send = std::move(merged);
 }

@@ -321,13 +321,15 @@ void session_access::set_copy_at(session& s, const membership::member_id& m) {
     s.copy_at_ = m;
 }
 
-void session_access::acknowledge(session& s, std::uint64_t version, std::uint64_t tag) {
+bool session_access::acknowledge(session& s, std::uint64_t version, std::uint64_t tag) {
     std::lock_guard lock(s.mutex_);
     // Only while the copy still holds that step: a newer copy installed
     // meanwhile (another lineage) must not borrow this request's standing.
-    if (lineage_has_locked(s, version, tag)) {
-        s.acked_ = std::max(s.acked_, version);
+    if (!lineage_has_locked(s, version, tag)) {
+        return false;
     }
+    s.acked_ = std::max(s.acked_, version);
+    return true;
 }
 
 std::optional<wire::buffer> session_access::take_expired(session& s) {

@@ -101,7 +101,9 @@ struct session_access {
     /// queued under async): the copy's `acked` reaches it, if the copy still
     /// holds that step (lineage.hpp). A failed request's step is never
     /// acknowledged, so it cannot outrank a copy holding acknowledged ones.
-    static void acknowledge(session& s, std::uint64_t version, std::uint64_t tag);
+    /// @return false when the copy no longer holds that step (another copy
+    /// replaced it meanwhile): the request must not be acknowledged.
+    static bool acknowledge(session& s, std::uint64_t version, std::uint64_t tag);
     /// The EXPIRED message for a session this node expired, once.
     static std::optional<wire::buffer> take_expired(session& s);
 
