@@ -798,7 +798,7 @@ backup_manager::copy_counts backup_manager::copy_whole(const std::vector<std::sh
             // (lineage.hpp): if this node is on the losing side of a cut it
             // has not noticed yet, the step cannot outrank what the others
             // acknowledged.
-            replicate_async(due[k], false, [p](end_result r) {
+            replicate_async(due[k], false, false, [p](end_result r) {
                 const bool failed = !r.error.empty() || (r.send && !r.send->ok());
                 std::lock_guard lock(p->mutex);
                 p->failed += failed ? 1 : 0;

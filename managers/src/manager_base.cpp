@@ -132,7 +132,8 @@ end_result request_scope::end() {
     if (!state_->s) {
         return {};
     }
-    detail::session_access::end_use(*state_->s);
+    // finish() ends the request's use of the session together with taking
+    // its changes (session_access::take_outgoing).
     state_->result = state_->mgr->finish(state_->s, state_->replicates);
     return state_->result;
 }
@@ -151,7 +152,6 @@ void request_scope::end_async(end_handler done) {
         done({});
         return;
     }
-    detail::session_access::end_use(*state_->s);
     state_->mgr->finish_async(state_->s, state_->replicates, std::move(done));
 }
 
@@ -272,20 +272,21 @@ void manager_base::destroyed(const std::shared_ptr<session>& s, const std::strin
 }
 
 end_result manager_base::finish(const std::shared_ptr<session>& s, bool replicates) {
-    return replicate(s, replicates);
+    return replicate(s, replicates, true);
 }
 
 void manager_base::finish_async(const std::shared_ptr<session>& s, bool replicates, end_handler done) {
-    replicate_async(s, replicates, std::move(done));
+    replicate_async(s, replicates, true, std::move(done));
 }
 
-void manager_base::replicate_async(const std::shared_ptr<session>& s, bool replicates, end_handler done) {
-    done(replicate(s, replicates));
+void manager_base::replicate_async(const std::shared_ptr<session>& s, bool replicates, bool ends_use,
+                                   end_handler done) {
+    done(replicate(s, replicates, ends_use));
 }
 
-end_result manager_base::replicate(const std::shared_ptr<session>& s, bool replicates) {
+end_result manager_base::replicate(const std::shared_ptr<session>& s, bool replicates, bool ends_use) {
     (void)replicates;
-    session_access::commit_local(*s);
+    session_access::commit_local(*s, ends_use);
     return {};
 }
 

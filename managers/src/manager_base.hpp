@@ -79,12 +79,14 @@ protected:
     void stop_base();
     bool stopped() const noexcept { return stopped_.load(); }
 
-    /// What end() does with what the request changed. The standard manager
-    /// commits it locally (a version step).
-    virtual end_result replicate(const std::shared_ptr<session>& s, bool replicates);
+    /// What end() does with what the request changed (`ends_use`: called for
+    /// a request's end, whose use of the session ends with it; else a copy
+    /// sent on the manager's own account). The standard manager commits it
+    /// locally (a version step).
+    virtual end_result replicate(const std::shared_ptr<session>& s, bool replicates, bool ends_use);
     /// replicate() without blocking: `done` runs once with the outcome (see
     /// request_scope::end_async). By default it is replicate()'s result at once.
-    virtual void replicate_async(const std::shared_ptr<session>& s, bool replicates, end_handler done);
+    virtual void replicate_async(const std::shared_ptr<session>& s, bool replicates, bool ends_use, end_handler done);
     /// A session expired here (not yet announced to anyone).
     virtual void expired_here(const std::shared_ptr<session>& s) { (void)s; }
     /// A session id left the store (expired, invalidated, renamed away).

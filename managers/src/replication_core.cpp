@@ -244,13 +244,14 @@ link::done_handler replication_core::count_failures() {
 // Sending
 
 replication_core::sent_changes replication_core::send_changes(const std::shared_ptr<session>& s, bool replicates,
-                                                      const std::shared_ptr<send_waiter>& waiter) {
+                                                               bool ends_use,
+                                                               const std::shared_ptr<send_waiter>& waiter) {
     const auto options = config().send_options;
     // The order lock spans the version step and the queuing, so messages of
     // one session leave in version order on every member's stream.
     std::lock_guard order(session_access::order(*s));
     auto to = destinations(*s);
-    auto out = session_access::take_outgoing(*s, replicates, now(), self_.id, needs_whole_copy(*s, to));
+    auto out = session_access::take_outgoing(*s, replicates, now(), self_.id, needs_whole_copy(*s, to), ends_use);
     if (out.superseded) {
         return {0, out.version, out.tag, true, out.client_change};
     }
@@ -360,14 +361,14 @@ void replication_core::account(end_result& result, const std::shared_ptr<session
     result.send = std::move(merged);
 }
 
-end_result replication_core::replicate(const std::shared_ptr<session>& s, bool replicates) {
+end_result replication_core::replicate(const std::shared_ptr<session>& s, bool replicates, bool ends_use) {
     if (stopping_) {
-        session_access::commit_local(*s);
+        session_access::commit_local(*s, ends_use);
         return {};
     }
     const bool wait = engine::send_options::wants_ack(config().send_options);
     auto waiter = wait ? make_waiter(s) : nullptr;
-    const auto sent = send_changes(s, replicates, waiter);
+    const auto sent = send_changes(s, replicates, ends_use, waiter);
     end_result result;
     if (sent.superseded) {
         superseded(result, s->id());
@@ -396,9 +397,10 @@ end_result replication_core::replicate(const std::shared_ptr<session>& s, bool r
     return result;
 }
 
-void replication_core::replicate_async(const std::shared_ptr<session>& s, bool replicates, end_handler done) {
+void replication_core::replicate_async(const std::shared_ptr<session>& s, bool replicates, bool ends_use,
+                                       end_handler done) {
     if (stopping_ || !engine::send_options::wants_ack(config().send_options)) {
-        done(replicate(s, replicates));
+        done(replicate(s, replicates, ends_use));
         return;
     }
     auto waiter = make_waiter(s);
@@ -420,7 +422,7 @@ void replication_core::replicate_async(const std::shared_ptr<session>& s, bool r
         }
         done(std::move(result));
     };
-    const auto sent = send_changes(s, replicates, waiter);
+    const auto sent = send_changes(s, replicates, ends_use, waiter);
     if (sent.messages == 0) {
         waiter->on_done = nullptr;
         end_result result;

@@ -82,8 +82,9 @@ public:
     void simulate_pause(std::chrono::milliseconds gap);
 
 protected:
-    end_result replicate(const std::shared_ptr<session>& s, bool replicates) override;
-    void replicate_async(const std::shared_ptr<session>& s, bool replicates, end_handler done) override;
+    end_result replicate(const std::shared_ptr<session>& s, bool replicates, bool ends_use) override;
+    void replicate_async(const std::shared_ptr<session>& s, bool replicates, bool ends_use,
+                         end_handler done) override;
     void expired_here(const std::shared_ptr<session>& s) override;
     void id_gone(const std::string& id) override;
     std::chrono::milliseconds expiry_grace() const override;
@@ -318,7 +319,7 @@ protected:
         bool superseded = false;   ///< a newer copy replaced the session during the request
         bool client_change = true; ///< see outgoing::client_change
     };
-    sent_changes send_changes(const std::shared_ptr<session>& s, bool replicates,
+    sent_changes send_changes(const std::shared_ptr<session>& s, bool replicates, bool ends_use,
                               const std::shared_ptr<send_waiter>& waiter);
     /// The request's changes were dropped: its session was replaced meanwhile.
     void superseded(end_result& result, const std::string& id);

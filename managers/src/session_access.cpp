@@ -59,13 +59,6 @@ bool session_access::begin_use(session& s, wall_clock::time_point now) {
     return true;
 }
 
-void session_access::end_use(session& s) {
-    std::lock_guard lock(s.mutex_);
-    if (s.in_use_ > 0) {
-        --s.in_use_;
-    }
-}
-
 std::optional<bool> session_access::set(session& s, std::string_view name, attribute value) {
     std::lock_guard lock(s.mutex_);
     if (!s.valid_) {
@@ -142,8 +135,11 @@ void session_access::note_rename_locked(session& s) {
     }
 }
 
-void session_access::commit_local(session& s) {
+void session_access::commit_local(session& s, bool ends_use) {
     std::lock_guard lock(s.mutex_);
+    if (ends_use && s.in_use_ > 0) {
+        --s.in_use_;
+    }
     if (!s.valid_) {
         return;
     }
@@ -158,9 +154,12 @@ void session_access::commit_local(session& s) {
 }
 
 outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_clock::time_point now,
-                                       const membership::member_id& self, bool whole) {
+                                       const membership::member_id& self, bool whole, bool ends_use) {
     outgoing o;
     std::lock_guard lock(s.mutex_);
+    if (ends_use && s.in_use_ > 0) {
+        --s.in_use_;
+    }
     // A request's changes (or a pending rename, or a session never sent)
     // travel in these messages, also in a whole copy sent for a restore or a
     // move while a request had changed the session: the step then counts as
@@ -186,7 +185,13 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
         }
         return o;
     }
-    if (s.superseded_ > 0) {
+    // A request superseded by a copy adopted while it ran: its changes were
+    // made on a copy that is no longer the session's. Only a request's end
+    // takes the count; a copy sent meanwhile claims no request's change.
+    if (s.superseded_ > 0 && !ends_use) {
+        o.client_change = replicate_changes || !s.replicated_id_.empty() || !s.announced_;
+    }
+    if (s.superseded_ > 0 && ends_use) {
         --s.superseded_;
         s.dirty_.clear();
         s.max_inactive_dirty_ = false;
@@ -461,7 +466,12 @@ bool session_access::install(session& s, const wire::full_session& f, wall_clock
     s.version_ = f.version;
     s.tag_ = f.tag;
     s.ancestors_ = f.ancestors;
+    // What requests changed was changed on the copy just replaced: those in
+    // use are superseded, and names changed by one whose changes were not
+    // sent yet (a filtered path's) must not go out with this copy's values.
     s.superseded_ = s.in_use_;
+    s.dirty_.clear();
+    s.max_inactive_dirty_ = false;
     s.acked_ = f.acked;
     s.max_inactive_ = interval(f.max_inactive_s);
     s.created_ = now - age(f.created_age_ms);

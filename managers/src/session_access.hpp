@@ -68,7 +68,6 @@ struct session_access {
     /// Marks the start of a request: touched, in use, served here.
     /// @return false if the session is no longer valid.
     static bool begin_use(session& s, wall_clock::time_point now);
-    static void end_use(session& s);
     /// @return nullopt if the session is invalid, else whether the name existed.
     static std::optional<bool> set(session& s, std::string_view name, attribute value);
     static std::optional<bool> remove(session& s, std::string_view name);
@@ -82,8 +81,9 @@ struct session_access {
     static std::mutex& mutex(session& s) noexcept { return s.mutex_; }
 
     /// Commits what requests changed since the last commit, without replication
-    /// (the standard manager): one version step if anything changed.
-    static void commit_local(session& s);
+    /// (the standard manager): one version step if anything changed. With
+    /// `ends_use`, the ending request's use of the session ends in the same step.
+    static void commit_local(session& s, bool ends_use);
     /// Builds the messages that replicate what requests changed since the last
     /// time: CREATED (whole) the first time, else ID_CHANGED and/or one DELTA
     /// carrying the current state of every changed name; EXPIRED once for an
@@ -95,8 +95,14 @@ struct session_access {
     /// yet (the backup manager's new backup). Without `replicate_changes` that
     /// step carries the copy's own `acked`, not its version (lineage.hpp). A session handed
     /// over to another member (hand_over) sends nothing: superseded.
+    /// With `ends_use` (a request's end), the request's use of the session
+    /// ends under the same lock: a copy adopted before that still counts the
+    /// request as in use and supersedes it; one adopted after finds its
+    /// changes already taken. Ending the use first would leave a window in
+    /// which the request's changed names went out with the adopted copy's
+    /// values, and the request was acknowledged for a change it never made.
     static outgoing take_outgoing(session& s, bool replicate_changes, wall_clock::time_point now,
-                                  const membership::member_id& self, bool whole = false);
+                                  const membership::member_id& self, bool whole, bool ends_use);
     /// The request that made step (version, tag) stands (acknowledged, or
     /// queued under async): the copy's `acked` reaches it, if the copy still
     /// holds that step (lineage.hpp). A failed request's step is never
