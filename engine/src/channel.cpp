@@ -749,6 +749,8 @@ struct channel::impl {
         }
         try {
             (*listener)(msg);
+        } catch (const message_refused& e) {
+            return {transport::ack_status::listener_failed, e.what()};
         } catch (const std::exception& e) {
             stats->count_listener_failure();
             if (auto n = listener_failure_log.allow()) {

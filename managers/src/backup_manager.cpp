@@ -736,8 +736,12 @@ void backup_manager::restore_copies(member_id gone, steady::time_point since) {
         return;
     }
     // What needs a copy: our primaries whose backup was on `gone`, and the
-    // backups whose primary was (promoted here first).
+    // backups whose primary was (promoted here first). And the sessions
+    // served here until a pause demoted them (own_copies_doubted_locked)
+    // whose backup was on `gone`: nobody else knows this copy is now the
+    // only one, and nobody would restore it until a request fetched it.
     std::vector<std::shared_ptr<session>> due;
+    std::vector<std::string> doubted;
     for (std::size_t shard = 0; shard < session_store::shard_count && !stopping_; ++shard) {
         for (auto& s : store().shard_snapshot(shard)) {
             if (!session_access::valid_stamp(*s)) {
@@ -753,6 +757,10 @@ void backup_manager::restore_copies(member_id gone, steady::time_point since) {
             if (!r.handed_to.is_nil()) {
                 continue; // handed over: see the class comment
             }
+            if (r.doubted_backup == gone) {
+                doubted.push_back(s->id());
+                continue;
+            }
             std::lock_guard lock(repl_mutex_);
             auto it = locations_.find(s->id());
             if (it != locations_.end() && it->second.primary == gone) {
@@ -763,16 +771,52 @@ void backup_manager::restore_copies(member_id gone, steady::time_point since) {
             }
         }
     }
-    if (due.empty()) {
+    if (due.empty() && doubted.empty()) {
         return;
     }
-    const auto [restored, not_restored] = copy_whole(due, std::chrono::milliseconds(0));
+    auto [restored, not_restored] = copy_whole(due, std::chrono::milliseconds(0));
+    if (!doubted.empty()) {
+        const auto n = reacquire_doubted(doubted);
+        restored += n.copied;
+        not_restored += n.missed;
+    }
     stats_->restored.fetch_add(restored, std::memory_order_relaxed);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - since).count();
     stats_->last_restore_ms.store(ms, std::memory_order_relaxed);
     log()->info("context {}: a member left: {} sessions have their second copy again after {} ms{}", config().context,
                 restored, ms,
                 not_restored ? " (" + std::to_string(not_restored) + " not acknowledged: no copy was taken)" : std::string());
+}
+
+backup_manager::copy_counts backup_manager::reacquire_doubted(const std::vector<std::string>& ids) {
+    // Each is fetched as a request here would fetch it: from whoever serves
+    // it now if another member took it over during the pause, else this very
+    // copy, which then is primary again and gets a new backup. A fetch needs
+    // this node's reconciliation done (it answers "unavailable" before), so
+    // it waits for that first, within the bound.
+    const auto deadline = steady::now() + reacquire_limit;
+    while (unverified_.load(std::memory_order_acquire) && steady::now() < deadline && !stopping_) {
+        std::this_thread::sleep_for(busy_pause);
+    }
+    std::vector<std::shared_ptr<session>> due;
+    copy_counts n;
+    std::size_t k = 0;
+    for (; k < ids.size() && steady::now() < deadline && !stopping_; ++k) {
+        bool unavailable = false;
+        auto s = fetch(ids[k], unavailable);
+        if (s && session_access::roles_of(*s).primary) {
+            due.push_back(std::move(s));
+        } else if (unavailable) {
+            ++n.missed; // its next request fetches it again
+        }
+        // else: nobody holds it any more (ended meanwhile)
+    }
+    n.missed += ids.size() - k;
+    stats_->reacquired.fetch_add(due.size(), std::memory_order_relaxed);
+    const auto copied = copy_whole(due, std::chrono::milliseconds(0));
+    n.copied += copied.copied;
+    n.missed += copied.missed;
+    return n;
 }
 
 backup_manager::copy_counts backup_manager::copy_whole(const std::vector<std::shared_ptr<session>>& due,
@@ -931,6 +975,7 @@ void backup_manager::add_stats(nlohmann::json& j) const {
     b["whole_copies"] = s.whole_copies.load();
     b["promotions"] = s.promotions.load();
     b["demotions"] = s.demotions.load();
+    b["reacquired"] = s.reacquired.load();
     b["re_replicated"] = s.restored.load();
     b["restores"] = s.restore_runs.load();
     b["restore_last_ms"] = s.last_restore_ms.load();
@@ -972,6 +1017,8 @@ void backup_manager::add_metrics(std::string& out) const {
     line("troupe_backup_promotions_total", "", s.promotions.load());
     out += "# TYPE troupe_backup_demotions_total counter\n";
     line("troupe_backup_demotions_total", "", s.demotions.load());
+    out += "# TYPE troupe_backup_reacquired_total counter\n";
+    line("troupe_backup_reacquired_total", "", s.reacquired.load());
     out += "# TYPE troupe_backup_restore_last_seconds gauge\n";
     const auto ms = s.last_restore_ms.load();
     out += "troupe_backup_restore_last_seconds " + (ms < 0 ? std::string("NaN") : std::to_string(ms / 1000.0)) + "\n";

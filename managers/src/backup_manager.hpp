@@ -52,7 +52,11 @@ namespace troupe::managers::detail {
 ///    old one drops its copy on the location), so the load shifts gradually;
 ///  - a member is cut off, frozen or paused and comes back: the core's
 ///    reconciliation compares digests of the copies each holds (not of the
-///    ones it does not), and the newer copy wins;
+///    ones it does not), and the newer copy wins; the copies it served are
+///    demoted (fetched again before they are served);
+///  - the backup of such a demoted copy leaves before a request fetched it:
+///    the demoted node fetches it at once (reacquire_doubted) and copies it
+///    to a new backup, since nobody else knows its copy is now the only one;
 ///  - a backup that does not take a change fails the request under ack/sync
 ///    (strict_replication): there is no third copy to make it safe.
 class backup_manager final : public replication_core {
@@ -82,6 +86,8 @@ public:
     static constexpr std::size_t restore_batch = 1024;
     /// Between rebalancing batches: a joiner takes its share gradually.
     static constexpr std::chrono::milliseconds rebalance_pause{50};
+    /// Fetching again the sessions a pause demoted whose backup left, in all.
+    static constexpr std::chrono::milliseconds reacquire_limit{10000};
 
 protected:
     std::string_view type_name() const noexcept override { return "backup"; }
@@ -140,7 +146,8 @@ private:
         std::atomic<std::uint64_t> fetches{0}, fetch_found{0}, fetch_new{0}, fetch_unavailable{0};
         std::atomic<std::uint64_t> fetch_timeouts{0}, fetch_hops{0}, fetch_waiters{0}, fetches_broadcast{0};
         std::atomic<std::uint64_t> fetches_answered{0}, handed_over{0};
-        std::atomic<std::uint64_t> whole_copies{0}, promotions{0}, demotions{0}, restored{0}, restore_runs{0};
+        std::atomic<std::uint64_t> whole_copies{0}, promotions{0}, demotions{0}, restored{0}, restore_runs{0},
+            reacquired{0};
         std::atomic<std::uint64_t> locations_sent{0}, locations_received{0}, copies_dropped{0}, location_catch_ups{0}, rebalanced{0},
             welcomes_skipped{0};
         std::atomic<std::int64_t> last_restore_ms{-1};
@@ -170,6 +177,10 @@ private:
     /// Each session's whole copy to its backup (one step more), in batches of
     /// restore_batch, each acknowledged before the next, `pause` between them.
     copy_counts copy_whole(const std::vector<std::shared_ptr<session>>& due, std::chrono::milliseconds pause);
+    /// Fetches sessions demoted by a pause whose backup left (restore_copies),
+    /// then copies those now primary here to their new backup; within
+    /// reacquire_limit in all (the rest wait for their next request).
+    copy_counts reacquire_doubted(const std::vector<std::string>& ids);
     void queue_location(wire::location_entry e);
     void send_locations();
     /// `entries` as LOCATIONS messages of at most locations_chunk_bytes each

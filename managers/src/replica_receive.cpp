@@ -63,7 +63,7 @@ void replication_core::on_message(const member& from, std::span<const std::uint8
         // Refused, not dropped: an ack/sync sender hears it (NACK), so its
         // request fails instead of standing with no copy taken here (a
         // member of a newer codec during a rolling upgrade, a corrupt frame).
-        throw std::runtime_error("malformed session message: " + ec.message());
+        throw engine::message_refused("malformed session message: " + ec.message());
     }
     const auto type = wire::type_of(m);
     if (type == wire::msg_type::get_all) {
@@ -106,7 +106,7 @@ void replication_core::on_message(const member& from, std::span<const std::uint8
     run(a);
     if (!a.refuse.empty()) {
         // The channel turns this into a NACK for an ack/sync sender.
-        throw std::runtime_error(a.refuse);
+        throw engine::message_refused(a.refuse);
     }
 }
 

@@ -286,13 +286,14 @@ outgoing session_access::take_outgoing(session& s, bool replicate_changes, wall_
 
 session_access::roles session_access::roles_of(const session& s) {
     std::lock_guard lock(s.mutex_);
-    return {s.primary_, s.handed_to_, s.copy_at_};
+    return {s.primary_, s.handed_to_, s.copy_at_, s.doubted_backup_};
 }
 
 void session_access::make_primary(session& s, const membership::member_id& self) {
     std::lock_guard lock(s.mutex_);
     s.primary_ = true;
     s.handed_to_ = self;
+    s.doubted_backup_ = {};
 }
 
 void session_access::make_backup(session& s) {
@@ -300,6 +301,7 @@ void session_access::make_backup(session& s) {
     s.primary_ = false;
     s.handed_to_ = {};
     s.copy_at_ = {};
+    s.doubted_backup_ = {};
 }
 
 void session_access::hand_over(session& s, const membership::member_id& to) {
@@ -307,6 +309,7 @@ void session_access::hand_over(session& s, const membership::member_id& to) {
     s.primary_ = false;
     s.handed_to_ = to;
     s.copy_at_ = {};
+    s.doubted_backup_ = {};
 }
 
 bool session_access::demote(session& s) {
@@ -316,6 +319,7 @@ bool session_access::demote(session& s) {
     }
     s.primary_ = false;
     s.handed_to_ = {};
+    s.doubted_backup_ = s.copy_at_;
     s.copy_at_ = {};
     s.superseded_ = s.in_use_;
     return true;
@@ -429,6 +433,7 @@ apply_result session_access::apply_delta(session& s, const wire::delta_msg& d, w
     s.accessed_ = std::max(s.accessed_, now);
     s.local_ = false;
     s.primary_ = false;
+    s.doubted_backup_ = {}; // another member serves it: its backup is that member's business
     s.announced_ = true;
     return apply_result::applied;
 }
@@ -482,6 +487,7 @@ bool session_access::install(session& s, const wire::full_session& f, wall_clock
     }
     s.announced_ = true;
     s.primary_ = false;
+    s.doubted_backup_ = {}; // another member's copy won: so is its backup
     return true;
 }
 

@@ -120,6 +120,9 @@ struct session_access {
         bool primary = true;
         membership::member_id handed_to; ///< who alone may change it: a fetcher, or this node once primary
         membership::member_id copy_at;   ///< nil: no whole copy in step known
+        /// Served here until a pause demoted it (demote): where its backup
+        /// was then. Nil once anything settles its role again.
+        membership::member_id doubted_backup;
     };
     static roles roles_of(const session& s);
     /// Served here from now on (fetched or promoted here): only `self` changes

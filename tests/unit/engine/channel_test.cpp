@@ -86,6 +86,19 @@ TEST_CASE("a listener exception becomes a NACK naming the member and the reason"
     CHECK(p.a.send_all(bytes("y"), engine::send_options::sync, "app").ok());
 }
 
+TEST_CASE("a listener's message_refused is a NACK that is not counted as a listener failure", "[engine]") {
+    pair_of_channels p;
+    p.b->add_listener("app", [](const engine::received_message&) { throw engine::message_refused("stale base"); });
+    const auto r = p.a.send_all(bytes("x"), engine::send_options::sync, "app");
+    REQUIRE(r.failures.size() == 1);
+    CHECK(r.failures[0].ec == transport::error::remote_failure);
+    CHECK(r.failures[0].detail == "stale base");
+    CHECK(nlohmann::json::parse(p.b->stats_json())["channel"]["listener_failures"] == 0);
+    p.b->add_listener("app", [](const engine::received_message&) { throw std::runtime_error("bug"); });
+    CHECK_FALSE(p.a.send_all(bytes("y"), engine::send_options::sync, "app").ok());
+    CHECK(nlohmann::json::parse(p.b->stats_json())["channel"]["listener_failures"] == 1);
+}
+
 TEST_CASE("a context without a listener is a NACK for sync senders", "[engine]") {
     pair_of_channels p;
     const auto r = p.a.send_all(bytes("x"), engine::send_options::sync, "nobody");

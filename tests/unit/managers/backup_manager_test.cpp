@@ -501,6 +501,59 @@ TEST_CASE("a primary that notices its own pause fetches its sessions again and s
 
 namespace troupe::test {
 
+TEST_CASE("sessions a pause demoted whose backup then leaves are fetched again and get a second copy",
+          "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = c.add("a");
+    c.add("b");
+    c.add("c");
+    c.add("d");
+    c.add("e"); // five: losing two leaves most of the cluster, which restores
+    const auto ids = counters_on(c, a, 40);
+    std::vector<std::string> on_b;
+    for (const auto& id : ids) {
+        if (expected_backup(c, id, "a") == "b") {
+            on_b.push_back(id);
+        }
+    }
+    REQUIRE_FALSE(on_b.empty());
+    // a notices a pause: every session it served is demoted (fetched again
+    // before it is served), and nobody else knows it holds the first copy.
+    a.simulate_pause(5s);
+    const auto demoted = [&] { return stats(a)["backup"]["demotions"].get<std::size_t>(); };
+    {
+        pumper p(c.bus);
+        for (int i = 0; i < 400 && demoted() < ids.size(); ++i) {
+            std::this_thread::sleep_for(10ms);
+        }
+    }
+    REQUIRE(demoted() == ids.size());
+    REQUIRE(c.pump());
+    // Their backup leaves: without a second copy made now, a's death next
+    // would lose them.
+    kill(c, "b");
+    until_restored(c);
+    CHECK(stats(a)["backup"]["reacquired"].get<std::size_t>() == on_b.size());
+    for (const auto& id : on_b) {
+        const auto h = where(c, id);
+        INFO(id);
+        CHECK(h.primary == std::vector<std::string>{"a"});
+        REQUIRE(h.backup.size() == 1);
+        CHECK(h.backup.front() == expected_backup(c, id, "a"));
+        CHECK(value(node(c, h.backup.front()), id) == 1);
+    }
+    // Then a dies: each session is still there, at its acknowledged count.
+    a.flush_locations();
+    REQUIRE(c.pump());
+    kill(c, "a");
+    until_restored(c);
+    pumper p(c.bus);
+    for (const auto& id : on_b) {
+        INFO(id);
+        CHECK(increment(*c.nodes[0], id) == 2);
+    }
+}
+
 TEST_CASE("a restore step no member acknowledged does not outrank the copies the others acknowledged",
           "[managers][backup]") {
     backup_cluster c(use_sync);

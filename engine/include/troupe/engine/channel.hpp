@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,14 @@ using received_message = incoming_message;
 /// Throwing from a listener turns into a NACK for an `ack`/`sync` sender (carrying
 /// the exception text) and a log line; it never stops the node.
 using message_listener = std::function<void(const received_message&)>;
+
+/// Thrown by a listener that refuses a message it has already counted and
+/// logged itself (a malformed one): the sender hears a NACK with this text,
+/// and the channel neither logs it nor counts it as a listener failure.
+class message_refused : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
 
 /// Called on the channel's event strand, in one order, for every change of a
 /// member's state (alive, suspect, gone, left).

@@ -98,6 +98,7 @@ private:
     bool primary_ = true;             ///< made, fetched or promoted here: served without asking
     membership::member_id handed_to_; ///< given to this member by a fetch: no change from anyone else
     membership::member_id copy_at_;   ///< the member holding a whole copy in step (nil: none known)
+    membership::member_id doubted_backup_; ///< demoted after a pause: where its copy_at_ was (nil: not demoted)
 };
 
 } // namespace troupe::managers
