@@ -125,6 +125,17 @@ std::string proxy_of(backup_cluster& c, const std::string& id, const std::string
     return {};
 }
 
+/// `id` (counted to 1) is served on a, and its one backup is where rendezvous
+/// hashing puts it.
+void check_on_a_and_its_backup(backup_cluster& c, const std::string& id) {
+    const auto h = where(c, id);
+    INFO(id);
+    CHECK(h.primary == std::vector<std::string>{"a"});
+    REQUIRE(h.backup.size() == 1);
+    CHECK(h.backup.front() == expected_backup(c, id, "a"));
+    CHECK(value(node(c, h.backup.front()), id) == 1);
+}
+
 /// Waits (bounded) until no member is still copying sessions after a departure.
 void until_restored(backup_cluster& c) {
     {
@@ -382,12 +393,7 @@ TEST_CASE("a backup that leaves: its primaries copy each session to the next mem
     until_restored(c);
     CHECK(a.roles().single_copy == 0);
     for (const auto& id : ids) {
-        const auto h = where(c, id);
-        INFO(id);
-        CHECK(h.primary == std::vector<std::string>{"a"});
-        REQUIRE(h.backup.size() == 1);
-        CHECK(h.backup.front() == expected_backup(c, id, "a"));
-        CHECK(value(node(c, h.backup.front()), id) == 1);
+        check_on_a_and_its_backup(c, id);
     }
     CHECK(stats(a)["backup"]["re_replicated"].get<int>() > 0);
 }
@@ -535,12 +541,7 @@ TEST_CASE("sessions a pause demoted whose backup then leaves are fetched again a
     until_restored(c);
     CHECK(stats(a)["backup"]["reacquired"].get<std::size_t>() == on_b.size());
     for (const auto& id : on_b) {
-        const auto h = where(c, id);
-        INFO(id);
-        CHECK(h.primary == std::vector<std::string>{"a"});
-        REQUIRE(h.backup.size() == 1);
-        CHECK(h.backup.front() == expected_backup(c, id, "a"));
-        CHECK(value(node(c, h.backup.front()), id) == 1);
+        check_on_a_and_its_backup(c, id);
     }
     // Then a dies: each session is still there, at its acknowledged count.
     a.flush_locations();
