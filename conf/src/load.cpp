@@ -115,7 +115,7 @@ struct key_spec {
 };
 
 // clang-format off
-const std::array<key_spec, 48> keys{{
+const std::array<key_spec, 52> keys{{
     {"cluster", "name", kind::text,
      [](cluster_config& c) -> field_ptr { return &c.cluster.name; }},
     {"cluster", "node", kind::text,
@@ -208,6 +208,14 @@ const std::array<key_spec, 48> keys{{
      [](cluster_config& c) -> field_ptr { return &c.manager.expire_sessions_on_shutdown; }},
     {"manager", "state_transfer_timeout", kind::duration,
      [](cluster_config& c) -> field_ptr { return &c.manager.state_transfer_timeout; }},
+    {"metrics.statsd", "address", kind::text,
+     [](cluster_config& c) -> field_ptr { return &c.metrics.statsd.address; }},
+    {"metrics.statsd", "port", kind::port,
+     [](cluster_config& c) -> field_ptr { return &c.metrics.statsd.port; }},
+    {"metrics.statsd", "prefix", kind::text,
+     [](cluster_config& c) -> field_ptr { return &c.metrics.statsd.prefix; }},
+    {"metrics.statsd", "interval", kind::duration,
+     [](cluster_config& c) -> field_ptr { return &c.metrics.statsd.interval; }},
     {"logging", "level", kind::text,
      [](cluster_config& c) -> field_ptr { return &c.logging.level; }},
     {"logging", "file", kind::text,

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -414,6 +415,43 @@ void check_manager(const cluster_config& config, checker& c) {
     c.positive("manager.state_transfer_timeout", manager.state_transfer_timeout);
 }
 
+void check_statsd(const statsd_section& statsd, checker& c) {
+    const statsd_section defaults;
+    if (statsd.address.empty()) {
+        // Any other statsd key would be accepted and do nothing.
+        if (c.trusted({"metrics.statsd.port", "metrics.statsd.prefix", "metrics.statsd.interval"}) &&
+            (statsd.port != defaults.port || statsd.prefix != defaults.prefix ||
+             statsd.interval != defaults.interval)) {
+            c.fail("metrics.statsd.address",
+                   "is empty, so statsd is off and the other metrics.statsd settings do nothing; set the "
+                   "statsd server's address (e.g. 127.0.0.1)");
+        }
+        return;
+    }
+    if (c.trusted({"metrics.statsd.address"}) && !parse_ipv4(statsd.address)) {
+        c.fail("metrics.statsd.address",
+               "must be an IPv4 address such as 127.0.0.1 (got " + quote(statsd.address) + ")");
+    }
+    if (c.trusted({"metrics.statsd.port"}) && statsd.port == 0) {
+        c.fail("metrics.statsd.port", "must be from 1 to 65535 (got 0)");
+    }
+    constexpr std::size_t max_prefix = 100;
+    const auto bad = std::find_if(statsd.prefix.begin(), statsd.prefix.end(), [](char ch) {
+        return !(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.');
+    });
+    if (c.trusted({"metrics.statsd.prefix"}) &&
+        (statsd.prefix.empty() || statsd.prefix.size() > max_prefix || bad != statsd.prefix.end() ||
+         statsd.prefix.front() == '.' || statsd.prefix.back() == '.')) {
+        c.fail("metrics.statsd.prefix", "must be 1 to 100 letters, digits, '_', '-' or inner '.' (got " +
+                                            quote(statsd.prefix) + ")");
+    }
+    constexpr duration min_interval{100};
+    if (c.trusted({"metrics.statsd.interval"}) && statsd.interval < min_interval) {
+        c.fail("metrics.statsd.interval",
+               "must be at least 100ms (got " + format_duration(statsd.interval) + ")");
+    }
+}
+
 void check_logging(const logging_section& logging, checker& c) {
     if (!c.trusted({"logging.level"})) {
         return;
@@ -449,6 +487,7 @@ std::vector<finding> check(const cluster_config& config,
     check_admin(config, c);
     check_http(config, c);
     check_manager(config, c);
+    check_statsd(config.metrics.statsd, c);
     check_logging(config.logging, c);
     return c.take();
 }

@@ -126,6 +126,12 @@ manager:
   notify_listeners_on_replication: true
   expire_sessions_on_shutdown: false
   state_transfer_timeout: 1m
+metrics:
+  statsd:
+    address: ""
+    port: 8125
+    prefix: troupe
+    interval: 10s
 logging:
   level: info
   file: ""

@@ -524,3 +524,24 @@ TEST_CASE("validate checks the manager rules a config built in code can break", 
                   "error: manager.send_options: expected async, ack, sync or 8, 2, 6 (got 4)",
                   "error: manager.state_transfer_timeout: must be greater than 0 (got -5ms)"});
 }
+
+TEST_CASE("metrics.statsd: an address turns it on, and each value is checked where it is written", "[conf]") {
+    CHECK(errors("metrics:\n  statsd:\n    address: 127.0.0.1\n    port: 9125\n    prefix: shop.web\n"
+                 "    interval: 2s\n")
+              .empty());
+    CHECK(errors("metrics:\n  statsd:\n    address: statsd.local\n") ==
+          strings{"cluster.yaml:3:5: error: metrics.statsd.address: must be an IPv4 address such as "
+                  "127.0.0.1 (got 'statsd.local')"});
+    CHECK(errors("metrics:\n  statsd:\n    address: 127.0.0.1\n    prefix: 'a b'\n") ==
+          strings{"cluster.yaml:4:5: error: metrics.statsd.prefix: must be 1 to 100 letters, digits, '_', "
+                  "'-' or inner '.' (got 'a b')"});
+    CHECK(errors("metrics:\n  statsd:\n    address: 127.0.0.1\n    interval: 10ms\n") ==
+          strings{"cluster.yaml:4:5: error: metrics.statsd.interval: must be at least 100ms (got 10ms)"});
+}
+
+TEST_CASE("metrics.statsd settings without an address would do nothing: an error with a hint", "[conf]") {
+    const auto found = errors("metrics:\n  statsd:\n    prefix: shop\n");
+    REQUIRE(found.size() == 1);
+    CHECK_THAT(found[0], Catch::Contains("metrics.statsd.address: is empty, so statsd is off") &&
+                             Catch::Contains("set the statsd server's address"));
+}

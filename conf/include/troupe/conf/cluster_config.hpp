@@ -101,6 +101,18 @@ struct http_section {
     std::uint32_t threads = 2;         ///< threads running the HTTP server's own io_context
 };
 
+/// statsd lines over UDP, beside /metrics (troupe-httpd and troupe-node send them).
+struct statsd_section {
+    std::string address;           ///< IPv4 address of the statsd server; empty: statsd is off
+    std::uint16_t port = 8125;     ///< its UDP port
+    std::string prefix = "troupe"; ///< before every name: `troupe.requests:3|c`
+    duration interval{10000};      ///< how often counters, gauges and timings are sent
+};
+
+struct metrics_section {
+    statsd_section statsd;
+};
+
 /// What a failed ack/sync replication does to the request (Tribes has no such choice).
 enum class replication_failure_policy { log, fail };
 
@@ -138,6 +150,7 @@ struct cluster_config {
     admin_section admin;
     http_section http;
     manager_section manager;
+    metrics_section metrics;
     logging_section logging;
 };
 
