@@ -8,6 +8,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -15,7 +16,9 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -400,6 +403,68 @@ TEST_CASE("with sync replication a counter is on every node as soon as it is ans
     CHECK(get(t.c->http(), "/counter", cookie).json()["counter"] == 12);
     t.b->proc->wait(10s);
     CHECK(get(t.a->http(), "/counter", cookie).json()["counter"] == 13);
+}
+
+TEST_CASE("metrics.statsd: a node sends its counters, gauges and timings as statsd lines over UDP",
+          "[integration][httpd]") {
+    // The statsd server: a UDP socket of the test's own on 127.0.0.1.
+    net::io_context io;
+    net::ip::udp::socket statsd(io, net::ip::udp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    statsd.non_blocking(true);
+    const auto port = std::to_string(statsd.local_endpoint().port());
+    scratch s;
+    httpd a(s.write_config("a"), {"manager.send_options=sync", "metrics.statsd.address=127.0.0.1",
+                                  "metrics.statsd.port=" + port, "metrics.statsd.prefix=shop.web",
+                                  "metrics.statsd.interval=200ms"});
+    httpd b(s.write_config("b"), {"manager.send_options=sync", "membership.static=[" + a.endpoint() + "]"});
+    for (int i = 0; i < 300 && a.alive_members() != 2; ++i) {
+        std::this_thread::sleep_for(20ms);
+    }
+    REQUIRE(a.alive_members() == 2);
+    std::string cookie;
+    for (int i = 1; i <= 3; ++i) {
+        const auto r = get(a.http(), "/counter", cookie);
+        REQUIRE(r.status == 200);
+        if (cookie.empty()) {
+            cookie = cookie_of(r.set_cookie);
+        }
+    }
+    // Counters add up over the datagrams; the last gauge and timing stand.
+    std::map<std::string, double> counted;
+    std::map<std::string, std::string> last;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline && (counted["shop.web.requests"] < 3 || last["shop.web.sessions"] != "1|g" ||
+                                                           last["shop.web.members"] != "1|g" ||
+                                                           last["shop.web.replication.ack_latency"].empty())) {
+        char buf[2048];
+        boost::system::error_code ec;
+        const auto n = statsd.receive(net::buffer(buf), 0, ec);
+        if (ec) {
+            std::this_thread::sleep_for(20ms);
+            continue;
+        }
+        std::istringstream lines(std::string(buf, n));
+        for (std::string line; std::getline(lines, line);) {
+            const auto colon = line.find(':');
+            REQUIRE(colon != std::string::npos);
+            const auto name = line.substr(0, colon);
+            const auto value = line.substr(colon + 1);
+            last[name] = value;
+            if (value.size() > 2 && value.substr(value.size() - 2) == "|c") {
+                counted[name] += std::stod(value.substr(0, value.size() - 2));
+            }
+        }
+    }
+    CHECK(counted["shop.web.requests"] == 3);
+    CHECK(counted["shop.web.sessions.created"] == 1);
+    CHECK(counted["shop.web.replication.acks"] >= 3); // one sync message per request, to b
+    CHECK(counted["shop.web.replication.failures"] == 0);
+    CHECK(last["shop.web.sessions"] == "1|g");
+    CHECK(last["shop.web.members"] == "1|g");
+    const auto latency = last["shop.web.replication.ack_latency"];
+    REQUIRE(latency.size() > 3);
+    CHECK(latency.substr(latency.size() - 3) == "|ms");
+    CHECK(std::stod(latency.substr(0, latency.size() - 3)) > 0);
 }
 
 TEST_CASE("with sync and on_replication_failure fail, a frozen member turns /counter into a 503 "

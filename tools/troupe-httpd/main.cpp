@@ -16,6 +16,7 @@
 #include "http_server.hpp"
 #include "session_app.hpp"
 #include "troupe-node/node_setup.hpp"
+#include "troupe-node/statsd_reporter.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -176,6 +177,16 @@ int main(int argc, char** argv) {
                 return engine::http_reply{200, "application/json", manager->copies_json(max_listed_copies)};
             });
         }
+        std::unique_ptr<tools::statsd_reporter> statsd;
+        if (!config.metrics.statsd.address.empty()) {
+            statsd = std::make_unique<tools::statsd_reporter>(config.metrics.statsd, [&channel, &manager] {
+                auto readings = tools::channel_readings(channel.stats_json());
+                for (auto& r : tools::manager_readings(manager->stats_json())) {
+                    readings.push_back(std::move(r));
+                }
+                return readings;
+            });
+        }
         server.start();
         if (admin) {
             admin->start();
@@ -187,6 +198,9 @@ int main(int argc, char** argv) {
         spdlog::info("signal {}: stopping", sig);
         // Front first: no request may start once the manager stops.
         server.stop();
+        if (statsd) {
+            statsd->stop(); // the last lines, with every request counted
+        }
         if (admin) {
             admin->stop();
         }

@@ -10,6 +10,7 @@
 #include <troupe/troupe.hpp>
 
 #include "node_setup.hpp"
+#include "statsd_reporter.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -92,11 +93,19 @@ int main(int argc, char** argv) {
             tools::add_channel_routes(*admin, channel);
             admin->start();
         }
+        std::unique_ptr<tools::statsd_reporter> statsd;
+        if (!config.metrics.statsd.address.empty()) {
+            statsd = std::make_unique<tools::statsd_reporter>(
+                config.metrics.statsd, [&channel] { return tools::channel_readings(channel.stats_json()); });
+        }
         tools::print_ready(channel, admin ? admin->port() : 0);
 
         int sig = 0;
         sigwait(&signals, &sig);
         spdlog::info("signal {}: stopping", sig);
+        if (statsd) {
+            statsd->stop(); // the last lines, before the channel goes
+        }
         if (admin) {
             admin->stop();
         }
