@@ -561,6 +561,10 @@ std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& 
     std::set<member_id> silent; // asked and did not answer in time
     std::map<member_id, int> asked;
     int hops = 0;
+    // "Moved to" a member outside our view, which the answerer sees alive:
+    // the views disagree (a heal still in progress), and the copies in
+    // reach may not be the session's. Nothing is taken then.
+    bool beyond_view = false;
     // 1. The members it is known to live on, one at a time, following "moved".
     while (!queue.empty() && hops < max_hops && steady::now() < deadline && !stopping_) {
         const auto m = queue.front();
@@ -581,7 +585,10 @@ std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& 
         auto& answer = r->replies.front().second;
         switch (answer.what) {
         case reply::outcome::found: return take(answer.session.front());
-        case reply::outcome::moved: queue.push_front(answer.to); break;
+        case reply::outcome::moved:
+            beyond_view = beyond_view || (!answer.to.is_nil() && answer.to != self_.id && !member_now(answer.to));
+            queue.push_front(answer.to);
+            break;
         case reply::outcome::busy:
             std::this_thread::sleep_for(busy_pause);
             queue.push_front(m);
@@ -625,12 +632,18 @@ std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& 
     // did not answer, counting those that failed recently (a view that is
     // still filling up after a heal lacks members that served the session
     // meanwhile: this node's own old copy would look best).
+    // While the view is still healing after this node was in a minority, a
+    // member out of our view may be serving the session in the others' view:
+    // every member but us must answer, so the one out of view makes it fail
+    // (it was asked, and fenced, by nobody).
     std::size_t known = 0;
+    bool healing = false;
     {
         std::lock_guard lock(repl_mutex_);
         known = cluster_size_locked().known;
+        healing = healing_locked();
     }
-    const bool too_few = known > heard + 2;
+    const bool too_few = known > heard + (healing ? 1 : 2) || beyond_view;
     // A member that answered busy is reconciling: its copy may be the newest
     // (it served the session before a pause): no other copy is taken over it.
     if (best && !busy && !too_few) {

@@ -54,6 +54,12 @@ namespace troupe::managers::detail {
 ///    reconciliation compares digests of the copies each holds (not of the
 ///    ones it does not), and the newer copy wins; the copies it served are
 ///    demoted (fetched again before they are served);
+///  - a member back in a majority while the heal has not reached every
+///    member yet (it sees a and b again, not c; c does not see it and still
+///    serves its sessions): for 10 s or until all are back, a fetch that
+///    has to ask every member counts the one out of view as unanswered and
+///    fails (503), as does one told "moved to" a member out of its view,
+///    rather than take a copy c never handed over;
 ///  - the backup of such a demoted copy leaves before a request fetched it:
 ///    the demoted node fetches it at once (reacquire_doubted) and copies it
 ///    to a new backup, since nobody else knows its copy is now the only one;

@@ -71,6 +71,9 @@ constexpr auto departed_ttl = std::chrono::minutes(10);
 /// peers crashed for good) serves again: availability over a partition that
 /// outlasts it.
 constexpr auto minority_window = std::chrono::seconds(60);
+/// After a heal, members re-admit each other one by one within a few
+/// heartbeats; a member still missing after this long is taken as gone.
+constexpr auto healing_window = std::chrono::seconds(10);
 
 bool alive(const member& m) { return m.state == membership::member_state::alive; }
 
@@ -331,9 +334,19 @@ void replication_core::update_unverified_locked() {
             // without asking first, also after the heal.
             actions unused;
             own_copies_doubted_locked(unused);
+        } else {
+            majority_since_ = steady::now();
         }
     }
     unverified_.store(blocking || minority || steady::now() < pause_hold_until_, std::memory_order_release);
+}
+
+bool replication_core::healing_locked() const {
+    if (minority_.load(std::memory_order_acquire) || steady::now() - majority_since_ >= healing_window) {
+        return false;
+    }
+    const auto n = cluster_size_locked();
+    return n.known > n.in_view;
 }
 
 bool replication_core::unverified_locked(const std::string& id) const {

@@ -275,6 +275,11 @@ protected:
     void notice_pause();
     bool unverified_locked(const std::string& id) const;
     bool minority_locked() const;
+    /// Back in a majority for less than healing_window while members that
+    /// failed meanwhile are still out of view: the view may still be
+    /// healing, and one of those may be serving sessions on the others' side
+    /// (in their view, not ours). A fetch then needs every member but us.
+    bool healing_locked() const;
     /// Members by name: in view (alive, self included), and known (also those
     /// that failed in the last minority_window).
     struct cluster_size {
@@ -375,6 +380,7 @@ protected:
     std::atomic<bool> minority_{false};
     /// After a pause with nobody in view: wait this long for members to show up.
     std::chrono::steady_clock::time_point pause_hold_until_{};
+    std::chrono::steady_clock::time_point majority_since_{}; ///< when minority_ last turned false
     /// Any blocking reconciliation or pause hold: the request path's fast check.
     std::atomic<bool> unverified_{false};
     std::atomic<std::int64_t> last_tick_{0}; ///< steady_clock ticks of the last housekeeping run

@@ -627,6 +627,55 @@ TEST_CASE("a member cut off from most others demotes its primaries and hands no 
     CHECK(increment(node(c, backup), id) == 4);
 }
 
+TEST_CASE("a member back in a majority takes no copy while a member serving it elsewhere is still out of its view",
+          "[managers][backup]") {
+    // d was cut off; its heal reaches a and b first, and c (the primary)
+    // only later. Meanwhile d sees a majority without c, and c, not seeing
+    // d, still serves the session: a copy d took from the backup would make
+    // a second primary beside c.
+    backup_cluster c(use_sync);
+    c.add("a");
+    c.add("b");
+    auto& primary = c.add("c");
+    auto& d = c.add("d");
+    std::string id;
+    {
+        pumper p(c.bus);
+        for (int i = 0; i < 40 && id.empty(); ++i) {
+            auto made = create_counter(primary);
+            if (expected_backup(c, made, "c") != "d") {
+                id = made;
+            }
+        }
+        REQUIRE_FALSE(id.empty());
+        REQUIRE(increment(primary, id) == 1);
+    }
+    primary.flush_locations();
+    REQUIRE(c.pump());
+    const auto d_id = c.bus.id_of("d");
+    const auto c_id = c.bus.id_of("c");
+    c.bus.cut(d_id);
+    REQUIRE(c.pump());
+    c.bus.split(c_id, d_id);
+    c.bus.heal(d_id);
+    REQUIRE(c.pump());
+    pumper p(c.bus);
+    CHECK(increment(d, id) == -1); // unavailable: HTTP 503, not a second primary
+    CHECK(increment(node(c, "a"), id) == 2);
+    CHECK(where(c, id).primary.size() == 1);
+    // Once c and d see each other, d's request fetches the session as usual.
+    c.bus.unsplit(c_id, d_id);
+    int next = -1;
+    for (int i = 0; i < 50 && next < 0; ++i) {
+        next = increment(d, id);
+        if (next < 0) {
+            std::this_thread::sleep_for(20ms);
+        }
+    }
+    CHECK(next == 3);
+    CHECK(where(c, id).primary == std::vector<std::string>{"d"});
+}
+
 TEST_CASE("a primary cut off unnoticed fails every request, and after the heal the others' acknowledged copy wins",
           "[managers][backup]") {
     backup_cluster c(use_sync);

@@ -21,6 +21,7 @@
 #include <shared_mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace troupe::test {
@@ -258,7 +259,7 @@ public:
             back = it->second->self();
             hidden_.erase(std::remove(hidden_.begin(), hidden_.end(), id), hidden_.end());
             for (auto& [other, ep] : endpoints_) {
-                if (other != id) {
+                if (other != id && !is_split(id, other)) {
                     others.push_back(ep);
                 }
             }
@@ -284,6 +285,12 @@ public:
     /// The first half of a heal: `id` sees the others alive again and reaches
     /// them, while they still count it gone (their readmit() comes later).
     void heal_from(const membership::member_id& id) { set_cut(id, false, membership::member_state::alive); }
+
+    /// Only `x` and `y` lose each other (a heal that reached the others
+    /// first): each sees the other gone, messages between them fail, and
+    /// heals and re-admissions leave the pair apart until unsplit().
+    void split(const membership::member_id& x, const membership::member_id& y) { set_split(x, y, true); }
+    void unsplit(const membership::member_id& x, const membership::member_id& y) { set_split(x, y, false); }
 
     membership::member_id id_of(const std::string& name) const {
         std::lock_guard lock(mutex_);
@@ -371,7 +378,7 @@ private:
                 // Cut off: it sees nobody to send to.
             } else if (to.empty()) {
                 for (const auto& [id, ep] : endpoints_) {
-                    if (id != from.id && !hidden(id)) {
+                    if (id != from.id && !hidden(id) && !is_split(from.id, id)) {
                         targets.push_back(id);
                     }
                 }
@@ -411,7 +418,7 @@ private:
         {
             std::lock_guard lock(mutex_);
             auto it = endpoints_.find(e.to);
-            if (it != endpoints_.end() && !hidden(e.to) && !is_cut(e.from.id)) {
+            if (it != endpoints_.end() && !hidden(e.to) && !is_cut(e.from.id) && !is_split(e.from.id, e.to)) {
                 target = it->second;
             }
         }
@@ -461,7 +468,7 @@ private:
             }
             self = endpoints_.at(id);
             for (auto& [other, ep] : endpoints_) {
-                if (other != id) {
+                if (other != id && !is_split(id, other)) {
                     others.push_back(ep->self());
                 }
             }
@@ -470,6 +477,28 @@ private:
             m.state = seen;
             self->member_event(m);
         }
+    }
+
+    void set_split(const membership::member_id& x, const membership::member_id& y, bool apart) {
+        endpoint* ex = nullptr;
+        endpoint* ey = nullptr;
+        {
+            std::lock_guard lock(mutex_);
+            const auto pair = ordered(x, y);
+            split_.erase(std::remove(split_.begin(), split_.end(), pair), split_.end());
+            if (apart) {
+                split_.emplace_back(pair);
+            }
+            ex = endpoints_.at(x);
+            ey = endpoints_.at(y);
+        }
+        const auto state = apart ? membership::member_state::gone : membership::member_state::alive;
+        auto mx = ex->self();
+        auto my = ey->self();
+        mx.state = state;
+        my.state = state;
+        ex->member_event(my);
+        ey->member_event(mx);
     }
 
     bool is_cut(const membership::member_id& id) const {
@@ -483,17 +512,27 @@ private:
             return out; // it sees nobody
         }
         for (const auto& [id, ep] : endpoints_) {
-            if (id != self && !hidden(id)) {
+            if (id != self && !hidden(id) && !is_split(self, id)) {
                 out.push_back(ep->self());
             }
         }
         return out;
     }
 
+    bool is_split(const membership::member_id& x, const membership::member_id& y) const {
+        return std::find(split_.begin(), split_.end(), ordered(x, y)) != split_.end();
+    }
+
+    static std::pair<membership::member_id, membership::member_id> ordered(const membership::member_id& x,
+                                                                           const membership::member_id& y) {
+        return y < x ? std::pair{y, x} : std::pair{x, y};
+    }
+
     mutable std::mutex mutex_;
     std::map<membership::member_id, endpoint*> endpoints_;
     std::vector<membership::member_id> hidden_;
     std::vector<membership::member_id> cut_;
+    std::vector<std::pair<membership::member_id, membership::member_id>> split_; ///< (lower, higher)
     std::deque<envelope> queue_;
     std::deque<envelope> held_;
 };
