@@ -32,20 +32,26 @@ constexpr auto busy_pause = std::chrono::milliseconds(50);
 } // namespace
 
 backup_manager::backup_manager(std::unique_ptr<link> l, manager_config config)
-    : replication_core(std::move(l), std::move(config)) {
+    : replication_core(std::move(l), std::move(config))
+    , reacquirer_("troupe-reacq-" + this->config().context) {
     // Registered before start() starts the timer thread.
     timers().every(this->config().access_batch_interval, [this] { send_locations(); });
+    reacquirer_.start();
 }
 
 backup_manager::~backup_manager() { stop(); }
 
 void backup_manager::stop() {
     replication_core::stop();
-    std::lock_guard lock(rounds_mutex_);
-    for (auto& [request, r] : rounds_) {
-        std::lock_guard rl(r->mutex);
-        r->cv.notify_all();
+    {
+        // Fetches waiting for answers give up now (they see stopping_).
+        std::lock_guard lock(rounds_mutex_);
+        for (auto& [request, r] : rounds_) {
+            std::lock_guard rl(r->mutex);
+            r->cv.notify_all();
+        }
     }
+    reacquirer_.stop();
 }
 
 bool backup_manager::member_now(const member_id& m) const {
@@ -596,6 +602,23 @@ std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& 
         case reply::outcome::missing: break;
         }
     }
+    // While the view is still healing after this node was in a minority, a
+    // member out of our view may be serving the session in the others' view,
+    // asked and fenced by nobody; so may the member a "moved to" named that we
+    // do not see. No copy in reach may be taken then, and asking every member
+    // would fence their copies for nothing (the real primary's next change
+    // would be refused at its backup): the request fails at once.
+    std::size_t known = 0;
+    bool healing = false;
+    {
+        std::lock_guard lock(repl_mutex_);
+        known = cluster_size_locked().known;
+        healing = healing_locked();
+    }
+    if (healing || beyond_view) {
+        unavailable = true;
+        return nullptr;
+    }
     // 2. Every member, any copy: the best wins. Our own copy counts too.
     std::vector<member_id> everyone;
     for (const auto& m : link_->members()) {
@@ -632,18 +655,7 @@ std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& 
     // did not answer, counting those that failed recently (a view that is
     // still filling up after a heal lacks members that served the session
     // meanwhile: this node's own old copy would look best).
-    // While the view is still healing after this node was in a minority, a
-    // member out of our view may be serving the session in the others' view:
-    // every member but us must answer, so the one out of view makes it fail
-    // (it was asked, and fenced, by nobody).
-    std::size_t known = 0;
-    bool healing = false;
-    {
-        std::lock_guard lock(repl_mutex_);
-        known = cluster_size_locked().known;
-        healing = healing_locked();
-    }
-    const bool too_few = known > heard + (healing ? 1 : 2) || beyond_view;
+    const bool too_few = known > heard + 2;
     // A member that answered busy is reconciling: its copy may be the newest
     // (it served the session before a pause): no other copy is taken over it.
     if (best && !busy && !too_few) {
@@ -784,15 +796,13 @@ void backup_manager::restore_copies(member_id gone, steady::time_point since) {
             }
         }
     }
-    if (due.empty() && doubted.empty()) {
+    if (!doubted.empty()) {
+        post_reacquire(std::move(doubted), since);
+    }
+    if (due.empty()) {
         return;
     }
-    auto [restored, not_restored] = copy_whole(due, std::chrono::milliseconds(0));
-    if (!doubted.empty()) {
-        const auto n = reacquire_doubted(doubted);
-        restored += n.copied;
-        not_restored += n.missed;
-    }
+    const auto [restored, not_restored] = copy_whole(due, std::chrono::milliseconds(0));
     stats_->restored.fetch_add(restored, std::memory_order_relaxed);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - since).count();
     stats_->last_restore_ms.store(ms, std::memory_order_relaxed);
@@ -801,16 +811,59 @@ void backup_manager::restore_copies(member_id gone, steady::time_point since) {
                 not_restored ? " (" + std::to_string(not_restored) + " not acknowledged: no copy was taken)" : std::string());
 }
 
+void backup_manager::post_reacquire(std::vector<std::string> ids, steady::time_point since) {
+    restores_running_.fetch_add(1);
+    const bool posted = reacquirer_.post([this, ids = std::move(ids), since] {
+        const auto [copied, missed] = reacquire_doubted(ids);
+        stats_->restored.fetch_add(copied, std::memory_order_relaxed);
+        log()->info("context {}: {} sessions demoted here (a pause or a cut) whose backup is gone have their "
+                    "second copy again after {} ms{}",
+                    config().context, copied,
+                    std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - since).count(),
+                    missed ? " (" + std::to_string(missed) + " left to their next request)" : std::string());
+        restores_running_.fetch_sub(1);
+    });
+    if (!posted) {
+        restores_running_.fetch_sub(1);
+    }
+}
+
+void backup_manager::majority_regained_locked() {
+    // A backup that left while this node was cut off from most members was
+    // not restored then (restore_copies does nothing in a minority): the
+    // sessions demoted here whose backup is not back are fetched again.
+    std::vector<std::string> ids;
+    const auto members = link_->members();
+    for (std::size_t shard = 0; shard < session_store::shard_count; ++shard) {
+        for (const auto& s : store().shard_snapshot(shard)) {
+            const auto r = session_access::roles_of(*s);
+            if (!r.primary && r.handed_to.is_nil() && !r.doubted_backup.is_nil() &&
+                std::none_of(members.begin(), members.end(),
+                             [&](const member& m) { return m.id == r.doubted_backup; })) {
+                ids.push_back(s->id());
+            }
+        }
+    }
+    if (!ids.empty()) {
+        post_reacquire(std::move(ids), steady::now());
+    }
+}
+
 backup_manager::copy_counts backup_manager::reacquire_doubted(const std::vector<std::string>& ids) {
     // Each is fetched as a request here would fetch it: from whoever serves
     // it now if another member took it over during the pause, else this very
     // copy, which then is primary again and gets a new backup. A fetch needs
-    // this node's reconciliation done (it answers "unavailable" before), so
-    // it waits for that first, within the bound.
-    const auto deadline = steady::now() + reacquire_limit;
-    while (unverified_.load(std::memory_order_acquire) && steady::now() < deadline && !stopping_) {
+    // this node's reconciliation done and its view healed (it fails as
+    // "unavailable" before), so it waits for that first, on its own thread.
+    const auto ready_by = steady::now() + reacquire_wait;
+    auto can_fetch = [this] {
+        std::lock_guard lock(repl_mutex_);
+        return !unverified_.load(std::memory_order_acquire) && !healing_locked();
+    };
+    while (!can_fetch() && steady::now() < ready_by && !stopping_) {
         std::this_thread::sleep_for(busy_pause);
     }
+    const auto deadline = steady::now() + reacquire_limit;
     std::vector<std::shared_ptr<session>> due;
     copy_counts n;
     std::size_t k = 0;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "replication_core.hpp"
+#include "worker.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -57,12 +58,14 @@ namespace troupe::managers::detail {
 ///  - a member back in a majority while the heal has not reached every
 ///    member yet (it sees a and b again, not c; c does not see it and still
 ///    serves its sessions): for 10 s or until all are back, a fetch that
-///    has to ask every member counts the one out of view as unanswered and
-///    fails (503), as does one told "moved to" a member out of its view,
-///    rather than take a copy c never handed over;
+///    found no primary in reach fails (503) before it asks every member, as
+///    does one told "moved to" a member out of its view: it takes no copy c
+///    never handed over, and fences none that c's next change needs;
 ///  - the backup of such a demoted copy leaves before a request fetched it:
-///    the demoted node fetches it at once (reacquire_doubted) and copies it
-///    to a new backup, since nobody else knows its copy is now the only one;
+///    the demoted node fetches it (reacquire_doubted, on a thread of its own)
+///    and copies it to a new backup, since nobody else knows its copy is now
+///    the only one; if it left while this node was cut off from most members,
+///    the same happens once a majority is back and the view has healed;
 ///  - a backup that does not take a change fails the request under ack/sync
 ///    (strict_replication): there is no third copy to make it safe.
 class backup_manager final : public replication_core {
@@ -94,6 +97,9 @@ public:
     static constexpr std::chrono::milliseconds rebalance_pause{50};
     /// Fetching again the sessions a pause demoted whose backup left, in all.
     static constexpr std::chrono::milliseconds reacquire_limit{10000};
+    /// How long reacquire_doubted waits for this node to be able to fetch
+    /// (reconciled, and the view no longer healing: healing_window is 10 s).
+    static constexpr std::chrono::milliseconds reacquire_wait{15000};
 
 protected:
     std::string_view type_name() const noexcept override { return "backup"; }
@@ -115,6 +121,7 @@ protected:
     void received_locked(const membership::member& from, const wire::message& m, actions& a) override;
     bool holds_every_session() const override { return false; }
     void own_copies_doubted_locked(actions& a) override;
+    void majority_regained_locked() override;
 
     std::shared_ptr<session> wait_for(std::string_view id, bool& unavailable) override;
     bool unverified(std::string_view id) override;
@@ -185,8 +192,11 @@ private:
     copy_counts copy_whole(const std::vector<std::shared_ptr<session>>& due, std::chrono::milliseconds pause);
     /// Fetches sessions demoted by a pause whose backup left (restore_copies),
     /// then copies those now primary here to their new backup; within
-    /// reacquire_limit in all (the rest wait for their next request).
+    /// reacquire_limit once this node may fetch (the rest wait for their
+    /// next request). On the reacquirer_ thread.
     copy_counts reacquire_doubted(const std::vector<std::string>& ids);
+    /// Posts reacquire_doubted(ids) to reacquirer_ and logs what it did.
+    void post_reacquire(std::vector<std::string> ids, std::chrono::steady_clock::time_point since);
     void queue_location(wire::location_entry e);
     void send_locations();
     /// `entries` as LOCATIONS messages of at most locations_chunk_bytes each
@@ -199,6 +209,9 @@ private:
     void note_latency(std::chrono::steady_clock::duration d);
 
     std::shared_ptr<backup_counters> stats_ = std::make_shared<backup_counters>();
+    /// Runs reacquire_doubted: its fetches block, and must not hold up the
+    /// core's bulk thread, which answers the other members' digests.
+    worker reacquirer_;
 
     // Under repl_mutex_ (the core's).
     std::unordered_map<std::string, location> locations_;

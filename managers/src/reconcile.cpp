@@ -336,6 +336,7 @@ void replication_core::update_unverified_locked() {
             own_copies_doubted_locked(unused);
         } else {
             majority_since_ = steady::now();
+            majority_regained_locked();
         }
     }
     unverified_.store(blocking || minority || steady::now() < pause_hold_until_, std::memory_order_release);

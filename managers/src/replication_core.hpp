@@ -233,6 +233,8 @@ protected:
     /// be served elsewhere now. Under repl_mutex_, before any request or
     /// message is handled after the pause is noticed.
     virtual void own_copies_doubted_locked(actions& a) { (void)a; }
+    /// This node sees a majority again after a minority. Under repl_mutex_.
+    virtual void majority_regained_locked() {}
 
     void on_message(const membership::member& from, std::span<const std::uint8_t> payload);
     void on_member(const membership::member& m);

@@ -54,17 +54,19 @@ std::vector<std::string> statsd_lines(const std::string& prefix, const std::vect
         const auto before = last.find(r.name);
         switch (r.type) {
         case statsd_reading::kind::counter: {
-            // A total that went down (a restarted source) counts from zero.
-            const double base = before == last.end() || before->second.value > r.value ? 0 : before->second.value;
-            lines.push_back(name + ":" + number(r.value - base) + "|c");
+            // A total summed over peers goes down when a long-gone peer is
+            // forgotten: that interval counts nothing rather than the rest's
+            // whole lifetime again.
+            const double base = before == last.end() ? 0 : before->second.value;
+            lines.push_back(name + ":" + number(r.value > base ? r.value - base : 0) + "|c");
             break;
         }
         case statsd_reading::kind::gauge: lines.push_back(name + ":" + number(r.value) + "|g"); break;
         case statsd_reading::kind::timing: {
-            const bool reset = before == last.end() || before->second.count > r.count;
-            const double sum = r.value - (reset ? 0 : before->second.value);
-            const auto count = r.count - (reset ? 0 : before->second.count);
-            if (count > 0) {
+            const bool first = before == last.end();
+            const auto count = first || before->second.count > r.count ? 0 : r.count - before->second.count;
+            const double sum = first ? 0 : r.value - before->second.value;
+            if (count > 0 && sum >= 0) {
                 lines.push_back(name + ":" + number(sum / static_cast<double>(count)) + "|ms");
             }
             break;
@@ -149,7 +151,13 @@ void statsd_reporter::run() {
     while (!stopping_) {
         cv_.wait_for(lock, settings_.interval, [this] { return stopping_; });
         lock.unlock();
-        send_once(); // also once more on the way out
+        try {
+            send_once(); // also once more on the way out
+        } catch (const std::exception& e) {
+            // Best effort: a reading that cannot be taken (stats that do not
+            // encode) skips this interval, never the node.
+            warn(std::string("could not read the statistics: ") + e.what());
+        }
         lock.lock();
     }
 }
@@ -160,8 +168,10 @@ void statsd_reporter::send_once() {
     boost::system::error_code ec;
     net::io_context io;
     net::ip::udp::socket socket(io);
-    socket.open(net::ip::udp::v4(), ec);
-    const auto address = net::ip::make_address_v4(settings_.address, ec);
+    const auto address = net::ip::make_address_v4(settings_.address, ec); // checked by conf
+    if (!ec) {
+        socket.open(net::ip::udp::v4(), ec);
+    }
     const net::ip::udp::endpoint to(address, settings_.port);
     std::string datagram;
     std::size_t failed = 0;
@@ -182,9 +192,21 @@ void statsd_reporter::send_once() {
     }
     flush();
     if (ec || failed > 0) {
-        spdlog::warn("statsd: could not send to {}:{}: {}", settings_.address, settings_.port,
-                     ec ? ec.message() : std::to_string(failed) + " datagram(s) failed");
+        warn("could not send to " + settings_.address + ":" + std::to_string(settings_.port) + ": " +
+             (ec ? ec.message() : std::to_string(failed) + " datagram(s) failed"));
     }
+}
+
+void statsd_reporter::warn(const std::string& what) {
+    // The first time, then at most once a minute with how many since.
+    const auto now = std::chrono::steady_clock::now();
+    ++warnings_;
+    if (warned_at_ && now - *warned_at_ < std::chrono::minutes(1)) {
+        return;
+    }
+    spdlog::warn("statsd: {} ({} such since the last line)", what, warnings_ - 1);
+    warned_at_ = now;
+    warnings_ = 0;
 }
 
 } // namespace troupe::tools

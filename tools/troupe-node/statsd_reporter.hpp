@@ -3,11 +3,13 @@
 
 #include <troupe/conf/cluster_config.hpp>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,6 +57,7 @@ public:
 private:
     void run();
     void send_once();
+    void warn(const std::string& what);
 
     conf::statsd_section settings_;
     std::function<std::vector<statsd_reading>()> read_;
@@ -62,6 +65,8 @@ private:
     std::mutex mutex_;
     std::condition_variable cv_;
     bool stopping_ = false;
+    std::optional<std::chrono::steady_clock::time_point> warned_at_; ///< reporter thread only
+    std::uint64_t warnings_ = 0;
     std::thread thread_;
 };
 

@@ -136,6 +136,23 @@ void check_on_a_and_its_backup(backup_cluster& c, const std::string& id) {
     CHECK(value(node(c, h.backup.front()), id) == 1);
 }
 
+/// Members a to e (five: losing two leaves most of the cluster, which
+/// restores), `count` counters made on a. @return those backed up on b.
+std::vector<std::string> counters_on_a_backed_on_b(backup_cluster& c, std::size_t count) {
+    auto& a = c.add("a");
+    for (const auto* name : {"b", "c", "d", "e"}) {
+        c.add(name);
+    }
+    std::vector<std::string> on_b;
+    for (const auto& id : counters_on(c, a, static_cast<int>(count))) {
+        if (expected_backup(c, id, "a") == "b") {
+            on_b.push_back(id);
+        }
+    }
+    REQUIRE_FALSE(on_b.empty());
+    return on_b;
+}
+
 /// Waits (bounded) until no member is still copying sessions after a departure.
 void until_restored(backup_cluster& c) {
     {
@@ -510,30 +527,20 @@ namespace troupe::test {
 TEST_CASE("sessions a pause demoted whose backup then leaves are fetched again and get a second copy",
           "[managers][backup]") {
     backup_cluster c(use_sync);
-    auto& a = c.add("a");
-    c.add("b");
-    c.add("c");
-    c.add("d");
-    c.add("e"); // five: losing two leaves most of the cluster, which restores
-    const auto ids = counters_on(c, a, 40);
-    std::vector<std::string> on_b;
-    for (const auto& id : ids) {
-        if (expected_backup(c, id, "a") == "b") {
-            on_b.push_back(id);
-        }
-    }
-    REQUIRE_FALSE(on_b.empty());
+    constexpr std::size_t made = 40;
+    const auto on_b = counters_on_a_backed_on_b(c, made);
+    auto& a = node(c, "a");
     // a notices a pause: every session it served is demoted (fetched again
     // before it is served), and nobody else knows it holds the first copy.
     a.simulate_pause(5s);
     const auto demoted = [&] { return stats(a)["backup"]["demotions"].get<std::size_t>(); };
     {
         pumper p(c.bus);
-        for (int i = 0; i < 400 && demoted() < ids.size(); ++i) {
+        for (int i = 0; i < 400 && demoted() < made; ++i) {
             std::this_thread::sleep_for(10ms);
         }
     }
-    REQUIRE(demoted() == ids.size());
+    REQUIRE(demoted() == made);
     REQUIRE(c.pump());
     // Their backup leaves: without a second copy made now, a's death next
     // would lose them.
@@ -552,6 +559,35 @@ TEST_CASE("sessions a pause demoted whose backup then leaves are fetched again a
     for (const auto& id : on_b) {
         INFO(id);
         CHECK(increment(*c.nodes[0], id) == 2);
+    }
+}
+
+TEST_CASE("sessions a cut demoted whose backup died meanwhile are fetched again after the heal",
+          "[managers][backup]") {
+    // a is cut off (it demotes what it served); b, the backup of some of its
+    // sessions, dies meanwhile. a restores nothing while in a minority, and
+    // nobody else holds those sessions: after the heal, a fetches them and
+    // copies them to a new backup, once its view is no longer healing.
+    backup_cluster c(use_sync);
+    const auto on_b = counters_on_a_backed_on_b(c, 30);
+    auto& a = node(c, "a");
+    const auto a_id = c.bus.id_of("a");
+    c.bus.cut(a_id);
+    REQUIRE(c.pump());
+    kill(c, "b");
+    REQUIRE(c.pump());
+    c.bus.heal(a_id);
+    const auto reacquired = [&] { return stats(a)["backup"]["reacquired"].get<std::size_t>(); };
+    {
+        pumper p(c.bus);
+        for (int i = 0; i < 2000 && reacquired() < on_b.size(); ++i) {
+            std::this_thread::sleep_for(10ms);
+        }
+    }
+    until_restored(c);
+    CHECK(reacquired() == on_b.size());
+    for (const auto& id : on_b) {
+        check_on_a_and_its_backup(c, id);
     }
 }
 
@@ -661,7 +697,8 @@ TEST_CASE("a member back in a majority takes no copy while a member serving it e
     REQUIRE(c.pump());
     pumper p(c.bus);
     CHECK(increment(d, id) == -1); // unavailable: HTTP 503, not a second primary
-    CHECK(increment(node(c, "a"), id) == 2);
+    CHECK(increment(primary, id) == 2); // and the backup's copy was not fenced for d
+    CHECK(increment(node(c, "a"), id) == 3);
     CHECK(where(c, id).primary.size() == 1);
     // Once c and d see each other, d's request fetches the session as usual.
     c.bus.unsplit(c_id, d_id);
@@ -672,7 +709,7 @@ TEST_CASE("a member back in a majority takes no copy while a member serving it e
             std::this_thread::sleep_for(20ms);
         }
     }
-    CHECK(next == 3);
+    CHECK(next == 4);
     CHECK(where(c, id).primary == std::vector<std::string>{"d"});
 }
 
