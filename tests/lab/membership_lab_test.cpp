@@ -120,7 +120,7 @@ int loss_seconds() {
     if (const char* s = std::getenv("TROUPE_LAB_LOSS_SECONDS")) {
         return std::max(1, std::atoi(s));
     }
-    return 60;
+    return 30;
 }
 
 } // namespace
@@ -355,11 +355,11 @@ void no_removals_under_loss(int percent) {
 
 } // namespace
 
-TEST_CASE("30% incoming heartbeat loss on one node for 60 s: no member is removed anywhere", "[lab]") {
+TEST_CASE("30% incoming heartbeat loss on one node for 30 s: no member is removed anywhere", "[lab]") {
     no_removals_under_loss(30);
 }
 
-TEST_CASE("60% incoming heartbeat loss on one node for 60 s: no member is removed anywhere", "[lab]") {
+TEST_CASE("60% incoming heartbeat loss on one node for 30 s: no member is removed anywhere", "[lab]") {
     no_removals_under_loss(60);
 }
 
