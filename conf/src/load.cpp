@@ -88,6 +88,7 @@ enum class kind {
     size,
     flag,
     members,
+    names,
     send_options,
     queue_policy,
     failure_policy,
@@ -103,6 +104,7 @@ using field_ptr = std::variant<std::string*,
                                duration*,
                                bool*,
                                std::vector<host_port>*,
+                               std::vector<std::string>*,
                                queue_full_policy*,
                                replication_failure_policy*,
                                string_pairs*>;
@@ -115,7 +117,7 @@ struct key_spec {
 };
 
 // clang-format off
-const std::array<key_spec, 52> keys{{
+const std::array<key_spec, 55> keys{{
     {"cluster", "name", kind::text,
      [](cluster_config& c) -> field_ptr { return &c.cluster.name; }},
     {"cluster", "node", kind::text,
@@ -196,6 +198,12 @@ const std::array<key_spec, 52> keys{{
      [](cluster_config& c) -> field_ptr { return &c.manager.cookie_secure; }},
     {"manager", "filter", kind::text,
      [](cluster_config& c) -> field_ptr { return &c.manager.filter; }},
+    {"manager", "skip_paths", kind::text,
+     [](cluster_config& c) -> field_ptr { return &c.manager.skip_paths; }},
+    {"manager", "skip_headers", kind::names,
+     [](cluster_config& c) -> field_ptr { return &c.manager.skip_headers; }},
+    {"manager", "route_rewrite", kind::flag,
+     [](cluster_config& c) -> field_ptr { return &c.manager.route_rewrite; }},
     {"manager", "max_inactive", kind::duration,
      [](cluster_config& c) -> field_ptr { return &c.manager.max_inactive; }},
     {"manager", "send_options", kind::send_options,
@@ -321,6 +329,8 @@ std::string_view expectation(kind type) {
         return "expected true or false";
     case kind::members:
         return "expected a list of host:port";
+    case kind::names:
+        return "expected a list of strings, like [X-Health-Check]";
     case kind::send_options:
         return send_options_hint;
     case kind::queue_policy:
@@ -761,6 +771,8 @@ private:
         bool complete = true; // false when a part was unreadable, and reported
         if (spec.type == kind::members) {
             problem = read_members(*std::get<std::vector<host_port>*>(field), value, src);
+        } else if (spec.type == kind::names) {
+            problem = read_names(*std::get<std::vector<std::string>*>(field), path, value, src, complete);
         } else if (spec.type == kind::pairs) {
             problem = read_pairs(*std::get<string_pairs*>(field), path, value, src, complete);
         } else if (spec.type == kind::text && value.IsNull()) {
@@ -838,10 +850,44 @@ private:
             }
             return expected(type, value);
         case kind::members:
+        case kind::names:
         case kind::pairs:
             break;
         }
         return expected(type, value);
+    }
+
+    // A list of strings; each entry's position is marked under `<path>[i]`,
+    // where validate()'s findings about it point. An entry that is not a
+    // string is reported and makes the list unreliable (`complete` false).
+    std::string read_names(std::vector<std::string>& out,
+                           const std::string& path,
+                           const YAML::Node& value,
+                           const source& src,
+                           bool& complete) {
+        if (!value.IsNull() && !value.IsSequence()) {
+            return expected(kind::names, value);
+        }
+        const std::string prefix = path + "[";
+        std::erase_if(marks_, [&](const auto& entry) {
+            return entry.first.compare(0, prefix.size(), prefix) == 0;
+        });
+        std::vector<std::string> names;
+        std::size_t index = 0;
+        for (const auto& element : value) {
+            const std::string entry_path = prefix + std::to_string(index++) + "]";
+            const auto pos = at(src, element.Mark());
+            marks_[entry_path] = pos;
+            if (!element.IsScalar()) {
+                error(pos, entry_path, "expected a string (got " + describe(element) + ")");
+                unreliable_.insert(entry_path);
+                complete = false;
+            }
+            // Kept even when unreadable, so that indexes match the file.
+            names.push_back(element.IsScalar() ? element.Scalar() : std::string());
+        }
+        out = std::move(names);
+        return {};
     }
 
     // Each entry gets its own path (`membership.static[2]`) and position, so that
@@ -1109,6 +1155,15 @@ void emit_value(YAML::Emitter& out, const key_spec& spec, const field_ptr& field
         out << YAML::BeginSeq;
         for (const auto& member : members) {
             out << host_port_text(member);
+        }
+        out << YAML::EndSeq;
+        break;
+    }
+    case kind::names: {
+        const auto& names = *std::get<std::vector<std::string>*>(field);
+        out << YAML::Flow << YAML::BeginSeq;
+        for (const auto& name : names) {
+            out << name;
         }
         out << YAML::EndSeq;
         break;

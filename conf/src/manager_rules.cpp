@@ -131,6 +131,18 @@ std::optional<std::string> cookie_problem(std::string_view cookie) {
     return std::nullopt;
 }
 
+std::optional<std::string> header_name_problem(std::string_view name) {
+    if (name.empty()) {
+        return "must not be empty (a header field name, like X-Health-Check)";
+    }
+    // The same token grammar as a cookie name.
+    if (!is_cookie_name(name)) {
+        return "must be a header field name: visible ASCII without spaces or ()<>@,;:\\\"/[]?={} (got " +
+               detail::quote(name) + ")";
+    }
+    return std::nullopt;
+}
+
 std::optional<std::string> filter_problem(std::string_view filter) {
     const auto code = regex_error_of(filter);
     if (!code) {

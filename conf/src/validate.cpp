@@ -400,6 +400,11 @@ void check_manager(const cluster_config& config, checker& c) {
     rule("manager.context", manager_rules::context_problem(manager.context));
     rule("manager.cookie", manager_rules::cookie_problem(manager.cookie));
     rule("manager.filter", manager_rules::filter_problem(manager.filter));
+    rule("manager.skip_paths", manager_rules::filter_problem(manager.skip_paths));
+    for (std::size_t i = 0; i < manager.skip_headers.size(); ++i) {
+        rule("manager.skip_headers[" + std::to_string(i) + "]",
+             manager_rules::header_name_problem(manager.skip_headers[i]));
+    }
     // 0 means never (Tomcat's 0 or negative); the manager counts in seconds.
     if (c.trusted({"manager.max_inactive"})) {
         constexpr duration second{1000};

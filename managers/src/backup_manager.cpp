@@ -202,6 +202,35 @@ void backup_manager::id_gone(const std::string& id) {
     locations_.erase(id);
 }
 
+void backup_manager::renamed_here(const std::string& old_id, std::uint64_t version) {
+    // The proxies forget the old id, and a copy handed over under it (the
+    // backup's before a fetch) ends: nobody would ever send it a newer
+    // location. The new backup gets the rename itself (id_changed).
+    wire::location_entry e;
+    e.id = old_id;
+    e.primary = self_.id;
+    e.version = version;
+    e.gone = true;
+    queue_location(std::move(e));
+}
+
+void backup_manager::route_renamed(const std::string& old_id, const std::string& new_id, std::uint64_t version) {
+    replication_core::route_renamed(old_id, new_id, version);
+    {
+        std::lock_guard lock(repl_mutex_);
+        locations_.erase(old_id);
+    }
+    // As renamed_here(), but the old id may come back (a later rewrite to
+    // its route): the others end it only up to `version`.
+    wire::location_entry e;
+    e.id = old_id;
+    e.primary = self_.id;
+    e.version = version;
+    e.gone = true;
+    e.renamed = true;
+    queue_location(std::move(e));
+}
+
 // ---------------------------------------------------------------------------
 // Receiving
 
@@ -271,7 +300,7 @@ void backup_manager::on_locations(const member& from, const wire::locations_msg&
         if (e.gone) {
             locations_.erase(e.id);
             if (mine && !r.primary && mine->version <= e.version) {
-                tombstone_locked(e.id, e.version);
+                tombstone_locked(e.id, e.version, e.renamed);
                 awaiting_.erase(e.id);
                 store().erase(e.id);
                 stats_->copies_dropped.fetch_add(1, std::memory_order_relaxed);

@@ -126,6 +126,8 @@ protected:
     std::shared_ptr<session> wait_for(std::string_view id, bool& unavailable) override;
     bool unverified(std::string_view id) override;
     void expired_here(const std::shared_ptr<session>& s) override;
+    void renamed_here(const std::string& old_id, std::uint64_t version) override;
+    void route_renamed(const std::string& old_id, const std::string& new_id, std::uint64_t version) override;
     void id_gone(const std::string& id) override;
     void add_stats(nlohmann::json& j) const override;
     void add_metrics(std::string& out) const override;

@@ -21,6 +21,13 @@ std::vector<std::string> validate(const manager_config& c) {
     rule("context", conf::manager_rules::context_problem(c.context));
     rule("cookie", conf::manager_rules::cookie_problem(c.cookie));
     rule("filter", conf::manager_rules::filter_problem(c.filter));
+    rule("skip_paths", conf::manager_rules::filter_problem(c.skip_paths));
+    for (std::size_t i = 0; i < c.skip_headers.size(); ++i) {
+        rule("skip_headers[" + std::to_string(i) + "]", conf::manager_rules::header_name_problem(c.skip_headers[i]));
+    }
+    if (c.route_alias_time.count() < 0) {
+        problems.push_back("route_alias_time: must not be negative (0: no alias)");
+    }
     rule("send_options", conf::manager_rules::send_options_problem(c.send_options));
     if (c.state_transfer_timeout.count() <= 0) {
         problems.push_back("state_transfer_timeout: must be greater than 0");

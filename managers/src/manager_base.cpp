@@ -20,11 +20,27 @@ struct request_scope::state final : detail::handle_backend {
     std::optional<session_handle> handle;
     bool created = false;
     bool rotated = false;
+    bool skipped = false;
+    /// The session's route names a member out of the view: the first change
+    /// the request makes gives it this member's route (rewrite_route).
+    bool rewrite_pending = false;
+    std::string cookie_id; ///< as the request named it (id_changed() compares)
+
+    /// Before the request's first change: a read renames nothing (a rename is
+    /// a replicated write, and one made by a mere read on another member,
+    /// before this one's reached it, would fork the session in two ids).
+    void before_change() {
+        if (rewrite_pending) {
+            rewrite_pending = false;
+            mgr->rewrite_route(s);
+        }
+    }
     bool unavailable = false; ///< the cookie's session exists somewhere but could not be had
     bool ended = false;
     end_result result;
 
     void set_attribute(std::string_view name, attribute value) override {
+        before_change();
         if (auto existed = detail::session_access::set(*s, name, std::move(value))) {
             mgr->fire({*existed ? session_event::kind::attribute_replaced : session_event::kind::attribute_added,
                        s->id(), std::string(name), false, false});
@@ -32,6 +48,7 @@ struct request_scope::state final : detail::handle_backend {
     }
 
     void remove_attribute(std::string_view name) override {
+        before_change();
         if (auto existed = detail::session_access::remove(*s, name); existed && *existed) {
             mgr->fire({session_event::kind::attribute_removed, s->id(), std::string(name), false, false});
         }
@@ -39,6 +56,7 @@ struct request_scope::state final : detail::handle_backend {
 
     void update_attribute(std::string_view name,
                           const std::function<attribute(const attribute*)>& fn) override {
+        before_change();
         if (auto existed = detail::session_access::update(*s, name, fn)) {
             mgr->fire({*existed ? session_event::kind::attribute_replaced : session_event::kind::attribute_added,
                        s->id(), std::string(name), false, false});
@@ -46,6 +64,7 @@ struct request_scope::state final : detail::handle_backend {
     }
 
     void set_max_inactive(std::chrono::seconds interval) override {
+        before_change();
         detail::session_access::set_max_inactive(*s, interval);
     }
 
@@ -90,7 +109,7 @@ session_handle* request_scope::session(bool create) {
         return nullptr;
     }
     if (!state_->s) {
-        if (!create || state_->unavailable) {
+        if (!create || state_->unavailable || state_->skipped) {
             return nullptr; // never a silently empty session in place of one that exists
         }
         state_->s = state_->mgr->create_session();
@@ -108,7 +127,12 @@ std::string request_scope::session_id() const {
 
 bool request_scope::unavailable() const noexcept { return state_ && state_->unavailable; }
 
-bool request_scope::id_changed() const { return state_ && (state_->created || state_->rotated); }
+bool request_scope::id_changed() const {
+    // Also a route rewrite, or a cookie that named an alias of the id.
+    return state_ && state_->s && (state_->created || state_->rotated || state_->s->id() != state_->cookie_id);
+}
+
+bool request_scope::skipped() const noexcept { return state_ && state_->skipped; }
 
 void request_scope::rotate_id() {
     if (!state_ || state_->ended || !state_->s) {
@@ -162,9 +186,13 @@ namespace detail {
 manager_base::manager_base(std::string node_name, manager_config config)
     : config_(std::move(config))
     , node_(std::move(node_name))
+    , aliases_(config_.route_alias_time)
     , timers_("troupe-mgr-" + config_.context) {
     if (!config_.filter.empty()) {
         filter_.emplace(config_.filter, std::regex::ECMAScript | std::regex::optimize);
+    }
+    if (!config_.skip_paths.empty()) {
+        skip_paths_.emplace(config_.skip_paths, std::regex::ECMAScript | std::regex::optimize);
     }
     // Ids are str8 on the wire: 32 hex digits, '.', and at most 200 of the name.
     if (node_.size() > 200) {
@@ -186,26 +214,73 @@ void manager_base::stop_base() {
     timers_.stop();
 }
 
-request_scope manager_base::begin_request(std::string_view cookie_id, std::string_view path) {
+bool manager_base::skips(const request_info& request) const {
+    if (skip_paths_ && std::regex_match(request.path.begin(), request.path.end(), *skip_paths_)) {
+        return true;
+    }
+    if (request.has_header) {
+        for (const auto& name : config_.skip_headers) {
+            if (request.has_header(name)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+request_scope manager_base::begin_request(const request_info& request) {
     counters_.requests.fetch_add(1, std::memory_order_relaxed);
     auto st = std::make_unique<request_scope::state>();
     st->mgr = this;
-    st->replicates = !filter_ || !std::regex_match(path.begin(), path.end(), *filter_);
+    if (skips(request)) {
+        // Neither created nor looked up: a health check must not keep a
+        // session alive, nor wait for a state transfer or a fetch.
+        counters_.requests_skipped.fetch_add(1, std::memory_order_relaxed);
+        st->skipped = true;
+        st->replicates = false;
+        return request_scope(std::move(st));
+    }
+    st->replicates = !filter_ || !std::regex_match(request.path.begin(), request.path.end(), *filter_);
     if (!st->replicates) {
         counters_.requests_filtered.fetch_add(1, std::memory_order_relaxed);
     }
-    if (!cookie_id.empty() && cookie_id.size() <= wire::max_id) {
-        auto s = store_.find(cookie_id);
+    st->cookie_id = std::string(request.cookie_id);
+    if (!st->cookie_id.empty() && st->cookie_id.size() <= wire::max_id) {
+        std::string id = st->cookie_id;
+        auto s = store_.find(id);
+        if (!s) {
+            // The id was route-rewritten (here, or where a copy is held) a
+            // moment ago: the client has not had the new cookie yet. Only
+            // while the new id is held here: else the rename may not have
+            // stood (its request failed, the client kept the old id and
+            // went on with it elsewhere), and the old id is the one to look for.
+            if (auto to = aliases_.find(id, now())) {
+                if (auto renamed = store_.find(*to)) {
+                    counters_.alias_hits.fetch_add(1, std::memory_order_relaxed);
+                    id = std::move(*to);
+                    s = std::move(renamed);
+                }
+            }
+        }
         // unverified() looks the id up again: if the copy found here left the
         // store meanwhile (a newer location dropped it, or the session ended
         // elsewhere), its answer was about another copy or none, so wait_for()
         // decides. A copy that left the store never comes back to it.
-        if (!s || unverified(cookie_id) || store_.find(cookie_id) != s) {
-            s = wait_for(cookie_id, st->unavailable);
+        if (!s || unverified(id) || store_.find(id) != s) {
+            s = wait_for(id, st->unavailable);
         }
         if (s && session_access::begin_use(*s, now())) {
             st->s = std::move(s);
         }
+    }
+    // A request for a session whose route names a member that is no longer
+    // in the view (killed, cut off, left): the balancer failed it over here.
+    // Its first change gives the session this member's route, so that the
+    // next request sticks here. Only on a replicating request: its end sends
+    // the rename with the change.
+    if (st->s && st->replicates && config_.route_rewrite) {
+        const auto route = route_of(st->s->id());
+        st->rewrite_pending = !route.empty() && route != node_ && !route_in_view(route);
     }
     return request_scope(std::move(st));
 }
@@ -258,7 +333,64 @@ bool manager_base::rotate(const std::shared_ptr<session>& s) {
     }
     counters_.rotated.fetch_add(1, std::memory_order_relaxed);
     id_gone(old_id);
+    renamed_here(old_id, s->version());
     return true;
+}
+
+// Route rewrite through membership changes (tests: route_rewrite_test.cpp,
+// the HAProxy integration test, consistency-check --via haproxy):
+//  1. The route's member was killed or left: it is out of the view, and the
+//     member serving the next request takes the route; the rename goes out
+//     with the request's change (id_changed), the old id is an alias here and
+//     on every copy holder for route_alias_time.
+//  2. The route's member is frozen or cut off but still in the view (the
+//     balancer gave up on it first): a detour, the id keeps its route.
+//  3. It was removed but lives on (a long freeze, a cut): the rename ends the
+//     old id only up to the rename's version (a route tombstone); its stale
+//     copy is refused or reconciled as any stale copy when it comes back.
+//  4. The id comes back (x.a -> x.b -> x.a, when b fails later): a message past
+//     a route tombstone's version lifts it, digests and LOCATIONS carry the
+//     flag, and the member that renames drops its own tombstone of the id.
+//  5. A member that joins after the rename learns the new id (state transfer,
+//     LOCATIONS), not the alias: a request still carrying the old id there
+//     misses (a new session). HAProxy's hash on the cookie sends such late
+//     requests to the member that renamed, while the old route is down.
+//  6. Concurrent requests on one member: one renames (the store's rename is
+//     atomic), the others find the session renamed or through the alias.
+//  7. Concurrent requests on two members that both lost the route's member:
+//     two renames, two ids (both sessions hold the state up to then; the
+//     client keeps the last cookie). The shipped HAProxy configuration hashes
+//     the cookie so that one user's requests reach one survivor.
+bool manager_base::rewrite_route(const std::shared_ptr<session>& s) {
+    if (!s->valid()) {
+        return false;
+    }
+    const auto old_id = s->id();
+    auto new_id = with_route(old_id, node_);
+    if (!new_id || *new_id == old_id) {
+        return false;
+    }
+    // The alias first: a request that misses the old id from now on finds it.
+    const bool aliased = aliases_.add(old_id, *new_id, now());
+    if (!store_.rename(s, old_id, *new_id)) {
+        // Renamed meanwhile (a concurrent request rewrote it first), or the
+        // new id is taken: the session keeps the id it has.
+        if (aliased) {
+            aliases_.erase(old_id);
+        }
+        return false;
+    }
+    counters_.route_rewrites.fetch_add(1, std::memory_order_relaxed);
+    // Its rename is the next step: whatever comes about the old id up to
+    // that step is stale, and the id may come back later (route_renamed()).
+    route_renamed(old_id, *new_id, s->version() + 1);
+    return true;
+}
+
+void manager_base::renamed_elsewhere(const std::string& from, const std::string& to) {
+    if (same_but_route(from, to)) {
+        aliases_.add(from, to, now());
+    }
 }
 
 void manager_base::destroyed(const std::shared_ptr<session>& s, const std::string& id, bool expired,
@@ -399,6 +531,10 @@ std::string manager_base::stats_json() const {
     const auto& c = counters_;
     j["requests"] = c.requests.load();
     j["requests_filtered"] = c.requests_filtered.load();
+    j["requests_skipped"] = c.requests_skipped.load();
+    j["route_rewrites"] = c.route_rewrites.load();
+    j["route_aliases"] = aliases_.size();
+    j["route_alias_hits"] = c.alias_hits.load();
     j["created"] = c.created.load();
     j["expired"] = c.expired.load();
     j["invalidated"] = c.invalidated.load();
@@ -424,6 +560,10 @@ std::string manager_base::metrics_text() const {
     gauge("troupe_sessions", store_.size());
     counter("troupe_session_requests_total", c.requests.load());
     counter("troupe_session_requests_filtered_total", c.requests_filtered.load());
+    counter("troupe_session_requests_skipped_total", c.requests_skipped.load());
+    counter("troupe_session_route_rewrites_total", c.route_rewrites.load());
+    gauge("troupe_session_route_aliases", aliases_.size());
+    counter("troupe_session_route_alias_hits_total", c.alias_hits.load());
     counter("troupe_sessions_created_total", c.created.load());
     counter("troupe_sessions_expired_total", c.expired.load());
     counter("troupe_sessions_invalidated_total", c.invalidated.load());

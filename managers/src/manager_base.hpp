@@ -4,6 +4,7 @@
 #include <troupe/managers/manager.hpp>
 
 #include "rate_limit.hpp"
+#include "route.hpp"
 #include "session_access.hpp"
 #include "session_store.hpp"
 #include "worker.hpp"
@@ -26,6 +27,9 @@ namespace troupe::managers::detail {
 struct manager_counters {
     std::atomic<std::uint64_t> requests{0};
     std::atomic<std::uint64_t> requests_filtered{0};
+    std::atomic<std::uint64_t> requests_skipped{0};
+    std::atomic<std::uint64_t> route_rewrites{0};
+    std::atomic<std::uint64_t> alias_hits{0};
     std::atomic<std::uint64_t> created{0};
     std::atomic<std::uint64_t> expired{0};
     std::atomic<std::uint64_t> invalidated{0};
@@ -42,7 +46,8 @@ public:
     manager_base(std::string node_name, manager_config config);
     ~manager_base() override;
 
-    request_scope begin_request(std::string_view cookie_id, std::string_view path) override;
+    using session_manager::begin_request;
+    request_scope begin_request(const request_info& request) override;
     void add_listener(session_listener listener) override;
     std::shared_ptr<session> find(std::string_view id) const override;
     std::size_t size() const override;
@@ -62,6 +67,9 @@ public:
     /// One session left the store (invalidated or expired here).
     void destroyed(const std::shared_ptr<session>& s, const std::string& id, bool expired, bool replicated);
     bool rotate(const std::shared_ptr<session>& s);
+    /// Gives `s` this member's route (manager_config::route_rewrite); the old
+    /// id becomes an alias. @return false if it already had it or was renamed meanwhile.
+    bool rewrite_route(const std::shared_ptr<session>& s);
     end_result finish(const std::shared_ptr<session>& s, bool replicates);
     void finish_async(const std::shared_ptr<session>& s, bool replicates, end_handler done);
     wall_clock::time_point now() const { return config_.now ? config_.now() : wall_clock::now(); }
@@ -91,6 +99,17 @@ protected:
     virtual void expired_here(const std::shared_ptr<session>& s) { (void)s; }
     /// A session id left the store (expired, invalidated, renamed away).
     virtual void id_gone(const std::string& id) { (void)id; }
+    /// A session served here was rotated away from `old_id` at `version`
+    /// (before the rotation's own step); id_gone() has been called.
+    virtual void renamed_here(const std::string& old_id, std::uint64_t version) { (void)old_id, (void)version; }
+    /// A session served here was route-rewritten away from `old_id`, whose
+    /// last step is `version`. Unlike a rotation's, the old id may come back
+    /// (a later rewrite to that route): it ends only up to `version`.
+    /// `new_id` (this member's route) may have ended here in an earlier life.
+    virtual void route_renamed(const std::string& old_id, const std::string& new_id, std::uint64_t version) {
+        (void)new_id, (void)version;
+        id_gone(old_id);
+    }
     /// Extra wait for sessions another member served last (their expiry is its job).
     virtual std::chrono::milliseconds expiry_grace() const { return std::chrono::milliseconds(0); }
     /// begin_request found no session for `id`: a replicating manager may wait
@@ -101,6 +120,11 @@ protected:
         (void)id, (void)unavailable;
         return nullptr;
     }
+    /// Whether a member named `route` is in this member's view (alive or
+    /// suspected, not yet removed): a request for its session that landed
+    /// here is a detour (the balancer thought it down for a moment), not a
+    /// failover, and the id keeps its route.
+    virtual bool route_in_view(std::string_view route) const { (void)route; return false; }
     /// True when the copy held for `id` (if any) may be stale and must not be
     /// served before wait_for() (this node rejoined, or reconciles after a pause).
     virtual bool unverified(std::string_view id) { (void)id; return false; }
@@ -110,12 +134,20 @@ protected:
     /// What this member's copy is, for copies_json().
     virtual std::string_view role_name(const session& s) const { (void)s; return "copy"; }
 
+    /// `from` was renamed to `to` elsewhere: when only the route changed, the
+    /// old id stays an alias here too. Takes only the alias table's lock.
+    void renamed_elsewhere(const std::string& from, const std::string& to);
+
     detail::rate_limit failure_log_{std::chrono::seconds(1)};
 
 private:
+    bool skips(const request_info& request) const;
+
     manager_config config_;
     std::string node_;
     std::optional<std::regex> filter_;
+    std::optional<std::regex> skip_paths_;
+    alias_table aliases_;
     session_store store_;
     worker timers_;
     manager_counters counters_;

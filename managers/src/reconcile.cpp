@@ -212,7 +212,7 @@ void replication_core::on_digest_entry_locked(const member& from, const wire::di
             }
         }
         if (!tombstoned_locked(e.id)) {
-            tombstone_locked(e.id, e.where.version);
+            tombstone_locked(e.id, e.where.version, e.route);
         }
         if (s) {
             counters_->tombstones_applied.fetch_add(1, std::memory_order_relaxed);
@@ -220,7 +220,7 @@ void replication_core::on_digest_entry_locked(const member& from, const wire::di
         }
         return;
     }
-    if (tombstoned_locked(e.id) || awaiting_.count(e.id) > 0) {
+    if (dead_locked(e.id, e.where.version) || awaiting_.count(e.id) > 0) {
         return; // ended here (our digest tells them), or a copy is on its way
     }
     auto s = find(e.id);

@@ -96,7 +96,7 @@ void replication_core::answer_get_all(const member& from, const wire::get_all_ms
             std::lock_guard lock(repl_mutex_);
             ended.reserve(tombstones_.size());
             for (const auto& [id, ts] : tombstones_) {
-                ended.push_back({id, {ts.version, 0, 0}, true});
+                ended.push_back({id, {ts.version, 0, 0}, true, ts.route});
             }
         }
         for (const auto& e : ended) {

@@ -209,12 +209,13 @@ void replication_core::run(actions& a) {
 
 bool replication_core::tombstoned_locked(const std::string& id) const { return tombstones_.count(id) > 0; }
 
-void replication_core::tombstone_locked(const std::string& id, std::uint64_t version) {
+void replication_core::tombstone_locked(const std::string& id, std::uint64_t version, bool route) {
     const auto t = steady::now();
-    auto [it, fresh] = tombstones_.try_emplace(id, tombstone{t, version});
+    auto [it, fresh] = tombstones_.try_emplace(id, tombstone{t, version, route});
     if (!fresh) {
         it->second.at = t;
         it->second.version = std::max(it->second.version, version);
+        it->second.route = it->second.route && route; // an end for good stays one
     }
     // A refreshed one gets a new place in the order; the old place expires
     // nothing (its time no longer matches).
@@ -225,9 +226,21 @@ void replication_core::tombstone_locked(const std::string& id, std::uint64_t ver
     }
 }
 
+bool replication_core::dead_locked(const std::string& id, std::uint64_t version) {
+    const auto it = tombstones_.find(id);
+    if (it == tombstones_.end()) {
+        return false;
+    }
+    if (it->second.route && version > it->second.version) {
+        tombstones_.erase(it); // its place in tombstone_order_ expires nothing
+        return false;
+    }
+    return true;
+}
+
 void replication_core::on_delta_locked(const member& from, wire::delta_msg& d, actions& a) {
     counters_->deltas_received.fetch_add(1, std::memory_order_relaxed);
-    if (tombstoned_locked(d.id)) {
+    if (dead_locked(d.id, d.after)) {
         counters_->tombstone_drops.fetch_add(1, std::memory_order_relaxed);
         return;
     }
@@ -316,7 +329,7 @@ void replication_core::await_locked(const std::string& id, const member_id& ask,
 }
 
 bool replication_core::install_locked(const wire::full_session& f, install_mode mode, actions& a) {
-    if (tombstoned_locked(f.id)) {
+    if (dead_locked(f.id, f.version)) {
         counters_->tombstone_drops.fetch_add(1, std::memory_order_relaxed);
         return false;
     }
@@ -435,11 +448,14 @@ void replication_core::on_accessed_locked(const wire::accessed_msg& m) {
 
 void replication_core::on_id_changed_locked(const member& from, const wire::id_changed_msg& m, actions& a) {
     counters_->id_changes_received.fetch_add(1, std::memory_order_relaxed);
-    if (tombstoned_locked(m.new_id)) {
+    if (dead_locked(m.new_id, m.after)) {
         counters_->tombstone_drops.fetch_add(1, std::memory_order_relaxed);
         return;
     }
-    tombstone_locked(m.old_id, m.after);
+    tombstone_locked(m.old_id, m.after, same_but_route(m.old_id, m.new_id));
+    // A route rewrite elsewhere: a request carrying the old id that lands
+    // here finds the session under its new one (a copy holder's alias).
+    renamed_elsewhere(m.old_id, m.new_id);
     if (awaiting_.erase(m.old_id) > 0) {
         await_locked(m.new_id, from.id, a, nullptr);
         return;

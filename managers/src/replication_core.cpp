@@ -558,6 +558,24 @@ void replication_core::expired_here(const std::shared_ptr<session>& s) {
     }
 }
 
+bool replication_core::route_in_view(std::string_view route) const {
+    for (const auto& m : link_->members()) {
+        if (m.name == route && m.state != membership::member_state::gone &&
+            m.state != membership::member_state::left) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void replication_core::route_renamed(const std::string& old_id, const std::string& new_id, std::uint64_t version) {
+    std::lock_guard lock(repl_mutex_);
+    tombstone_locked(old_id, version, true);
+    // Taken back under an id it had before (x.a -> x.b -> x.a): that id's
+    // old end must not drop what comes for it now.
+    tombstones_.erase(new_id);
+}
+
 void replication_core::id_gone(const std::string& id) {
     std::lock_guard lock(repl_mutex_);
     // Ended or renamed here: whatever version a copy elsewhere is at, it ended.

@@ -89,6 +89,8 @@ protected:
     void id_gone(const std::string& id) override;
     std::chrono::milliseconds expiry_grace() const override;
     std::shared_ptr<session> wait_for(std::string_view id, bool& unavailable) override;
+    bool route_in_view(std::string_view route) const override;
+    void route_renamed(const std::string& old_id, const std::string& new_id, std::uint64_t version) override;
     bool unverified(std::string_view id) override;
     void add_stats(nlohmann::json& j) const override;
     void add_metrics(std::string& out) const override;
@@ -154,6 +156,9 @@ protected:
     struct tombstone {
         std::chrono::steady_clock::time_point at;
         std::uint64_t version = 0;
+        /// Renamed away by a route rewrite: the id may come back (x.a -> x.b
+        /// -> x.a), and a message past `version` is about that new life.
+        bool route = false;
     };
 
     /// Work decided under repl_mutex_ and done after releasing it.
@@ -259,7 +264,11 @@ protected:
     void await_locked(const std::string& id, const membership::member_id& ask, actions& a,
                       wire::delta_msg* buffered);
     bool tombstoned_locked(const std::string& id) const;
-    void tombstone_locked(const std::string& id, std::uint64_t version);
+    void tombstone_locked(const std::string& id, std::uint64_t version, bool route = false);
+    /// Whether a message about `id` at `version` is about an ended id: a
+    /// tombstone blocks it, except a route rewrite's below `version` (which
+    /// the id coming back lifts).
+    bool dead_locked(const std::string& id, std::uint64_t version);
     /// Ends our copy because another member ended the id at `version` or later.
     void drop_locked(const std::string& id, bool invalidated, actions& a);
 

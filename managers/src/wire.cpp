@@ -19,9 +19,11 @@ constexpr std::size_t member_id_size = 16;
 constexpr std::size_t min_location = min_id + 2 * member_id_size + 8 + 1;
 // A location entry's flags.
 constexpr std::uint8_t location_gone = 1;
+constexpr std::uint8_t location_renamed = 2; // only with location_gone
 
 // A digest entry's flags.
 constexpr std::uint8_t flag_tombstone = 2;
+constexpr std::uint8_t flag_route_tombstone = 4; // only with flag_tombstone
 
 class reader {
 public:
@@ -372,10 +374,12 @@ boost::system::error_code decode(std::span<const std::uint8_t> bytes, message& o
             e.where.tag = r.u64();
             e.where.acked = r.u64();
             const auto flags = r.u8();
-            if (!r.failed() && (flags & ~flag_tombstone) != 0) {
+            if (!r.failed() && ((flags & ~(flag_tombstone | flag_route_tombstone)) != 0 ||
+                                (flags & (flag_tombstone | flag_route_tombstone)) == flag_route_tombstone)) {
                 r.fail(error::bad_value);
             }
             e.tombstone = (flags & flag_tombstone) != 0;
+            e.route = (flags & flag_route_tombstone) != 0;
             if (!r.failed() && e.tombstone && (e.where.acked != 0 || e.where.tag != 0)) {
                 r.fail(error::bad_value); // a tombstone has no lineage
             }
@@ -428,10 +432,12 @@ boost::system::error_code decode(std::span<const std::uint8_t> bytes, message& o
             e.backup = r.member();
             e.version = r.u64();
             const auto flags = r.u8();
-            if (!r.failed() && (flags & ~location_gone) != 0) {
+            if (!r.failed() && ((flags & ~(location_gone | location_renamed)) != 0 ||
+                                (flags & (location_gone | location_renamed)) == location_renamed)) {
                 r.fail(error::bad_value);
             }
             e.gone = (flags & location_gone) != 0;
+            e.renamed = (flags & location_renamed) != 0;
             m.entries.push_back(std::move(e));
         }
         out = std::move(m);
@@ -563,7 +569,7 @@ void counted_writer::add_digest(const digest_entry& e) {
     append_u64(out_, e.where.version);
     append_u64(out_, e.tombstone ? 0 : e.where.tag);
     append_u64(out_, e.tombstone ? 0 : e.where.acked);
-    append_u8(out_, e.tombstone ? flag_tombstone : 0);
+    append_u8(out_, static_cast<std::uint8_t>(e.tombstone ? flag_tombstone | (e.route ? flag_route_tombstone : 0) : 0));
     ++count_;
 }
 
@@ -699,7 +705,8 @@ buffer encode(const message& msg) {
                     append_member_id(out, e.primary);
                     append_member_id(out, e.backup);
                     append_u64(out, e.version);
-                    append_u8(out, e.gone ? location_gone : 0);
+                    append_u8(out, static_cast<std::uint8_t>((e.gone ? location_gone : 0) |
+                                                             (e.gone && e.renamed ? location_renamed : 0)));
                 }
             }
         },

@@ -162,6 +162,9 @@ struct digest_entry {
     std::string id;
     stamp where;
     bool tombstone = false;
+    /// With `tombstone`: a route rewrite's, so the id may come back at a
+    /// version past where.version; else it ended for good.
+    bool route = false;
 
     friend bool operator==(const digest_entry&, const digest_entry&) = default;
 };
@@ -205,6 +208,9 @@ struct location_entry {
     membership::member_id backup; ///< nil: no backup (a single member)
     std::uint64_t version = 0;
     bool gone = false;
+    /// With `gone`: renamed by a route rewrite, so the id may come back later
+    /// (at a higher version); else it ended for good.
+    bool renamed = false;
 
     friend bool operator==(const location_entry&, const location_entry&) = default;
 };

@@ -38,6 +38,7 @@ public:
         std::filesystem::remove_all(dir_, ec);
     }
     const std::string& cluster() const { return cluster_; }
+    const std::filesystem::path& dir() const { return dir_; }
 
     /// Writes a cluster file; `extra` is appended YAML.
     std::string write_config(const std::string& name, const std::string& extra = "") const {

@@ -14,6 +14,8 @@
 #include <boost/beast/http.hpp>
 
 #include <chrono>
+#include <cstdlib>
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -592,4 +594,230 @@ TEST_CASE("backup manager: a proxy fetches the session once for concurrent reque
     const auto after = get(t.a->http(), "/counter", cookie);
     REQUIRE(after.status == 200);
     CHECK(after.json()["counter"] == 12);
+}
+
+// ---------------------------------------------------------------------------
+// Through HAProxy (Debian's package), configured by tools/haproxy-config.
+
+namespace {
+
+/// An absolute path to `name` on PATH or in /usr/sbin (Debian puts haproxy there).
+std::string find_program(const std::string& name) {
+    std::string dirs = std::getenv("PATH") ? std::getenv("PATH") : "";
+    dirs += ":/usr/sbin:/usr/bin";
+    std::stringstream in(dirs);
+    for (std::string dir; std::getline(in, dir, ':');) {
+        const auto path = std::filesystem::path(dir) / name;
+        if (!dir.empty() && ::access(path.c_str(), X_OK) == 0) {
+            return path.string();
+        }
+    }
+    return {};
+}
+
+/// tools/haproxy-config's output for these arguments.
+std::string haproxy_config(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{find_program("python3"), std::string(TROUPE_SOURCE_DIR) + "/tools/haproxy-config"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto p = child_process::spawn(argv);
+    std::string text;
+    while (auto line = p.read_line(10s)) {
+        text += *line + "\n";
+    }
+    REQUIRE(p.wait(10s) == 0);
+    return text;
+}
+
+std::uint16_t free_port() {
+    net::io_context io;
+    tcp::acceptor a(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    return a.local_endpoint().port();
+}
+
+/// One haproxy process in front of troupe-httpd nodes, started by path, ended by PID.
+struct balancer {
+    std::optional<child_process> proc;
+    std::uint16_t port = free_port();
+
+    balancer(const scratch& s, const std::vector<std::pair<std::string, std::uint16_t>>& servers) {
+        const auto haproxy = find_program("haproxy");
+        if (haproxy.empty()) {
+            FAIL("haproxy not found: apt-get install haproxy (tools/test installs it)");
+        }
+        std::vector<std::string> args{"--bind=127.0.0.1:" + std::to_string(port)};
+        for (const auto& [name, http] : servers) {
+            args.push_back("--server=" + name + "=127.0.0.1:" + std::to_string(http));
+        }
+        const auto path = s.dir() / "haproxy.cfg";
+        std::ofstream(path) << haproxy_config(args);
+        proc.emplace(child_process::spawn({haproxy, "-db", "-f", path.string()}));
+        // Up once a request passes to a node (its first checks take a second).
+        const bool up = troupe::test::wait_until(
+            [&] {
+                try {
+                    return get(port, "/healthz").status == 200;
+                } catch (const std::exception&) {
+                    return false;
+                }
+            },
+            15s);
+        REQUIRE(up);
+    }
+};
+
+std::string id_of(const std::string& cookie) { return cookie.substr(cookie.find('=') + 1); }
+std::string route_of(const std::string& id) { return id.substr(id.find('.') + 1); }
+std::string base_of(const std::string& id) { return id.substr(0, id.find('.')); }
+
+} // namespace
+
+TEST_CASE("conf/examples/haproxy.cfg is what tools/haproxy-config writes", "[integration][haproxy]") {
+    std::ifstream in(std::string(TROUPE_SOURCE_DIR) + "/conf/examples/haproxy.cfg");
+    std::stringstream file;
+    file << in.rdbuf();
+    CHECK(file.str() == haproxy_config({"--bind", "127.0.0.1:8080", "--server", "web-a=127.0.0.1:8081", "--server",
+                                        "web-b=127.0.0.1:8082", "--server", "web-c=127.0.0.1:8083", "--stats",
+                                        "127.0.0.1:8404"}));
+}
+
+TEST_CASE("through HAProxy a SIGKILLed node's user goes on elsewhere with the counter intact, the id takes the "
+          "new node's route and the user sticks there",
+          "[integration][httpd][haproxy]") {
+    trio t({"manager.send_options=sync"});
+    balancer lb(t.s, {{"a", t.a->http()}, {"b", t.b->http()}, {"c", t.c->http()}});
+
+    std::string cookie;
+    std::string home;
+    for (int i = 1; i <= 3; ++i) {
+        const auto r = get(lb.port, "/counter", cookie);
+        REQUIRE(r.status == 200);
+        CHECK(r.json()["counter"] == i);
+        if (cookie.empty()) {
+            cookie = cookie_of(r.set_cookie);
+            home = r.json()["node"];
+        }
+        CHECK(r.json()["node"] == home); // sticky by the id's route
+    }
+    REQUIRE(route_of(id_of(cookie)) == home);
+
+    auto& victim = home == "a" ? t.a : home == "b" ? t.b : t.c;
+    victim->proc->signal(SIGKILL);
+    victim->proc->wait(10s);
+
+    // Every request is served (HAProxy retries a refused connection on another
+    // node) and counts on. Once the survivors have removed the dead node from
+    // their view, the one serving the session gives it its own route and a
+    // new cookie.
+    std::int64_t expect = 4;
+    std::string rewritten;
+    std::string survivor;
+    for (int i = 0; i < 100 && rewritten.empty(); ++i) {
+        const auto r = get(lb.port, "/counter", cookie);
+        REQUIRE(r.status == 200);
+        CHECK(r.json()["counter"] == expect++);
+        CHECK(r.json()["node"] != home);
+        if (!r.set_cookie.empty()) {
+            rewritten = cookie_of(r.set_cookie);
+            survivor = r.json()["node"];
+        } else {
+            std::this_thread::sleep_for(50ms);
+        }
+    }
+    REQUIRE_FALSE(rewritten.empty());
+    CHECK(base_of(id_of(rewritten)) == base_of(id_of(cookie))); // the same session
+    CHECK(route_of(id_of(rewritten)) == survivor);
+
+    // The next requests stick to the survivor, without a new cookie.
+    for (int i = 0; i < 3; ++i) {
+        const auto r = get(lb.port, "/counter", rewritten);
+        REQUIRE(r.status == 200);
+        CHECK(r.json()["counter"] == expect++);
+        CHECK(r.json()["node"] == survivor);
+        CHECK(r.set_cookie.empty());
+    }
+    // A request that left with the old cookie before the new one arrived: the
+    // balancer's hash sends it to the same survivor, where the old id is an alias.
+    const auto late = get(lb.port, "/counter", cookie);
+    REQUIRE(late.status == 200);
+    CHECK(late.json()["counter"] == expect++);
+    CHECK(cookie_of(late.set_cookie) == rewritten);
+}
+
+TEST_CASE("manager.skip_headers: a health check with the header neither creates nor touches a session",
+          "[integration][httpd]") {
+    scratch s;
+    httpd n(s.write_config("a"), {"manager.skip_headers=[X-Health-Check]"});
+    client c(n.http());
+    // Without a cookie: no session, no cookie.
+    auto with_header = [&](const std::string& cookie) {
+        net::io_context io;
+        beast::tcp_stream stream(io);
+        stream.expires_after(io_timeout);
+        stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), n.http()));
+        http::request<http::string_body> r{http::verb::get, "/counter", 11};
+        r.set(http::field::host, "127.0.0.1");
+        r.set("x-health-check", "1"); // names are case-insensitive
+        if (!cookie.empty()) {
+            r.set(http::field::cookie, cookie);
+        }
+        http::write(stream, r);
+        beast::flat_buffer b;
+        http::response<http::string_body> res;
+        http::read(stream, b, res);
+        return res;
+    };
+    const auto skipped = with_header("");
+    CHECK(skipped.result_int() == 200);
+    CHECK(skipped[http::field::set_cookie].empty());
+    CHECK(nlohmann::json::parse(skipped.body())["skipped"] == true);
+    const auto counted = c.get("/counter");
+    REQUIRE(counted.status == 200);
+    const auto cookie = cookie_of(counted.set_cookie);
+    const auto before = c.get("/session", cookie).json();
+    std::this_thread::sleep_for(20ms);
+    const auto with_cookie = with_header(cookie);
+    CHECK(nlohmann::json::parse(with_cookie.body())["skipped"] == true);
+    const auto after = c.get("/session", cookie).json();
+    CHECK(after["attributes"]["counter"] == 1); // not counted
+    CHECK(after["version"] == before["version"]);
+    const auto stats = nlohmann::json::parse(get(n.admin(), "/manager").body);
+    CHECK(stats["sessions"] == 1);
+    CHECK(stats["requests_skipped"] == 2);
+}
+
+TEST_CASE("troupe-httpd answers 503 on every route, /healthz too, until its state transfer is over",
+          "[integration][httpd]") {
+    scratch s;
+    // An older member that never sends the sessions (a channel member without
+    // the manager): the joiner waits for them up to state_transfer_timeout.
+    troupe::test::peer older(s.write_config("p"));
+    const auto port = free_port();
+    auto joiner = child_process::spawn({TROUPE_HTTPD, "--config", s.write_config("j"), "--set",
+                                        "http.port=" + std::to_string(port), "--set",
+                                        "membership.static=[" + older.endpoint() + "]", "--set",
+                                        "manager.state_transfer_timeout=3s"});
+    std::map<unsigned, int> seen;
+    nlohmann::json starting;
+    const bool served = troupe::test::wait_until(
+        [&] {
+            try {
+                const auto r = get(port, "/healthz");
+                ++seen[r.status];
+                if (r.status == 503) {
+                    starting = r.json();
+                    CHECK(get(port, "/counter").status == 503);
+                }
+                return r.status == 200;
+            } catch (const std::exception&) {
+                return false; // not listening yet
+            }
+        },
+        20s);
+    INFO("statuses seen: " << nlohmann::json(seen).dump());
+    REQUIRE(served);
+    CHECK(seen[503] > 0);
+    CHECK(starting["state"] == "starting");
+    CHECK(starting["ok"] == false);
+    joiner.signal(SIGTERM);
+    CHECK(joiner.wait(10s) == 0);
 }

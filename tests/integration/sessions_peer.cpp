@@ -142,6 +142,7 @@ int main(int argc, char** argv) {
     std::size_t wait_members = 0;
     managers::manager_config mc;
     mc.filter = "^/static/.*";
+    mc.route_rewrite = false; // the tests follow a session by id across members
     try {
         for (int i = 1; i < argc; ++i) {
             const std::string arg = argv[i];

@@ -583,6 +583,7 @@ int backup_member_main(flag_parser& flags) {
     c.context = context;
     c.send_options = engine::send_options::sync;
     c.filter = "";
+    c.route_rewrite = false; // sessions are followed by id from member to member
     c.max_inactive = std::chrono::seconds(3600);
     c.state_transfer_timeout = std::chrono::milliseconds(300000);
     auto m = managers::make_manager(*channel, c);

@@ -131,6 +131,7 @@ managers::manager_config manager_settings() {
     c.context = bench_context;
     c.send_options = engine::send_options::async;
     c.filter = "";
+    c.route_rewrite = false; // sessions are followed by id from member to member
     c.max_inactive = std::chrono::seconds(3600); // nothing expires during a run
     c.notify_listeners_on_replication = false;
     return c;

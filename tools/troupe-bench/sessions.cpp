@@ -89,6 +89,7 @@ managers::manager_config manager_settings(const std::string& context, std::uint3
     c.context = context;
     c.send_options = options;
     c.filter = "";
+    c.route_rewrite = false; // sessions are followed by id from member to member
     c.max_inactive = std::chrono::seconds(3600);
     c.state_transfer_timeout = std::chrono::milliseconds(300000);
     c.notify_listeners_on_replication = true;

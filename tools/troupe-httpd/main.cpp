@@ -20,6 +20,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -51,6 +52,9 @@ managers::manager_config manager_settings(const conf::manager_section& m) {
     c.context = m.context;
     c.cookie = m.cookie;
     c.filter = m.filter;
+    c.skip_paths = m.skip_paths;
+    c.skip_headers = m.skip_headers;
+    c.route_rewrite = m.route_rewrite;
     // validate() has made sure max_inactive is a whole number of seconds.
     c.max_inactive = std::chrono::duration_cast<std::chrono::seconds>(m.max_inactive);
     c.send_options = m.send_options;
@@ -136,28 +140,48 @@ int main(int argc, char** argv) {
             tools::print_member_events(channel);
         }
         channel.start();
-        // Returns once the sessions of the running members are here (or
-        // manager.state_transfer_timeout passed): no request is served without them.
-        const auto manager = managers::make_manager(channel, manager_settings(config.manager));
 
-        httpd::app_options app_options;
-        app_options.node = channel.self().name;
-        app_options.cookie = config.manager.cookie;
-        app_options.cookie_secure = config.manager.cookie_secure;
-        app_options.static_dir = static_dir;
-        httpd::session_app app(*manager, channel, app_options);
-
+        // The front listens before the manager exists: until the cluster's
+        // sessions are here (state transfer), every request, /healthz too,
+        // gets 503, so a balancer's health check keeps this node out of
+        // rotation instead of failing to connect or sending users to it.
+        std::atomic<httpd::session_app*> ready_app{nullptr};
         httpd::server_options server_options;
         server_options.address = config.http.address;
         server_options.port = config.http.port;
         server_options.threads = config.http.threads;
         server_options.read_timeout = read_timeout;
+        const std::string node_name = channel.self().name;
         httpd::http_server server(
-            server_options, [&app](const httpd::request& req, httpd::responder respond) {
-                app.handle(req, std::move(respond));
+            server_options,
+            [&ready_app, &node_name](const httpd::request& req, httpd::responder respond) {
+                if (auto* app = ready_app.load(std::memory_order_acquire)) {
+                    app->handle(req, std::move(respond));
+                    return;
+                }
+                respond(httpd::starting_response(node_name));
             },
-            [&app](unsigned status) { app.count_rejected(status); });
+            [&ready_app](unsigned status) {
+                if (auto* app = ready_app.load(std::memory_order_acquire)) {
+                    app->count_rejected(status);
+                }
+            });
+        server.start();
+        spdlog::info("http: listening on {}:{} (503 until the state transfer is over)", config.http.address,
+                     server.port());
+
+        // Returns once the sessions of the running members are here (or
+        // manager.state_transfer_timeout passed): no request is served without them.
+        const auto manager = managers::make_manager(channel, manager_settings(config.manager));
+
+        httpd::app_options app_options;
+        app_options.node = node_name;
+        app_options.cookie = config.manager.cookie;
+        app_options.cookie_secure = config.manager.cookie_secure;
+        app_options.static_dir = static_dir;
+        httpd::session_app app(*manager, channel, app_options);
         app.set_server(&server);
+        ready_app.store(&app, std::memory_order_release);
 
         std::unique_ptr<engine::admin_server> admin;
         if (config.admin.enabled) {
@@ -187,7 +211,6 @@ int main(int argc, char** argv) {
                 return readings;
             });
         }
-        server.start();
         if (admin) {
             admin->start();
         }
@@ -196,8 +219,10 @@ int main(int argc, char** argv) {
         int sig = 0;
         sigwait(&signals, &sig);
         spdlog::info("signal {}: stopping", sig);
-        // Front first: no request may start once the manager stops.
+        // Front first: no request may start once the manager stops (nor
+        // reach the app, which goes out of scope before the server does).
         server.stop();
+        ready_app.store(nullptr, std::memory_order_release);
         if (statsd) {
             statsd->stop(); // the last lines, with every request counted
         }

@@ -128,6 +128,16 @@ std::string_view route_name(session_app::route r) {
 
 } // namespace
 
+response starting_response(const std::string& node) {
+    auto res = json_response(http::status::service_unavailable,
+                             json{{"ok", false},
+                                  {"node", node},
+                                  {"state", "starting"},
+                                  {"detail", "receiving the cluster's sessions (state transfer)"}});
+    res.set(http::field::retry_after, "1");
+    return res;
+}
+
 std::string cookie_value(const request& req, std::string_view name) {
     const auto [first, last] = req.equal_range(http::field::cookie);
     for (auto it = first; it != last; ++it) {
@@ -265,7 +275,11 @@ void session_app::handle(const request& req, responder respond) {
 
 void session_app::with_session(const request& req, std::string_view path, route r, responder respond) {
     const auto cookie = cookie_value(req, options_.cookie);
-    auto scope = manager_.begin_request(cookie, path);
+    managers::request_info info{cookie, path, [&req](std::string_view name) {
+                                    // Beast compares field names case-insensitively.
+                                    return req.find(boost::beast::string_view(name.data(), name.size())) != req.end();
+                                }};
+    auto scope = manager_.begin_request(info);
     response res;
     try {
         // The backup manager could not fetch the cookie's session in time: it
@@ -321,6 +335,10 @@ void session_app::with_session(const request& req, std::string_view path, route 
 }
 
 response session_app::counter(const request& /*req*/, managers::request_scope& scope) {
+    if (scope.skipped()) {
+        // manager.skip_paths / skip_headers: answered without a session.
+        return json_response(http::status::ok, json{{"counter", nullptr}, {"skipped", true}, {"node", options_.node}});
+    }
     auto* s = scope.session(true);
     if (s == nullptr) {
         return error(http::status::internal_server_error, "no session could be created");

@@ -87,6 +87,10 @@ private:
     std::shared_ptr<status_counts> counts_ = std::make_shared<status_counts>();
 };
 
+/// What every request gets while troupe-httpd is still starting (the manager
+/// receives the cluster's sessions): 503 with Retry-After, /healthz included.
+response starting_response(const std::string& node);
+
 /// The session id a request's Cookie headers carry under `name`, or "" (also for
 /// an id with characters or a length no session id has).
 std::string cookie_value(const request& req, std::string_view name);

@@ -768,3 +768,20 @@ TEST_CASE("an unknown http or manager key gets the nearest name", "[conf]") {
           strings{"cluster.yaml:1:1: error: cookie_secure: unknown key 'cookie_secure' (did you "
                   "mean 'manager.cookie_secure'?)"});
 }
+
+TEST_CASE("manager.skip_headers is a list of header names, skip_paths a regex, route_rewrite a flag", "[conf]") {
+    const auto config = troupe::conf::load_string(
+        "manager:\n  skip_headers: [X-Health-Check, X-Bot]\n  skip_paths: '^/health.*'\n  route_rewrite: false\n");
+    CHECK(config.manager.skip_headers == std::vector<std::string>{"X-Health-Check", "X-Bot"});
+    CHECK(config.manager.skip_paths == "^/health.*");
+    CHECK_FALSE(config.manager.route_rewrite);
+    CHECK(troupe::conf::load_string("").manager.route_rewrite); // on by default
+    CHECK(errors("manager:\n  skip_headers: X-Health-Check\n") ==
+          strings{"cluster.yaml:2:17: error: manager.skip_headers: expected a list of strings, like "
+                  "[X-Health-Check] (got 'X-Health-Check')"});
+    CHECK(errors("manager:\n  skip_headers:\n    - X-Ok\n    - {a: b}\n    - 'bad name'\n") ==
+          strings{"cluster.yaml:4:7: error: manager.skip_headers[1]: expected a string (got a map)",
+                  "cluster.yaml:5:7: error: manager.skip_headers[2]: must be a header field name: visible "
+                  "ASCII without spaces or ()<>@,;:\\\"/[]?={} (got 'bad name')"});
+    CHECK(errors("manager:\n  skip_paths: '('\n").size() == 1);
+}

@@ -120,6 +120,9 @@ manager:
   cookie: TROUPE_SESSION
   cookie_secure: false
   filter: .*\.(gif|jpg|jpeg|png|ico|css|js|txt|html?)$|^/static/.*
+  skip_paths: ""
+  skip_headers: []
+  route_rewrite: true
   max_inactive: 30m
   send_options: async
   on_replication_failure: log

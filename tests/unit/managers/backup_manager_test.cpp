@@ -33,14 +33,6 @@ int increment(session_manager& m, const std::string& id) {
     return last_error.empty() ? v : -2;
 }
 
-std::string create_counter(session_manager& m) {
-    auto r = m.begin_request("", "/app");
-    r.session(true)->set("n", 0);
-    auto id = r.session_id();
-    REQUIRE(r.end().error.empty());
-    return id;
-}
-
 /// Who holds `id`: the nodes whose copy is primary, backup, or handed over.
 struct holders {
     std::vector<std::string> primary, backup, handed_over;
@@ -57,47 +49,6 @@ holders where(backup_cluster& c, const std::string& id) {
         (r.primary ? h.primary : r.handed_to.is_nil() ? h.backup : h.handed_over).push_back(n->node());
     }
     return h;
-}
-
-int value(const session_manager& m, const std::string& id) {
-    auto s = m.find(id);
-    const auto a = s ? s->get("n") : std::nullopt;
-    return a ? managers::decode_attribute<int>("n", *a) : -1;
-}
-
-backup_manager& node(backup_cluster& c, const std::string& name) {
-    for (auto& n : c.nodes) {
-        if (n->node() == name) {
-            return *n;
-        }
-    }
-    FAIL("no node " << name);
-    throw std::logic_error("unreachable");
-}
-
-/// The member rendezvous hashing names as `id`'s backup when `primary` serves it.
-std::string expected_backup(backup_cluster& c, const std::string& id, const std::string& primary) {
-    std::vector<membership::member> members;
-    for (auto& n : c.nodes) {
-        membership::member m;
-        m.id = c.bus.id_of(n->node());
-        m.name = n->node();
-        members.push_back(m);
-    }
-    const auto* b = managers::detail::placement::backup(id, c.bus.id_of(primary), members);
-    return b ? b->name : "";
-}
-
-/// SIGKILL as the others see it: removed from their view, then gone.
-void kill(backup_cluster& c, const std::string& name) {
-    c.bus.announce_gone(c.bus.id_of(name));
-    for (auto it = c.nodes.begin(); it != c.nodes.end(); ++it) {
-        if ((*it)->node() == name) {
-            (*it)->stop();
-            c.nodes.erase(it);
-            break;
-        }
-    }
 }
 
 /// `count` sessions made on `m`, each counted to 1 (acknowledged under sync).

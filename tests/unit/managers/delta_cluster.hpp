@@ -4,6 +4,7 @@
 // A cluster of delta (or backup) managers on the in-memory bus, and the
 // helpers the managers' tests share: create/set sessions, read stats, compare members, record events.
 #include "backup_manager.hpp"
+#include "placement.hpp"
 #include "delta_manager.hpp"
 #include "fake_bus.hpp"
 #include "manual_clock.hpp"
@@ -85,6 +86,10 @@ struct cluster_of {
         c.expiry_interval = 0ms;          // expire_now() only
         c.access_batch_interval = 10s;    // flush_access() in the tests
         c.state_transfer_chunk_bytes = 4096;
+        // These tests serve a session on one member, then another, and follow
+        // it by id: a route rewrite would rename it at each move.
+        // route_rewrite_test.cpp turns it on.
+        c.route_rewrite = false;
         c.now = [this] { return clock.now(); };
         if (tweak) {
             tweak(c);
@@ -159,6 +164,60 @@ inline void set(session_manager& m, const std::string& id, const std::string& na
     auto r = m.begin_request(id, "/app");
     REQUIRE(r.session() != nullptr);
     r.session()->set(name, value);
+}
+
+/// A new session on `m` whose integer attribute "n" is `start`, acknowledged.
+inline std::string create_counter(session_manager& m, int start = 0) {
+    auto r = m.begin_request("", "/app");
+    r.session(true)->set("n", start);
+    auto id = r.session_id();
+    REQUIRE(r.end().error.empty());
+    return id;
+}
+
+/// The integer attribute "n" of `id` as `m` holds it; -1 without one.
+inline int value(const session_manager& m, const std::string& id) {
+    auto s = m.find(id);
+    const auto a = s ? s->get("n") : std::nullopt;
+    return a ? managers::decode_attribute<int>("n", *a) : -1;
+}
+
+/// The member named `name`.
+template <typename Manager>
+Manager& node(cluster_of<Manager>& c, const std::string& name) {
+    for (auto& n : c.nodes) {
+        if (n->node() == name) {
+            return *n;
+        }
+    }
+    FAIL("no node " << name);
+    throw std::logic_error("unreachable");
+}
+
+/// SIGKILL as the others see it: removed from their view, then gone.
+template <typename Manager>
+void kill(cluster_of<Manager>& c, const std::string& name) {
+    c.bus.announce_gone(c.bus.id_of(name));
+    for (auto it = c.nodes.begin(); it != c.nodes.end(); ++it) {
+        if ((*it)->node() == name) {
+            (*it)->stop();
+            c.nodes.erase(it);
+            break;
+        }
+    }
+}
+
+/// The member rendezvous hashing names as `id`'s backup when `primary` serves it.
+inline std::string expected_backup(backup_cluster& c, const std::string& id, const std::string& primary) {
+    std::vector<membership::member> members;
+    for (auto& n : c.nodes) {
+        membership::member m;
+        m.id = c.bus.id_of(n->node());
+        m.name = n->node();
+        members.push_back(m);
+    }
+    const auto* b = managers::detail::placement::backup(id, c.bus.id_of(primary), members);
+    return b ? b->name : "";
 }
 
 inline nlohmann::json stats(const session_manager& m) { return nlohmann::json::parse(m.stats_json()); }

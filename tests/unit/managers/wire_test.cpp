@@ -56,9 +56,17 @@ std::vector<wire::message> samples() {
     out.push_back(wire::digest_msg{6, 1,
                                    {{"a.n", {1, 99, 1}, false},
                                     {"b.n", {UINT64_MAX, 0xffffffffffffffffULL, 7}, false},
-                                    {"c.n", {12, 0, 0}, true}}});
+                                    {"c.n", {12, 0, 0}, true},
+                                    {"d.n", {13, 0, 0}, true, true}}});
     out.push_back(wire::get_all_msg{3, wire::get_all_msg::mode::rejoin});
     out.push_back(wire::newer_copy_msg{{sample_session("n1.n", 1), sample_session("n2.n", 0)}});
+    wire::locations_msg l;
+    troupe::membership::member_id p;
+    p.bytes.fill(7);
+    l.entries.push_back({"live.n", p, p, 3, false, false});
+    l.entries.push_back({"ended.n", p, {}, 4, true, false});
+    l.entries.push_back({"renamed.n", p, {}, 5, true, true}); // a route rewrite's old id
+    out.push_back(l);
     return out;
 }
 
@@ -106,12 +114,14 @@ TEST_CASE("every session message round-trips through the codec", "[managers]") {
     // Digest entries keep the stamp and tell tombstones apart.
     REQUIRE_FALSE(wire::decode(wire::encode(samples()[11]), back));
     const auto& dg = std::get<wire::digest_msg>(back);
-    REQUIRE(dg.entries.size() == 3);
+    REQUIRE(dg.entries.size() == 4);
     CHECK(dg.entries[0] == wire::digest_entry{"a.n", {1, 99, 1}, false});
     CHECK(dg.entries[1].where.tag == 0xffffffffffffffffULL);
     CHECK(dg.entries[1].where.acked == 7);
     CHECK(dg.entries[2].tombstone);
     CHECK(dg.entries[2].where.version == 12);
+    CHECK_FALSE(dg.entries[2].route);
+    CHECK(dg.entries[3] == wire::digest_entry{"d.n", {13, 0, 0}, true, true}); // a route rewrite's
 }
 
 TEST_CASE("the incremental encoders write what the decoder reads", "[managers]") {
@@ -245,6 +255,15 @@ TEST_CASE("out-of-range fields are rejected", "[managers]") {
     REQUIRE(decode(whole) == boost::system::error_code{});
     whole[whole.size() - 4 - 32 - 8] = 1; // the session's acked, far past its version 42
     CHECK(decode(whole) == error::bad_value);
+    // A location renamed but not gone.
+    wire::locations_msg l;
+    l.entries.push_back({"a.n", {}, {}, 1, true, true});
+    auto renamed = wire::encode(l);
+    REQUIRE(decode(renamed) == boost::system::error_code{});
+    renamed.back() = 2;
+    CHECK(decode(renamed) == error::bad_value);
+    renamed.back() = 4;
+    CHECK(decode(renamed) == error::bad_value);
     // An id change to the same id.
     CHECK(decode(wire::encode(wire::id_changed_msg{"a.n", "a.n", 1, 2})) == error::bad_value);
 }

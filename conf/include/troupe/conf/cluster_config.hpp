@@ -126,6 +126,14 @@ struct manager_section {
     /// Paths that replicate nothing (static files): an ECMAScript std::regex that
     /// must match the whole path. Empty: every path replicates.
     std::string filter = R"(.*\.(gif|jpg|jpeg|png|ico|css|js|txt|html?)$|^/static/.*)";
+    /// Requests that neither create nor touch a session (health checks,
+    /// monitoring, bots): paths matching this ECMAScript regex (whole path;
+    /// empty: none), or carrying any of these header fields.
+    std::string skip_paths;
+    std::vector<std::string> skip_headers;
+    /// A request whose session id names another node's route is served here
+    /// and its id is given this node's route (the cookie follows).
+    bool route_rewrite = true;
     duration max_inactive{30 * 60 * 1000}; ///< idle sessions expire after this (whole seconds; 0 = never)
     std::uint32_t send_options = send_option_bits::asynchronous; ///< how each request's delta goes out
     replication_failure_policy on_replication_failure = replication_failure_policy::log;

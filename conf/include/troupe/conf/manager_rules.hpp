@@ -26,6 +26,8 @@ std::optional<std::string> type_problem(std::string_view type);
 std::optional<std::string> context_problem(std::string_view context);
 /// RFC 6265 cookie-name: an RFC 2616 token (visible ASCII, no separators).
 std::optional<std::string> cookie_problem(std::string_view cookie);
+/// An HTTP header field name: an RFC 9110 token (visible ASCII, no separators).
+std::optional<std::string> header_name_problem(std::string_view name);
 /// An ECMAScript std::regex, or what is wrong and at which character.
 std::optional<std::string> filter_problem(std::string_view filter);
 /// The send option bits async 8, ack 2, sync 6 (2 | 4): 4 needs 2.

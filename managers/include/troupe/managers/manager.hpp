@@ -28,6 +28,21 @@ struct manager_config {
     /// Paths (full match, ECMAScript) whose requests replicate nothing; their
     /// changes go out with the session's next replicating request. Empty: none.
     std::string filter = R"(.*\.(gif|jpg|jpeg|png|ico|css|js|txt|html?)$|^/static/.*)";
+    /// Requests that neither create nor touch a session (health checks,
+    /// monitoring, bots): a path matching this (full match, ECMAScript; empty:
+    /// none), or a request carrying any of these header fields (names compared
+    /// case-insensitively; see request_info::has_header).
+    std::string skip_paths;
+    std::vector<std::string> skip_headers;
+    /// Route rewrite on failover (Tomcat's JvmRouteBinderValve): a request whose
+    /// session id ends in the route (`.<node>`) of a member no longer in this
+    /// member's view is served here, and its first change gives the id this
+    /// member's route; request_scope::id_changed() then tells the front to set
+    /// the cookie again, so the balancer sticks here from now on. A request
+    /// that changes nothing renames nothing. The old id stays an alias of the
+    /// new one for route_alias_time.
+    bool route_rewrite = true;
+    std::chrono::milliseconds route_alias_time{60000};
     std::chrono::seconds max_inactive{1800}; ///< of new sessions; zero or negative: never expire
     std::uint32_t send_options = engine::send_options::async; ///< of deltas: async 8, ack 2, sync 6
     /// What end() does when an ack/sync replication fails: `log` logs it (and
@@ -42,6 +57,16 @@ struct manager_config {
     /// The wall clock for creation, access and expiry; empty: system_clock::now.
     /// Unit tests inject a manual clock.
     std::function<wall_clock::time_point()> now;
+};
+
+/// What begin_request() looks at in an HTTP request.
+struct request_info {
+    std::string_view cookie_id; ///< the session id from the request's cookie ("" if none)
+    std::string_view path;      ///< decides filtering (manager_config::filter, skip_paths)
+    /// Whether the request carries a header field of this name (HTTP names are
+    /// case-insensitive); asked only when manager_config::skip_headers is set.
+    /// Empty: the request carries none.
+    std::function<bool(std::string_view name)> has_header;
 };
 
 /// What a session event listener is told.
@@ -95,8 +120,12 @@ public:
     /// The session id to send back in the cookie ("" if none; new after
     /// rotate_id() or when the request created its session).
     std::string session_id() const;
-    /// True when the cookie must be (re)set: a new session or a new id.
+    /// True when the cookie must be (re)set: a new session, a rotated id, a
+    /// route rewrite, or a cookie that named an alias of the session's id.
     bool id_changed() const;
+    /// True when the manager skipped this request (skip_paths, skip_headers):
+    /// session() is nullptr and nothing was created or touched.
+    bool skipped() const noexcept;
     /// Gives the session a new id (e.g. after login). The old id stops working
     /// at once; the change is replicated when the request ends. No-op without a
     /// session.
@@ -152,7 +181,11 @@ public:
     /// While this member is still receiving the cluster's sessions (state
     /// transfer), a request for a session not yet here waits for it (bounded by
     /// state_transfer_timeout).
-    virtual request_scope begin_request(std::string_view cookie_id, std::string_view path) = 0;
+    virtual request_scope begin_request(const request_info& request) = 0;
+    /// begin_request() for a request that carries no header skip_headers names.
+    request_scope begin_request(std::string_view cookie_id, std::string_view path) {
+        return begin_request(request_info{cookie_id, path, {}});
+    }
 
     virtual void add_listener(session_listener listener) = 0;
     virtual std::shared_ptr<session> find(std::string_view id) const = 0;
