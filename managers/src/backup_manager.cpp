@@ -103,6 +103,13 @@ void backup_manager::replicated(const std::shared_ptr<session>& s, bool ok) {
         session_access::set_copy_at(*s, {});
     }
     std::unique_lock lock(outbox_mutex_);
+    if (ok) {
+        if (auto r = renamed_from_.find(id); r != renamed_from_.end()) {
+            // The rename stands at the backup: the old id ends for the others.
+            outbox_.push_back(std::move(r->second));
+            renamed_from_.erase(r);
+        }
+    }
     auto it = unconfirmed_.find(id);
     if (!ok) {
         if (it != unconfirmed_.end()) {
@@ -202,16 +209,20 @@ void backup_manager::id_gone(const std::string& id) {
     locations_.erase(id);
 }
 
-void backup_manager::renamed_here(const std::string& old_id, std::uint64_t version) {
+void backup_manager::renamed_here(const std::string& old_id, const std::string& new_id, std::uint64_t version) {
     // The proxies forget the old id, and a copy handed over under it (the
     // backup's before a fetch) ends: nobody would ever send it a newer
-    // location. The new backup gets the rename itself (id_changed).
+    // location. The new backup gets the rename itself (id_changed); the end
+    // goes out once that stands (replicated()).
     wire::location_entry e;
     e.id = old_id;
     e.primary = self_.id;
     e.version = version;
     e.gone = true;
-    queue_location(std::move(e));
+    std::lock_guard lock(outbox_mutex_);
+    if (renamed_from_.size() < max_renames_pending) {
+        renamed_from_[new_id] = std::move(e);
+    }
 }
 
 void backup_manager::route_renamed(const std::string& old_id, const std::string& new_id, std::uint64_t version) {
@@ -228,7 +239,10 @@ void backup_manager::route_renamed(const std::string& old_id, const std::string&
     e.version = version;
     e.gone = true;
     e.renamed = true;
-    queue_location(std::move(e));
+    std::lock_guard lock(outbox_mutex_);
+    if (renamed_from_.size() < max_renames_pending) {
+        renamed_from_[new_id] = std::move(e);
+    }
 }
 
 // ---------------------------------------------------------------------------

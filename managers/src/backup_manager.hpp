@@ -126,7 +126,7 @@ protected:
     std::shared_ptr<session> wait_for(std::string_view id, bool& unavailable) override;
     bool unverified(std::string_view id) override;
     void expired_here(const std::shared_ptr<session>& s) override;
-    void renamed_here(const std::string& old_id, std::uint64_t version) override;
+    void renamed_here(const std::string& old_id, const std::string& new_id, std::uint64_t version) override;
     void route_renamed(const std::string& old_id, const std::string& new_id, std::uint64_t version) override;
     void id_gone(const std::string& id) override;
     void add_stats(nlohmann::json& j) const override;
@@ -232,6 +232,13 @@ private:
     };
     std::unordered_map<std::string, pending_move> unconfirmed_;
     std::vector<wire::location_entry> outbox_;
+    /// The old id's end, by new id, of a session renamed here: queued once
+    /// the rename's step stands (replicated ok), not before, or the backup
+    /// might drop its copy before the rename reaches it.
+    std::unordered_map<std::string, wire::location_entry> renamed_from_;
+    /// Renames whose step never stood stay until their next success; past
+    /// this many the old id's end is not sent (its copies then end by expiry).
+    static constexpr std::size_t max_renames_pending = 100000;
 
     std::atomic<int> restores_running_{0};
 };

@@ -32,7 +32,20 @@ struct request_scope::state final : detail::handle_backend {
     void before_change() {
         if (rewrite_pending) {
             rewrite_pending = false;
-            mgr->rewrite_route(s);
+            auto old_id = s->id();
+            if (mgr->rewrite_route(s)) {
+                renamed_from = std::move(old_id);
+            }
+        }
+    }
+    std::string renamed_from; ///< the id this request's route rewrite left
+
+    /// A request that renamed and then failed: the rename may not stand
+    /// anywhere else, and the client keeps the old id, which must lead to
+    /// the session where it goes on, not to this copy.
+    void check_rename(const end_result& r) const {
+        if (!renamed_from.empty() && !r.error.empty()) {
+            mgr->rename_failed(s, renamed_from);
         }
     }
     bool unavailable = false; ///< the cookie's session exists somewhere but could not be had
@@ -159,6 +172,7 @@ end_result request_scope::end() {
     // finish() ends the request's use of the session together with taking
     // its changes (session_access::take_outgoing).
     state_->result = state_->mgr->finish(state_->s, state_->replicates);
+    state_->check_rename(state_->result);
     return state_->result;
 }
 
@@ -176,7 +190,18 @@ void request_scope::end_async(end_handler done) {
         done({});
         return;
     }
-    state_->mgr->finish_async(state_->s, state_->replicates, std::move(done));
+    if (state_->renamed_from.empty()) {
+        state_->mgr->finish_async(state_->s, state_->replicates, std::move(done));
+        return;
+    }
+    state_->mgr->finish_async(state_->s, state_->replicates,
+                              [mgr = state_->mgr, from = state_->renamed_from, s = state_->s,
+                               done = std::move(done)](end_result r) mutable {
+                                  if (!r.error.empty()) {
+                                      mgr->rename_failed(s, from);
+                                  }
+                                  done(std::move(r));
+                              });
 }
 
 session_manager::~session_manager() = default;
@@ -333,7 +358,7 @@ bool manager_base::rotate(const std::shared_ptr<session>& s) {
     }
     counters_.rotated.fetch_add(1, std::memory_order_relaxed);
     id_gone(old_id);
-    renamed_here(old_id, s->version());
+    renamed_here(old_id, s->id(), s->version());
     return true;
 }
 
@@ -361,6 +386,9 @@ bool manager_base::rotate(const std::shared_ptr<session>& s) {
 //     two renames, two ids (both sessions hold the state up to then; the
 //     client keeps the last cookie). The shipped HAProxy configuration hashes
 //     the cookie so that one user's requests reach one survivor.
+//  8. The request that renamed fails (a refused or unanswered replication):
+//     its client keeps the old id, so the session gets it back here
+//     (rename_failed), and the next rename goes out again.
 bool manager_base::rewrite_route(const std::shared_ptr<session>& s) {
     if (!s->valid()) {
         return false;
@@ -373,9 +401,10 @@ bool manager_base::rewrite_route(const std::shared_ptr<session>& s) {
     // The alias first: a request that misses the old id from now on finds it.
     const bool aliased = aliases_.add(old_id, *new_id, now());
     if (!store_.rename(s, old_id, *new_id)) {
-        // Renamed meanwhile (a concurrent request rewrote it first), or the
-        // new id is taken: the session keeps the id it has.
-        if (aliased) {
+        // Renamed meanwhile (a concurrent request rewrote it first: its alias
+        // is this one, and stays), or the new id is taken: the session keeps
+        // the id it has.
+        if (aliased && s->id() != *new_id) {
             aliases_.erase(old_id);
         }
         return false;
@@ -385,6 +414,24 @@ bool manager_base::rewrite_route(const std::shared_ptr<session>& s) {
     // that step is stale, and the id may come back later (route_renamed()).
     route_renamed(old_id, *new_id, s->version() + 1);
     return true;
+}
+
+void manager_base::rename_failed(const std::shared_ptr<session>& s, const std::string& old_id) {
+    counters_.route_rewrites_failed.fetch_add(1, std::memory_order_relaxed);
+    // The client keeps the old id and goes on with it wherever it lands, and
+    // a member asked for it must find the session: give it the old id back
+    // (the next step replicates that rename too). A concurrent request that
+    // already answered with the new id finds it through the alias.
+    // Not a rename of its own (local = false): the members that took the
+    // failed step hold the new id, the others the old one; the next rename
+    // (old -> new, sent again) brings both to one id.
+    const auto new_id = s->id();
+    aliases_.erase_if_to(old_id, new_id);
+    if (!s->valid() || new_id == old_id || !store_.rename(s, new_id, old_id, false)) {
+        return; // renamed again, replaced or ended meanwhile
+    }
+    aliases_.add(new_id, old_id, now());
+    route_renamed(new_id, old_id, s->version() + 1);
 }
 
 void manager_base::renamed_elsewhere(const std::string& from, const std::string& to) {
@@ -533,6 +580,7 @@ std::string manager_base::stats_json() const {
     j["requests_filtered"] = c.requests_filtered.load();
     j["requests_skipped"] = c.requests_skipped.load();
     j["route_rewrites"] = c.route_rewrites.load();
+    j["route_rewrites_failed"] = c.route_rewrites_failed.load();
     j["route_aliases"] = aliases_.size();
     j["route_alias_hits"] = c.alias_hits.load();
     j["created"] = c.created.load();
@@ -562,6 +610,7 @@ std::string manager_base::metrics_text() const {
     counter("troupe_session_requests_filtered_total", c.requests_filtered.load());
     counter("troupe_session_requests_skipped_total", c.requests_skipped.load());
     counter("troupe_session_route_rewrites_total", c.route_rewrites.load());
+    counter("troupe_session_route_rewrites_failed_total", c.route_rewrites_failed.load());
     gauge("troupe_session_route_aliases", aliases_.size());
     counter("troupe_session_route_alias_hits_total", c.alias_hits.load());
     counter("troupe_sessions_created_total", c.created.load());

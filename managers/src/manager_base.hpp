@@ -29,6 +29,7 @@ struct manager_counters {
     std::atomic<std::uint64_t> requests_filtered{0};
     std::atomic<std::uint64_t> requests_skipped{0};
     std::atomic<std::uint64_t> route_rewrites{0};
+    std::atomic<std::uint64_t> route_rewrites_failed{0}; ///< their request failed: the alias is dropped
     std::atomic<std::uint64_t> alias_hits{0};
     std::atomic<std::uint64_t> created{0};
     std::atomic<std::uint64_t> expired{0};
@@ -70,6 +71,9 @@ public:
     /// Gives `s` this member's route (manager_config::route_rewrite); the old
     /// id becomes an alias. @return false if it already had it or was renamed meanwhile.
     bool rewrite_route(const std::shared_ptr<session>& s);
+    /// The request that route-rewrote `s` from `old_id` failed: `s` gets
+    /// `old_id` back (the client kept it), its new id becoming the alias.
+    void rename_failed(const std::shared_ptr<session>& s, const std::string& old_id);
     end_result finish(const std::shared_ptr<session>& s, bool replicates);
     void finish_async(const std::shared_ptr<session>& s, bool replicates, end_handler done);
     wall_clock::time_point now() const { return config_.now ? config_.now() : wall_clock::now(); }
@@ -99,9 +103,11 @@ protected:
     virtual void expired_here(const std::shared_ptr<session>& s) { (void)s; }
     /// A session id left the store (expired, invalidated, renamed away).
     virtual void id_gone(const std::string& id) { (void)id; }
-    /// A session served here was rotated away from `old_id` at `version`
-    /// (before the rotation's own step); id_gone() has been called.
-    virtual void renamed_here(const std::string& old_id, std::uint64_t version) { (void)old_id, (void)version; }
+    /// A session served here was rotated from `old_id` to `new_id` at
+    /// `version` (before the rotation's own step); id_gone() has been called.
+    virtual void renamed_here(const std::string& old_id, const std::string& new_id, std::uint64_t version) {
+        (void)old_id, (void)new_id, (void)version;
+    }
     /// A session served here was route-rewritten away from `old_id`, whose
     /// last step is `version`. Unlike a rotation's, the old id may come back
     /// (a later rewrite to that route): it ends only up to `version`.

@@ -211,6 +211,9 @@ void replication_core::on_digest_entry_locked(const member& from, const wire::di
                 return; // ours moved on after that end: impossible unless renamed back; keep it
             }
         }
+        // A route rewrite's (e.route) stood: one whose request failed was
+        // taken back where it was made (rename_failed), and so was its
+        // tombstone. The id may come back past this version.
         if (!tombstoned_locked(e.id)) {
             tombstone_locked(e.id, e.where.version, e.route);
         }

@@ -572,8 +572,11 @@ void replication_core::route_renamed(const std::string& old_id, const std::strin
     std::lock_guard lock(repl_mutex_);
     tombstone_locked(old_id, version, true);
     // Taken back under an id it had before (x.a -> x.b -> x.a): that id's
-    // old end must not drop what comes for it now.
-    tombstones_.erase(new_id);
+    // old route end must not drop what comes for it now (an end for good,
+    // an invalidation's, stays).
+    if (auto it = tombstones_.find(new_id); it != tombstones_.end() && it->second.route) {
+        tombstones_.erase(it);
+    }
 }
 
 void replication_core::id_gone(const std::string& id) {

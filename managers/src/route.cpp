@@ -65,6 +65,13 @@ void alias_table::erase(const std::string& from) {
     entries_.erase(from);
 }
 
+void alias_table::erase_if_to(const std::string& from, const std::string& to) {
+    std::lock_guard lock(mutex_);
+    if (auto it = entries_.find(from); it != entries_.end() && it->second.to == to) {
+        entries_.erase(it);
+    }
+}
+
 std::size_t alias_table::size() const {
     std::lock_guard lock(mutex_);
     return entries_.size();

@@ -44,6 +44,8 @@ public:
     /// The id `id` is an alias of at `now`, if any.
     std::optional<std::string> find(const std::string& id, wall_clock::time_point now) const;
     void erase(const std::string& from);
+    /// Erases `from` only while it is an alias of `to`.
+    void erase_if_to(const std::string& from, const std::string& to);
     std::size_t size() const;
     std::uint64_t refused() const;
 

@@ -61,6 +61,9 @@ struct session_access {
     static void set_id(session& s, std::string id) {
         std::lock_guard lock(s.mutex_);
         s.id_ = std::move(id);
+        if (s.replicated_id_ == s.id_) {
+            s.replicated_id_.clear(); // renamed and back before either went out: no rename
+        }
     }
 
     // ---- the request path

@@ -182,6 +182,16 @@ int main(int argc, char** argv) {
         httpd::session_app app(*manager, channel, app_options);
         app.set_server(&server);
         ready_app.store(&app, std::memory_order_release);
+        // Whatever way this scope is left (a throw below included), the front
+        // stops before the app and the manager it calls go.
+        struct front_guard {
+            httpd::http_server& server;
+            std::atomic<httpd::session_app*>& app;
+            ~front_guard() {
+                server.stop();
+                app.store(nullptr, std::memory_order_release);
+            }
+        } guard{server, ready_app};
 
         std::unique_ptr<engine::admin_server> admin;
         if (config.admin.enabled) {
@@ -219,8 +229,8 @@ int main(int argc, char** argv) {
         int sig = 0;
         sigwait(&signals, &sig);
         spdlog::info("signal {}: stopping", sig);
-        // Front first: no request may start once the manager stops (nor
-        // reach the app, which goes out of scope before the server does).
+        // Front first: no request may start once the manager stops (the
+        // guard does it again on the way out, idempotently).
         server.stop();
         ready_app.store(nullptr, std::memory_order_release);
         if (statsd) {

@@ -348,3 +348,87 @@ TEST_CASE("manager settings: skip_paths must be a regex, skip_headers field name
 }
 
 } // namespace troupe::test
+
+namespace troupe::test {
+
+TEST_CASE("backup: a rename's end of the old id goes out only once the rename stands at the backup",
+          "[managers][route][backup]") {
+    backup_cluster c(rewrite_on);
+    for (const auto* n : {"a", "b", "c"}) {
+        c.add(n);
+    }
+    std::string id;
+    {
+        pumper p(c.bus);
+        id = create_counter(node(c, "a"), 1);
+    }
+    REQUIRE(c.pump());
+    const auto backup = expected_backup(c, id, "a");
+    REQUIRE(node(c, backup).find(id));
+    auto& a = node(c, "a");
+    std::string rotated;
+    {
+        pumper p(c.bus);
+        auto r = a.begin_request(id, "/app");
+        REQUIRE(r.session() != nullptr);
+        r.rotate_id();
+        rotated = r.session_id();
+        r.session()->modify<int>("n", [](int& n) { ++n; });
+        // The location batch leaves mid-request: the backup keeps its copy.
+        a.flush_locations();
+        std::this_thread::sleep_for(20ms);
+        CHECK(node(c, backup).find(id));
+        REQUIRE(r.end().error.empty());
+    }
+    a.flush_locations();
+    REQUIRE(c.pump());
+    const auto now_backup = expected_backup(c, rotated, "a");
+    CHECK(value(node(c, now_backup), rotated) == 2);
+    for (auto& n : c.nodes) {
+        INFO(n->node());
+        CHECK_FALSE(n->find(id)); // the old id ended everywhere once the rename stood
+    }
+}
+
+} // namespace troupe::test
+
+namespace troupe::test {
+
+TEST_CASE("delta: a route rewrite whose request fails gives the session its old id back, and the old id "
+          "finds it on every member",
+          "[managers][route][delta]") {
+    delta_cluster c([](manager_config& cfg) {
+        rewrite_on(cfg);
+        cfg.on_replication_failure = manager_config::on_failure::fail;
+    });
+    const auto id = three_and_a_counter_on_a(c);
+    kill(c, "a");
+    REQUIRE(c.pump());
+    auto& b = node(c, "b");
+    auto& cc = node(c, "c");
+    // c refuses b's messages: the request that renames fails.
+    c.bus.filter = [](const fake_bus::envelope&) { return verdict::fail; };
+    {
+        pumper p(c.bus);
+        const auto [v, error] = increment(b, id);
+        CHECK(v == -2);
+        INFO(error);
+    }
+    c.bus.filter = [](const fake_bus::envelope&) { return verdict::deliver; };
+    REQUIRE(c.pump());
+    CHECK(b.find(id)); // the old id is back where the rename was made
+    CHECK(stats(b)["route_rewrites_failed"] == 1);
+    // The client kept the old id: the next request renames again, and stands.
+    const auto new_id = *managers::detail::with_route(id, "b");
+    {
+        pumper p(c.bus);
+        const auto [v, ended] = increment(b, id);
+        CHECK(v == 3); // the failed request's change stood here (its client was told it failed)
+        CHECK(ended == new_id);
+    }
+    REQUIRE(c.pump());
+    CHECK(value(cc, new_id) == 3);
+    CHECK_FALSE(cc.find(id));
+}
+
+} // namespace troupe::test

@@ -42,7 +42,7 @@ struct manager_config {
     /// that changes nothing renames nothing. The old id stays an alias of the
     /// new one for route_alias_time.
     bool route_rewrite = true;
-    std::chrono::milliseconds route_alias_time{60000};
+    std::chrono::milliseconds route_alias_time{10000};
     std::chrono::seconds max_inactive{1800}; ///< of new sessions; zero or negative: never expire
     std::uint32_t send_options = engine::send_options::async; ///< of deltas: async 8, ack 2, sync 6
     /// What end() does when an ack/sync replication fails: `log` logs it (and
