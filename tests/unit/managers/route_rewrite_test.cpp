@@ -37,12 +37,16 @@ std::pair<int, std::string> increment(session_manager& m, const std::string& id)
     return {v, out};
 }
 
-/// Members a, b and c, a counter made on a (at 1), every message delivered.
-/// @return its id.
-std::string three_and_a_counter_on_a(delta_cluster& c) {
+/// Members a, b, c (and more), a counter made on a (at 1), every message
+/// delivered. @return its id.
+template <typename Manager>
+std::string counter_on_a(cluster_of<Manager>& c, std::initializer_list<const char*> more = {}) {
     c.add("a");
     c.add("b");
     c.add("c");
+    for (const auto* n : more) {
+        c.add(n);
+    }
     std::string id;
     {
         pumper p(c.bus);
@@ -88,7 +92,7 @@ TEST_CASE("delta: a request for a removed member's route is served here, the id 
           "and the old id is an alias for a bounded time",
           "[managers][route][delta]") {
     delta_cluster c(rewrite_on);
-    const auto id = three_and_a_counter_on_a(c);
+    const auto id = counter_on_a(c);
     auto& b = node(c, "b");
     auto& cc = node(c, "c");
     REQUIRE(managers::detail::route_of(id) == "a");
@@ -159,7 +163,7 @@ TEST_CASE("delta: concurrent requests racing the rewrite on one member end with 
         rewrite_on(cfg);
         cfg.send_options = engine::send_options::async;
     });
-    const auto id = three_and_a_counter_on_a(c);
+    const auto id = counter_on_a(c);
     auto& b = node(c, "b");
     auto& cc = node(c, "c");
     kill(c, "a");
@@ -190,7 +194,7 @@ TEST_CASE("delta: an id rewritten away and back (x.a -> x.b -> x.a) is taken aga
           "left a tombstone",
           "[managers][route][delta]") {
     delta_cluster c(rewrite_on);
-    const auto id = three_and_a_counter_on_a(c);
+    const auto id = counter_on_a(c);
     auto& cc = node(c, "c");
     kill(c, "a");
     REQUIRE(c.pump());
@@ -237,15 +241,7 @@ TEST_CASE("route_rewrite off: a session keeps its id wherever it is served", "[m
 TEST_CASE("backup: the primary's member dies, a proxy serves the session under its own route, two copies again",
           "[managers][route][backup]") {
     backup_cluster c(rewrite_on);
-    for (const auto* n : {"a", "b", "c", "d"}) {
-        c.add(n);
-    }
-    std::string id;
-    {
-        pumper p(c.bus);
-        id = create_counter(node(c, "a"), 1);
-    }
-    REQUIRE(c.pump());
+    const auto id = counter_on_a(c, {"d"});
     // A member that holds neither copy.
     const auto backup = expected_backup(c, id, "a");
     REQUIRE_FALSE(backup.empty());
@@ -354,15 +350,7 @@ namespace troupe::test {
 TEST_CASE("backup: a rename's end of the old id goes out only once the rename stands at the backup",
           "[managers][route][backup]") {
     backup_cluster c(rewrite_on);
-    for (const auto* n : {"a", "b", "c"}) {
-        c.add(n);
-    }
-    std::string id;
-    {
-        pumper p(c.bus);
-        id = create_counter(node(c, "a"), 1);
-    }
-    REQUIRE(c.pump());
+    const auto id = counter_on_a(c);
     const auto backup = expected_backup(c, id, "a");
     REQUIRE(node(c, backup).find(id));
     auto& a = node(c, "a");
@@ -401,7 +389,7 @@ TEST_CASE("delta: a route rewrite whose request fails gives the session its old 
         rewrite_on(cfg);
         cfg.on_replication_failure = manager_config::on_failure::fail;
     });
-    const auto id = three_and_a_counter_on_a(c);
+    const auto id = counter_on_a(c);
     kill(c, "a");
     REQUIRE(c.pump());
     auto& b = node(c, "b");
