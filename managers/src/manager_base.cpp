@@ -304,7 +304,8 @@ request_scope manager_base::begin_request(const request_info& request) {
     // next request sticks here. Only on a replicating request: its end sends
     // the rename with the change.
     if (st->s && st->replicates && config_.route_rewrite) {
-        const auto route = route_of(st->s->id());
+        const auto id = st->s->id(); // route_of() views into it
+        const auto route = route_of(id);
         st->rewrite_pending = !route.empty() && route != node_ && !route_in_view(route);
     }
     return request_scope(std::move(st));
