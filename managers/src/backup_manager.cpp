@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <set>
 #include <thread>
 
@@ -105,8 +106,8 @@ void backup_manager::replicated(const std::shared_ptr<session>& s, bool ok) {
     std::unique_lock lock(outbox_mutex_);
     if (ok) {
         if (auto r = renamed_from_.find(id); r != renamed_from_.end()) {
-            // The rename stands at the backup: the old id ends for the others.
-            outbox_.push_back(std::move(r->second));
+            // The rename stands at the backup: the old ids end for the others.
+            std::move(r->second.begin(), r->second.end(), std::back_inserter(outbox_));
             renamed_from_.erase(r);
         }
     }
@@ -178,7 +179,7 @@ void backup_manager::send_location_chunks(const std::vector<member_id>& to, std:
         bytes = 0;
     };
     for (auto& e : entries) {
-        bytes += wire::location_entry_size(e.id.size());
+        bytes += wire::location_entry_size(e.id.size(), e.to.size());
         m.entries.push_back(std::move(e));
         if (bytes >= locations_chunk_bytes) {
             flush();
@@ -205,24 +206,59 @@ void backup_manager::expired_here(const std::shared_ptr<session>& s) {
 
 void backup_manager::id_gone(const std::string& id) {
     replication_core::id_gone(id);
-    std::lock_guard lock(repl_mutex_);
-    locations_.erase(id);
+    {
+        std::lock_guard lock(repl_mutex_);
+        locations_.erase(id);
+    }
+    // Ended (invalidated, expired) before its rename stood: the id it had
+    // before ends for the others now.
+    std::lock_guard lock(outbox_mutex_);
+    if (auto it = renamed_from_.find(id); it != renamed_from_.end()) {
+        std::move(it->second.begin(), it->second.end(), std::back_inserter(outbox_));
+        renamed_from_.erase(it);
+    }
 }
 
-void backup_manager::renamed_here(const std::string& old_id, const std::string& new_id, std::uint64_t version) {
+void backup_manager::pend_old_id_end(const std::string& old_id, const std::string& new_id, std::uint64_t version,
+                                     bool route) {
     // The proxies forget the old id, and a copy handed over under it (the
     // backup's before a fetch) ends: nobody would ever send it a newer
     // location. The new backup gets the rename itself (id_changed); the end
-    // goes out once that stands (replicated()).
+    // goes out once that stands (replicated()). A route rewrite's old id may
+    // come back (a later rewrite to its route): it ends only up to `version`,
+    // and leads to the new id meanwhile.
     wire::location_entry e;
     e.id = old_id;
     e.primary = self_.id;
     e.version = version;
     e.gone = true;
-    std::lock_guard lock(outbox_mutex_);
-    if (renamed_from_.size() < max_renames_pending) {
-        renamed_from_[new_id] = std::move(e);
+    e.renamed = route;
+    if (route) {
+        e.to = new_id;
     }
+    std::vector<wire::location_entry> ends{std::move(e)};
+    std::lock_guard lock(outbox_mutex_);
+    if (auto it = renamed_from_.find(old_id); it != renamed_from_.end()) {
+        // Renamed again before its last rename stood (x.a -> x.b -> x.c): x.a
+        // ends with this rename too. Unless this rename takes it back (a
+        // failed request's rewrite undone, x.a -> x.b -> x.a): x.a lives on.
+        for (auto& earlier : it->second) {
+            if (earlier.id != new_id) {
+                ends.push_back(std::move(earlier));
+            }
+        }
+        renamed_from_.erase(it);
+    }
+    if (renamed_from_.size() >= max_renames_pending && renamed_from_.count(new_id) == 0) {
+        std::move(ends.begin(), ends.end(), std::back_inserter(outbox_)); // at once rather than never
+        return;
+    }
+    auto& pending = renamed_from_[new_id];
+    std::move(ends.begin(), ends.end(), std::back_inserter(pending));
+}
+
+void backup_manager::renamed_here(const std::string& old_id, const std::string& new_id, std::uint64_t version) {
+    pend_old_id_end(old_id, new_id, version, false);
 }
 
 void backup_manager::route_renamed(const std::string& old_id, const std::string& new_id, std::uint64_t version) {
@@ -231,18 +267,7 @@ void backup_manager::route_renamed(const std::string& old_id, const std::string&
         std::lock_guard lock(repl_mutex_);
         locations_.erase(old_id);
     }
-    // As renamed_here(), but the old id may come back (a later rewrite to
-    // its route): the others end it only up to `version`.
-    wire::location_entry e;
-    e.id = old_id;
-    e.primary = self_.id;
-    e.version = version;
-    e.gone = true;
-    e.renamed = true;
-    std::lock_guard lock(outbox_mutex_);
-    if (renamed_from_.size() < max_renames_pending) {
-        renamed_from_[new_id] = std::move(e);
-    }
+    pend_old_id_end(old_id, new_id, version, true);
 }
 
 // ---------------------------------------------------------------------------
@@ -312,15 +337,23 @@ void backup_manager::on_locations(const member& from, const wire::locations_msg&
         const auto mine = s ? session_access::valid_stamp(*s) : std::nullopt;
         const auto r = s ? session_access::roles_of(*s) : session_access::roles{};
         if (e.gone) {
+            if (auto it = locations_.find(e.id); it != locations_.end() && it->second.version > e.version) {
+                continue; // an older end: the id came back since (x.a -> x.b -> x.a)
+            }
             locations_.erase(e.id);
+            if (e.renamed) {
+                // A proxy too leads the old id to the new one (it fetches it).
+                renamed_elsewhere(e.id, e.to);
+            }
             if (mine && !r.primary && mine->version <= e.version) {
-                tombstone_locked(e.id, e.version, e.renamed);
+                tombstone_locked(e.id, e.version, e.renamed, e.to);
                 awaiting_.erase(e.id);
                 store().erase(e.id);
                 stats_->copies_dropped.fetch_add(1, std::memory_order_relaxed);
             }
             continue;
         }
+        lift_route_locked(e.id, e.version);
         auto& known = locations_[e.id];
         if (mine && !r.primary && r.handed_to.is_nil() && known.primary == from.id && e.primary != from.id) {
             // From the primary this copy backs: the session moved (a fetch).
@@ -359,7 +392,24 @@ void backup_manager::answer_fetch(const member& from, const wire::fetch_msg& m) 
     reply r;
     r.request = m.request;
     r.what = reply::outcome::missing;
-    auto s = find(m.id);
+    // A route-rewritten id (its client did not get the new cookie): answered
+    // for the new id, as begin_request finds it; the fetcher takes the
+    // session under that id.
+    std::string id = m.id;
+    auto s = find(id);
+    if (!s) {
+        if (auto to = alias_of(id)) {
+            if (auto renamed = find(*to)) {
+                id = std::move(*to);
+                s = std::move(renamed);
+            } else {
+                std::lock_guard lock(repl_mutex_);
+                if (locations_.count(id) == 0 && locations_.count(*to) > 0) {
+                    id = std::move(*to); // answered with where the new id lives
+                }
+            }
+        }
+    }
     std::optional<wire::stamp> stamp;
     session_access::roles roles;
     if (s) {
@@ -394,7 +444,7 @@ void backup_manager::answer_fetch(const member& from, const wire::fetch_msg& m) 
                 // that it no longer backs a primary here: were we to die now, it
                 // must not promote its copy while the fetcher serves the session.
                 wire::locations_msg moved;
-                moved.entries.push_back({m.id, from.id, {}, r.session.front().version, false});
+                moved.entries.push_back({id, from.id, {}, r.session.front().version, false});
                 stats_->locations_sent.fetch_add(1, std::memory_order_relaxed);
                 link_->send({roles.copy_at}, wire::encode(moved), engine::send_options::async, count_failures());
             }
@@ -404,13 +454,13 @@ void backup_manager::answer_fetch(const member& from, const wire::fetch_msg& m) 
     if (r.what == reply::outcome::found) {
         stats_->handed_over.fetch_add(1, std::memory_order_relaxed);
         std::lock_guard lock(repl_mutex_);
-        locations_[m.id] = {from.id, {}, r.session.front().version};
+        locations_[id] = {from.id, {}, r.session.front().version};
     } else if (stamp && r.what != reply::outcome::busy) {
         // A backup's or a handed-over copy: where the session went, if known.
         member_id hint = roles.handed_to;
         if (hint.is_nil() || hint == self_.id) {
             std::lock_guard lock(repl_mutex_);
-            if (auto it = locations_.find(m.id); it != locations_.end()) {
+            if (auto it = locations_.find(id); it != locations_.end()) {
                 hint = it->second.primary;
             }
         }
@@ -422,13 +472,13 @@ void backup_manager::answer_fetch(const member& from, const wire::fetch_msg& m) 
         bool busy = false;
         {
             std::lock_guard lock(flights_mutex_);
-            busy = flights_.count(m.id) > 0;
+            busy = flights_.count(id) > 0;
         }
         if (busy) {
             r.what = reply::outcome::busy;
         } else {
             std::lock_guard lock(repl_mutex_);
-            if (auto it = locations_.find(m.id); it != locations_.end() && it->second.primary != self_.id &&
+            if (auto it = locations_.find(id); it != locations_.end() && it->second.primary != self_.id &&
                                                   it->second.primary != from.id && !m.any) {
                 r.what = reply::outcome::moved;
                 r.to = it->second.primary;
@@ -499,12 +549,14 @@ std::shared_ptr<backup_manager::round> backup_manager::ask(const std::vector<mem
     return r;
 }
 
-std::shared_ptr<session> backup_manager::take(const wire::full_session& f) {
+std::shared_ptr<session> backup_manager::take(const wire::full_session& f, bool& unavailable) {
     actions a;
     std::shared_ptr<session> s;
+    bool ended = false;
     {
         std::lock_guard lock(repl_mutex_);
         install_locked(f, install_mode::if_wins, a);
+        ended = ended_for_good_locked(f.id);
         s = find(f.id);
         if (s && session_access::valid_stamp(*s)) {
             session_access::make_primary(*s, self_.id);
@@ -514,6 +566,11 @@ std::shared_ptr<session> backup_manager::take(const wire::full_session& f) {
         }
     }
     run(a);
+    // Refused by a newer copy here or a route tombstone (a rename this node
+    // heard of): the session exists, so the request fails rather than making
+    // a new one. An id that ended for good (invalidated, rotated away) starts
+    // anew.
+    unavailable = s == nullptr && !ended;
     return s;
 }
 
@@ -525,6 +582,22 @@ std::shared_ptr<session> backup_manager::wait_for(std::string_view id, bool& una
     return fetch(std::string(id), unavailable);
 }
 
+std::shared_ptr<session> backup_manager::find_moved(const std::string& id) {
+    {
+        std::lock_guard lock(repl_mutex_);
+        if (locations_.count(id) == 0) {
+            return nullptr;
+        }
+    }
+    bool unavailable = false;
+    return fetch(id, unavailable, true);
+}
+
+bool backup_manager::known_past_locked(const std::string& id, std::uint64_t version) const {
+    const auto it = locations_.find(id);
+    return it != locations_.end() && it->second.version > version;
+}
+
 bool backup_manager::unverified(std::string_view id) {
     if (replication_core::unverified(id)) {
         return true;
@@ -533,7 +606,7 @@ bool backup_manager::unverified(std::string_view id) {
     return s && !session_access::roles_of(*s).primary;
 }
 
-std::shared_ptr<session> backup_manager::fetch(const std::string& id, bool& unavailable) {
+std::shared_ptr<session> backup_manager::fetch(const std::string& id, bool& unavailable, bool hops_only) {
     if (link_->on_io_thread()) {
         unavailable = true; // cannot wait for answers on the thread that receives them
         return nullptr;
@@ -562,7 +635,7 @@ std::shared_ptr<session> backup_manager::fetch(const std::string& id, bool& unav
     stats_->fetches.fetch_add(1, std::memory_order_relaxed);
     const auto started = steady::now();
     bool missing = false;
-    auto s = run_fetch(id, missing);
+    auto s = run_fetch(id, missing, hops_only);
     note_latency(steady::now() - started);
     if (s) {
         stats_->fetch_found.fetch_add(1, std::memory_order_relaxed);
@@ -586,7 +659,7 @@ std::shared_ptr<session> backup_manager::fetch(const std::string& id, bool& unav
     return s;
 }
 
-std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& unavailable) {
+std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& unavailable, bool hops_only) {
     if (minority_.load(std::memory_order_acquire)) {
         // Cut off from most of the cluster: the copies in reach (our own
         // included) may be old ones the others have moved past.
@@ -633,7 +706,7 @@ std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& 
         }
         auto& answer = r->replies.front().second;
         switch (answer.what) {
-        case reply::outcome::found: return take(answer.session.front());
+        case reply::outcome::found: return take(answer.session.front(), unavailable);
         case reply::outcome::moved:
             beyond_view = beyond_view || (!answer.to.is_nil() && answer.to != self_.id && !member_now(answer.to));
             queue.push_front(answer.to);
@@ -658,7 +731,7 @@ std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& 
         known = cluster_size_locked().known;
         healing = healing_locked();
     }
-    if (healing || beyond_view) {
+    if (healing || beyond_view || hops_only) {
         unavailable = true;
         return nullptr;
     }
@@ -702,7 +775,7 @@ std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& 
     // A member that answered busy is reconciling: its copy may be the newest
     // (it served the session before a pause): no other copy is taken over it.
     if (best && !busy && !too_few) {
-        return take(*best);
+        return take(*best, unavailable);
     }
     // Nobody holds it: a new session, as users expect. Someone did not answer
     // or answered busy, too few members answered, or this node is still

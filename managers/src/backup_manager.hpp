@@ -125,8 +125,12 @@ protected:
 
     std::shared_ptr<session> wait_for(std::string_view id, bool& unavailable) override;
     bool unverified(std::string_view id) override;
+    bool known_past_locked(const std::string& id, std::uint64_t version) const override;
+    std::shared_ptr<session> find_moved(const std::string& id) override;
     void expired_here(const std::shared_ptr<session>& s) override;
     void renamed_here(const std::string& old_id, const std::string& new_id, std::uint64_t version) override;
+    /// Queues the old id's end, sent once the rename to `new_id` stands at the backup.
+    void pend_old_id_end(const std::string& old_id, const std::string& new_id, std::uint64_t version, bool route);
     void route_renamed(const std::string& old_id, const std::string& new_id, std::uint64_t version) override;
     void id_gone(const std::string& id) override;
     void add_stats(nlohmann::json& j) const override;
@@ -171,15 +175,18 @@ private:
         std::size_t latency_next = 0;
     };
 
-    std::shared_ptr<session> fetch(const std::string& id, bool& unavailable);
-    std::shared_ptr<session> run_fetch(const std::string& id, bool& unavailable);
+    /// `hops_only`: only from the members the session is known to live on
+    /// (never every member's copies); not found there counts as unavailable.
+    std::shared_ptr<session> fetch(const std::string& id, bool& unavailable, bool hops_only = false);
+    std::shared_ptr<session> run_fetch(const std::string& id, bool& unavailable, bool hops_only);
     /// Sends FETCH to `to` and waits until each answered or `until`; or,
     /// once one answer holds the session, until all but `silent` (members
     /// that did not answer this fetch before) answered.
     std::shared_ptr<round> ask(const std::vector<membership::member_id>& to, const std::string& id, bool any,
                                std::chrono::steady_clock::time_point until,
                                const std::set<membership::member_id>& silent = {});
-    std::shared_ptr<session> take(const wire::full_session& f);
+    /// Installs a fetched copy as primary here. @return null, `unavailable` set, if refused.
+    std::shared_ptr<session> take(const wire::full_session& f, bool& unavailable);
     void answer_fetch(const membership::member& from, const wire::fetch_msg& m);
     void on_fetch_reply(const membership::member& from, wire::fetch_reply_msg& m);
     void on_locations(const membership::member& from, const wire::locations_msg& m);
@@ -232,12 +239,13 @@ private:
     };
     std::unordered_map<std::string, pending_move> unconfirmed_;
     std::vector<wire::location_entry> outbox_;
-    /// The old id's end, by new id, of a session renamed here: queued once
-    /// the rename's step stands (replicated ok), not before, or the backup
-    /// might drop its copy before the rename reaches it.
-    std::unordered_map<std::string, wire::location_entry> renamed_from_;
-    /// Renames whose step never stood stay until their next success; past
-    /// this many the old id's end is not sent (its copies then end by expiry).
+    /// The old ids' ends, by new id, of a session renamed here (several when
+    /// it was renamed again before a rename stood): queued once the rename's
+    /// step stands (replicated ok), not before, or the backup might drop its
+    /// copy before the rename reaches it.
+    std::unordered_map<std::string, std::vector<wire::location_entry>> renamed_from_;
+    /// Renames whose step never stood stay until their next success or the
+    /// session's end; past this many sessions an old id's end goes at once.
     static constexpr std::size_t max_renames_pending = 100000;
 
     std::atomic<int> restores_running_{0};

@@ -43,9 +43,12 @@ struct request_scope::state final : detail::handle_backend {
     /// A request that renamed and then failed: the rename may not stand
     /// anywhere else, and the client keeps the old id, which must lead to
     /// the session where it goes on, not to this copy.
-    void check_rename(const end_result& r) const {
+    void check_rename(end_result& r) const { undo_failed_rename(*mgr, s, renamed_from, r); }
+    static void undo_failed_rename(detail::manager_base& mgr, const std::shared_ptr<managers::session>& s,
+                                   const std::string& renamed_from, end_result& r) {
         if (!renamed_from.empty() && !r.error.empty()) {
-            mgr->rename_failed(s, renamed_from);
+            mgr.rename_failed(s, renamed_from);
+            r.rename_undone = true;
         }
     }
     bool unavailable = false; ///< the cookie's session exists somewhere but could not be had
@@ -197,9 +200,7 @@ void request_scope::end_async(end_handler done) {
     state_->mgr->finish_async(state_->s, state_->replicates,
                               [mgr = state_->mgr, from = state_->renamed_from, s = state_->s,
                                done = std::move(done)](end_result r) mutable {
-                                  if (!r.error.empty()) {
-                                      mgr->rename_failed(s, from);
-                                  }
+                                  state::undo_failed_rename(*mgr, s, from, r);
                                   done(std::move(r));
                               });
 }
@@ -274,16 +275,22 @@ request_scope manager_base::begin_request(const request_info& request) {
         std::string id = st->cookie_id;
         auto s = store_.find(id);
         if (!s) {
-            // The id was route-rewritten (here, or where a copy is held) a
-            // moment ago: the client has not had the new cookie yet. Only
-            // while the new id is held here: else the rename may not have
-            // stood (its request failed, the client kept the old id and
-            // went on with it elsewhere), and the old id is the one to look for.
+            // The id was route-rewritten a while ago (the alias table: for
+            // route_alias_time after this member learned of it), and the
+            // client has not had the new cookie (its answer was lost, or it
+            // went on before it came). Held here: that copy.
             if (auto to = aliases_.find(id, now())) {
-                if (auto renamed = store_.find(*to)) {
+                // Held here, or elsewhere where it is known to live (a backup
+                // manager's proxy fetches it). Not found: the rename may not
+                // have stood (its request failed, and the session took the
+                // old id back), and the old id is looked for, as usual.
+                s = store_.find(*to);
+                if (!s) {
+                    s = find_moved(*to);
+                }
+                if (s) {
                     counters_.alias_hits.fetch_add(1, std::memory_order_relaxed);
-                    id = std::move(*to);
-                    s = std::move(renamed);
+                    id = s->id(); // a fetch may have followed the alias further
                 }
             }
         }
@@ -377,10 +384,18 @@ bool manager_base::rotate(const std::shared_ptr<session>& s) {
 //  4. The id comes back (x.a -> x.b -> x.a, when b fails later): a message past
 //     a route tombstone's version lifts it, digests and LOCATIONS carry the
 //     flag, and the member that renames drops its own tombstone of the id.
-//  5. A member that joins after the rename learns the new id (state transfer,
-//     LOCATIONS), not the alias: a request still carrying the old id there
-//     misses (a new session). HAProxy's hash on the cookie sends such late
-//     requests to the member that renamed, while the old route is down.
+//  5. A member that missed the rename learns the alias with it, for
+//     route_alias_time from then, so that a client that never got its new
+//     cookie (its answer was lost) still finds its session: delta, cut off or
+//     frozen: the digests after the heal carry the route tombstone's new id;
+//     backup, a proxy: the old id's LOCATIONS entry carries it (once the
+//     rename stands at the backup), and the proxy fetches the new id from
+//     where it lives (find_moved: never every member's copies). A member that
+//     learned nothing (a joiner: locations, no digests) asks every member for
+//     the old id, and a member that holds the new id and knows the alias
+//     answers for it (answer_fetch). An alias older than what a member knows
+//     of the old id (it came back, x.a -> x.b -> x.a) is dropped or ignored
+//     (lift_route_locked, known_past_locked).
 //  6. Concurrent requests on one member: one renames (the store's rename is
 //     atomic), the others find the session renamed or through the alias.
 //  7. Concurrent requests on two members that both lost the route's member:
@@ -584,6 +599,7 @@ std::string manager_base::stats_json() const {
     j["route_rewrites_failed"] = c.route_rewrites_failed.load();
     j["route_aliases"] = aliases_.size();
     j["route_alias_hits"] = c.alias_hits.load();
+    j["route_aliases_refused"] = aliases_.refused();
     j["created"] = c.created.load();
     j["expired"] = c.expired.load();
     j["invalidated"] = c.invalidated.load();
@@ -614,6 +630,7 @@ std::string manager_base::metrics_text() const {
     counter("troupe_session_route_rewrites_failed_total", c.route_rewrites_failed.load());
     gauge("troupe_session_route_aliases", aliases_.size());
     counter("troupe_session_route_alias_hits_total", c.alias_hits.load());
+    counter("troupe_session_route_aliases_refused_total", aliases_.refused());
     counter("troupe_sessions_created_total", c.created.load());
     counter("troupe_sessions_expired_total", c.expired.load());
     counter("troupe_sessions_invalidated_total", c.invalidated.load());

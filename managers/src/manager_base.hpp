@@ -126,6 +126,14 @@ protected:
         (void)id, (void)unavailable;
         return nullptr;
     }
+    /// The session now named `id` (a route alias's target not held here),
+    /// from where it is known to live; never from every member's copies
+    /// (the alias may be stale, and a copy taken from anyone would fork it).
+    /// Null when not found that way: the request then looks for its own id.
+    virtual std::shared_ptr<session> find_moved(const std::string& id) {
+        (void)id;
+        return nullptr;
+    }
     /// Whether a member named `route` is in this member's view (alive or
     /// suspected, not yet removed): a request for its session that landed
     /// here is a detour (the balancer thought it down for a moment), not a
@@ -143,6 +151,11 @@ protected:
     /// `from` was renamed to `to` elsewhere: when only the route changed, the
     /// old id stays an alias here too. Takes only the alias table's lock.
     void renamed_elsewhere(const std::string& from, const std::string& to);
+    /// The id `id` was route-rewritten to, while this member keeps it as an
+    /// alias (route_alias_time after it learned of the rename).
+    std::optional<std::string> alias_of(const std::string& id) const { return aliases_.find(id, now()); }
+    /// `id` lives again (x.a -> x.b -> x.a): it is no longer an alias here.
+    void forget_alias(const std::string& id) { aliases_.erase(id); }
 
     detail::rate_limit failure_log_{std::chrono::seconds(1)};
 

@@ -214,8 +214,16 @@ void replication_core::on_digest_entry_locked(const member& from, const wire::di
         // A route rewrite's (e.route) stood: one whose request failed was
         // taken back where it was made (rename_failed), and so was its
         // tombstone. The id may come back past this version.
+        if (!s && known_past_locked(e.id, e.where.version)) {
+            return; // it came back since (x.a -> x.b -> x.a): the member that sent this missed it
+        }
         if (!tombstoned_locked(e.id)) {
-            tombstone_locked(e.id, e.where.version, e.route);
+            tombstone_locked(e.id, e.where.version, e.route, e.to);
+            if (e.route) {
+                // Learned now (this member was cut off or joined since): a
+                // request that still carries the old id finds the session.
+                renamed_elsewhere(e.id, e.to);
+            }
         }
         if (s) {
             counters_->tombstones_applied.fetch_add(1, std::memory_order_relaxed);

@@ -96,11 +96,11 @@ void replication_core::answer_get_all(const member& from, const wire::get_all_ms
             std::lock_guard lock(repl_mutex_);
             ended.reserve(tombstones_.size());
             for (const auto& [id, ts] : tombstones_) {
-                ended.push_back({id, {ts.version, 0, 0}, true, ts.route});
+                ended.push_back({id, {ts.version, 0, 0}, true, ts.route, ts.to});
             }
         }
         for (const auto& e : ended) {
-            if (!room(wire::digest_entry_size(e.id.size()))) {
+            if (!room(wire::digest_entry_size(e.id.size(), e.to.size()))) {
                 return false;
             }
             chunk.add_digest(e);

@@ -209,13 +209,21 @@ void replication_core::run(actions& a) {
 
 bool replication_core::tombstoned_locked(const std::string& id) const { return tombstones_.count(id) > 0; }
 
-void replication_core::tombstone_locked(const std::string& id, std::uint64_t version, bool route) {
+void replication_core::tombstone_locked(const std::string& id, std::uint64_t version, bool route, std::string to) {
     const auto t = steady::now();
-    auto [it, fresh] = tombstones_.try_emplace(id, tombstone{t, version, route});
+    route = route && !to.empty(); // a rename that does not say where to is an end
+    auto [it, fresh] = tombstones_.try_emplace(id, tombstone{t, version, route, route ? std::move(to) : std::string{}});
     if (!fresh) {
-        it->second.at = t;
-        it->second.version = std::max(it->second.version, version);
-        it->second.route = it->second.route && route; // an end for good stays one
+        auto& ts = it->second;
+        ts.at = t;
+        if (version >= ts.version && route) {
+            ts.to = std::move(to); // the latest rename
+        }
+        ts.version = std::max(ts.version, version);
+        ts.route = ts.route && route; // an end for good stays one
+        if (!ts.route) {
+            ts.to.clear();
+        }
     }
     // A refreshed one gets a new place in the order; the old place expires
     // nothing (its time no longer matches).
@@ -232,10 +240,21 @@ bool replication_core::dead_locked(const std::string& id, std::uint64_t version)
         return false;
     }
     if (it->second.route && version > it->second.version) {
-        tombstones_.erase(it); // its place in tombstone_order_ expires nothing
+        lift_route_locked(id, version);
         return false;
     }
     return true;
+}
+
+void replication_core::lift_route_locked(const std::string& id, std::uint64_t version) {
+    const auto it = tombstones_.find(id);
+    if (it == tombstones_.end() || !it->second.route || version <= it->second.version) {
+        return;
+    }
+    // The id came back (x.a -> x.b -> x.a): its old rename no longer leads
+    // anywhere, here or for a request that carries it.
+    tombstones_.erase(it); // its place in tombstone_order_ expires nothing
+    forget_alias(id);
 }
 
 void replication_core::on_delta_locked(const member& from, wire::delta_msg& d, actions& a) {
@@ -452,7 +471,8 @@ void replication_core::on_id_changed_locked(const member& from, const wire::id_c
         counters_->tombstone_drops.fetch_add(1, std::memory_order_relaxed);
         return;
     }
-    tombstone_locked(m.old_id, m.after, same_but_route(m.old_id, m.new_id));
+    const bool route = same_but_route(m.old_id, m.new_id);
+    tombstone_locked(m.old_id, m.after, route, route ? m.new_id : std::string{});
     // A route rewrite elsewhere: a request carrying the old id that lands
     // here finds the session under its new one (a copy holder's alias).
     renamed_elsewhere(m.old_id, m.new_id);

@@ -570,7 +570,7 @@ bool replication_core::route_in_view(std::string_view route) const {
 
 void replication_core::route_renamed(const std::string& old_id, const std::string& new_id, std::uint64_t version) {
     std::lock_guard lock(repl_mutex_);
-    tombstone_locked(old_id, version, true);
+    tombstone_locked(old_id, version, true, new_id);
     // Taken back under an id it had before (x.a -> x.b -> x.a): that id's
     // old route end must not drop what comes for it now (an end for good,
     // an invalidation's, stays).

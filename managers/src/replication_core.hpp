@@ -159,6 +159,9 @@ protected:
         /// Renamed away by a route rewrite: the id may come back (x.a -> x.b
         /// -> x.a), and a message past `version` is about that new life.
         bool route = false;
+        /// With `route`: the new id. Digests carry it, so that a member that
+        /// missed the rename (cut off, joining) learns the alias too.
+        std::string to;
     };
 
     /// Work decided under repl_mutex_ and done after releasing it.
@@ -264,7 +267,22 @@ protected:
     void await_locked(const std::string& id, const membership::member_id& ask, actions& a,
                       wire::delta_msg* buffered);
     bool tombstoned_locked(const std::string& id) const;
-    void tombstone_locked(const std::string& id, std::uint64_t version, bool route = false);
+    void tombstone_locked(const std::string& id, std::uint64_t version, bool route = false, std::string to = {});
+    /// Whether `id` ended for good here (invalidated, expired, rotated away;
+    /// not a route rewrite's end, after which it may come back).
+    bool ended_for_good_locked(const std::string& id) const {
+        const auto it = tombstones_.find(id);
+        return it != tombstones_.end() && !it->second.route;
+    }
+    /// `id` lives at `version`: a route tombstone (and alias) of it from
+    /// before is over.
+    void lift_route_locked(const std::string& id, std::uint64_t version);
+    /// Whether `id` is known here to live past `version` without a copy held
+    /// here (a backup manager's location): an end at `version` is an old one.
+    virtual bool known_past_locked(const std::string& id, std::uint64_t version) const {
+        (void)id, (void)version;
+        return false;
+    }
     /// Whether a message about `id` at `version` is about an ended id: a
     /// tombstone blocks it, except a route rewrite's below `version` (which
     /// the id coming back lifts).

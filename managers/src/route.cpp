@@ -83,8 +83,9 @@ std::uint64_t alias_table::refused() const {
 }
 
 void alias_table::prune_locked(wall_clock::time_point now) {
-    // A full sweep at most once a second: adding stays O(1) amortized.
-    if (now < next_prune_ && entries_.size() < max_entries) {
+    // A full sweep at most once a second, full or not: adding stays O(1)
+    // amortized (a full table refuses until the next sweep).
+    if (now < next_prune_) {
         return;
     }
     next_prune_ = now + std::chrono::seconds(1);

@@ -19,11 +19,11 @@ constexpr std::size_t member_id_size = 16;
 constexpr std::size_t min_location = min_id + 2 * member_id_size + 8 + 1;
 // A location entry's flags.
 constexpr std::uint8_t location_gone = 1;
-constexpr std::uint8_t location_renamed = 2; // only with location_gone
+constexpr std::uint8_t location_renamed = 2; // only with location_gone; the new id (str8) follows
 
 // A digest entry's flags.
 constexpr std::uint8_t flag_tombstone = 2;
-constexpr std::uint8_t flag_route_tombstone = 4; // only with flag_tombstone
+constexpr std::uint8_t flag_route_tombstone = 4; // only with flag_tombstone; the new id (str8) follows
 
 class reader {
 public:
@@ -380,6 +380,12 @@ boost::system::error_code decode(std::span<const std::uint8_t> bytes, message& o
             }
             e.tombstone = (flags & flag_tombstone) != 0;
             e.route = (flags & flag_route_tombstone) != 0;
+            if (e.route) {
+                e.to = r.id();
+                if (!r.failed() && e.to == e.id) {
+                    r.fail(error::bad_value); // renamed to itself
+                }
+            }
             if (!r.failed() && e.tombstone && (e.where.acked != 0 || e.where.tag != 0)) {
                 r.fail(error::bad_value); // a tombstone has no lineage
             }
@@ -438,6 +444,12 @@ boost::system::error_code decode(std::span<const std::uint8_t> bytes, message& o
             }
             e.gone = (flags & location_gone) != 0;
             e.renamed = (flags & location_renamed) != 0;
+            if (e.renamed) {
+                e.to = r.id();
+                if (!r.failed() && e.to == e.id) {
+                    r.fail(error::bad_value); // renamed to itself
+                }
+            }
             m.entries.push_back(std::move(e));
         }
         out = std::move(m);
@@ -528,8 +540,12 @@ void append_max_inactive(buffer& out, std::int64_t seconds) {
     append_u64(out, static_cast<std::uint64_t>(seconds));
 }
 
-std::size_t digest_entry_size(std::size_t id_size) { return 1 + id_size + 8 + 8 + 8 + 1; }
-std::size_t location_entry_size(std::size_t id_size) { return 1 + id_size + 2 * member_id_size + 8 + 1; }
+std::size_t digest_entry_size(std::size_t id_size, std::size_t to_size) {
+    return 1 + id_size + 8 + 8 + 8 + 1 + (to_size > 0 ? 1 + to_size : 0);
+}
+std::size_t location_entry_size(std::size_t id_size, std::size_t to_size) {
+    return 1 + id_size + 2 * member_id_size + 8 + 1 + (to_size > 0 ? 1 + to_size : 0);
+}
 
 void append_member_id(buffer& out, const membership::member_id& m) {
     out.insert(out.end(), m.bytes.begin(), m.bytes.end());
@@ -569,7 +585,11 @@ void counted_writer::add_digest(const digest_entry& e) {
     append_u64(out_, e.where.version);
     append_u64(out_, e.tombstone ? 0 : e.where.tag);
     append_u64(out_, e.tombstone ? 0 : e.where.acked);
-    append_u8(out_, static_cast<std::uint8_t>(e.tombstone ? flag_tombstone | (e.route ? flag_route_tombstone : 0) : 0));
+    const bool route = e.tombstone && e.route && !e.to.empty(); // else an end for good
+    append_u8(out_, static_cast<std::uint8_t>(e.tombstone ? flag_tombstone | (route ? flag_route_tombstone : 0) : 0));
+    if (route) {
+        append_str8(out_, e.to);
+    }
     ++count_;
 }
 
@@ -705,8 +725,12 @@ buffer encode(const message& msg) {
                     append_member_id(out, e.primary);
                     append_member_id(out, e.backup);
                     append_u64(out, e.version);
+                    const bool renamed = e.gone && e.renamed && !e.to.empty(); // else an end for good
                     append_u8(out, static_cast<std::uint8_t>((e.gone ? location_gone : 0) |
-                                                             (e.gone && e.renamed ? location_renamed : 0)));
+                                                             (renamed ? location_renamed : 0)));
+                    if (renamed) {
+                        append_str8(out, e.to);
+                    }
                 }
             }
         },

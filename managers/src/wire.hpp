@@ -33,7 +33,9 @@ inline constexpr std::uint8_t magic1 = 'S';
 /// tag they lead to; digests carry tombstones; NEWER_COPY.
 /// 3: the stamp's `confirmed` flag became `acked`, the last version of the
 /// lineage that may have been acknowledged to a client.
-inline constexpr std::uint8_t codec_version = 3;
+/// 4: route rewrites: a digest's route tombstone (flag 4) and a LOCATIONS
+/// entry renamed away (flag 2) carry the new id after their flags.
+inline constexpr std::uint8_t codec_version = 4;
 inline constexpr std::size_t header_size = 4;
 inline constexpr std::size_t max_id = 255; ///< session ids are str8
 
@@ -165,6 +167,9 @@ struct digest_entry {
     /// With `tombstone`: a route rewrite's, so the id may come back at a
     /// version past where.version; else it ended for good.
     bool route = false;
+    /// With `route`: the id it was renamed to (a request still carrying the
+    /// old id is led there). Never empty then; empty otherwise.
+    std::string to{};
 
     friend bool operator==(const digest_entry&, const digest_entry&) = default;
 };
@@ -211,6 +216,8 @@ struct location_entry {
     /// With `gone`: renamed by a route rewrite, so the id may come back later
     /// (at a higher version); else it ended for good.
     bool renamed = false;
+    /// With `renamed`: the new id. Never empty then; empty otherwise.
+    std::string to{};
 
     friend bool operator==(const location_entry&, const location_entry&) = default;
 };
@@ -252,9 +259,9 @@ void append_attribute(buffer& out, std::string_view name, const attribute& a);
 /// Bytes a session with these attributes takes (to keep chunks in bounds).
 std::size_t session_size(std::size_t id_size, std::size_t attribute_count, std::size_t payload_bytes);
 /// Bytes a digest entry for this id takes.
-std::size_t digest_entry_size(std::size_t id_size);
+std::size_t digest_entry_size(std::size_t id_size, std::size_t to_size = 0);
 /// Bytes a location entry for this id takes.
-std::size_t location_entry_size(std::size_t id_size);
+std::size_t location_entry_size(std::size_t id_size, std::size_t to_size = 0);
 
 /// DELTA: the head, then exactly `changes` append_set/remove/max_inactive.
 void begin_delta(buffer& out, std::string_view id, std::uint64_t before, std::uint64_t after,

@@ -216,10 +216,11 @@ TEST_CASE("malformed session bytes from a plain channel are rejected and counted
     }
     REQUIRE(a_id);
     const std::vector<std::uint8_t> garbage{'n', 'o', 't', ' ', 'a', ' ', 's', 'e', 's', 's', 'i', 'o', 'n'};
+    // Byte 2 is the session codec's version (managers/src/wire.hpp).
     // A delta header claiming a session id of 200 bytes, with 3 present.
-    const std::vector<std::uint8_t> truncated{'T', 'S', 3, 2, 200, 'a', 'b', 'c'};
+    const std::vector<std::uint8_t> truncated{'T', 'S', 4, 2, 200, 'a', 'b', 'c'};
     // An all-data chunk claiming four billion sessions.
-    const std::vector<std::uint8_t> huge{'T', 'S', 3, 7, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff};
+    const std::vector<std::uint8_t> huge{'T', 'S', 4, 7, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff};
     for (const auto* bytes : {&garbage, &truncated, &huge}) {
         const auto r = x.send(std::span(&*a_id, 1), std::as_bytes(std::span(*bytes)), troupe::engine::send_options::sync,
                               "app");

@@ -308,7 +308,8 @@ void session_app::with_session(const request& req, std::string_view path, route 
         spdlog::error("{}: {}", path, e.what());
         res = error(http::status::internal_server_error, "internal error");
     }
-    // The id to send back: a new session's, or one rotated during the request.
+    // The id to send back: a new session's, one rotated or route-rewritten
+    // during the request, or the one a cookie's old id (an alias) led to.
     std::string set_cookie;
     if (const auto id = scope.session_id(); scope.id_changed() && !id.empty()) {
         set_cookie = options_.cookie + "=" + id + "; Path=/; HttpOnly; SameSite=Lax";
@@ -326,7 +327,9 @@ void session_app::with_session(const request& req, std::string_view path, route 
             res = json_response(http::status::service_unavailable,
                                 json{{"error", "replication failed"}, {"detail", ended.error}});
         }
-        if (!set_cookie.empty()) {
+        // A failed request's route rewrite is taken back (the session has the
+        // id the client sent again): the client keeps its cookie.
+        if (!set_cookie.empty() && !ended.rename_undone) {
             res.set(http::field::set_cookie, set_cookie);
         }
         count_status(*counts, r, res.result_int());
@@ -350,6 +353,10 @@ response session_app::counter(const request& /*req*/, managers::request_scope& s
 }
 
 response session_app::session_json(const request& /*req*/, managers::request_scope& scope) {
+    if (scope.skipped()) {
+        // manager.skip_paths / skip_headers: the session was not looked up.
+        return json_response(http::status::ok, json{{"skipped", true}, {"node", options_.node}});
+    }
     auto* s = scope.session(false);
     if (s == nullptr) {
         return error(http::status::not_found, "no session");

@@ -6,6 +6,7 @@
 #include "placement.hpp"
 #include "route.hpp"
 
+#include <future>
 #include <thread>
 
 namespace troupe::test {
@@ -283,6 +284,98 @@ TEST_CASE("backup: the primary's member dies, a proxy serves the session under i
     }
 }
 
+TEST_CASE("delta: a member cut off during the rewrite learns the alias from the digests after the heal",
+          "[managers][route][delta]") {
+    delta_cluster c(rewrite_on);
+    const auto id = counter_on_a(c, {"d", "e"}); // b, c and e stay a majority
+    auto& d = node(c, "d");
+    const auto d_id = c.bus.id_of("d");
+    c.bus.cut(d_id);
+    kill(c, "a");
+    REQUIRE(c.pump());
+    const auto new_id = *managers::detail::with_route(id, "b");
+    {
+        pumper p(c.bus);
+        const auto done = increment(node(c, "b"), id);
+        INFO(done.first << " " << done.second);
+        CHECK(done == std::make_pair(2, new_id));
+    }
+    REQUIRE(c.pump());
+    // d missed the rename (id_changed): the heal's digests carry the old
+    // id's route tombstone and where it leads.
+    c.bus.heal(d_id);
+    REQUIRE(c.pump());
+    CHECK_FALSE(d.find(id));
+    CHECK(value(d, new_id) == 2);
+    // A client that never had the new cookie (its answer was lost), sent to d.
+    {
+        pumper p(c.bus);
+        auto r = d.begin_request(id, "/app");
+        REQUIRE(r.session() != nullptr);
+        CHECK(r.session_id() == new_id);
+        CHECK(r.id_changed());
+    }
+    CHECK(stats(d)["route_alias_hits"] == 1);
+}
+
+TEST_CASE("backup: a member without a copy leads the old id to the new one: a proxy by the rename's location, "
+          "a joiner by asking every member",
+          "[managers][route][backup]") {
+    backup_cluster c(rewrite_on);
+    const auto id = counter_on_a(c, {"d", "e"});
+    const auto backup = expected_backup(c, id, "a");
+    REQUIRE_FALSE(backup.empty());
+    std::vector<std::string> proxies;
+    for (const auto* n : {"b", "c", "d", "e"}) {
+        if (n != backup) {
+            proxies.emplace_back(n);
+        }
+    }
+    REQUIRE(proxies.size() == 3);
+    kill(c, "a");
+    REQUIRE(c.pump());
+    const auto& renamer = proxies[0];
+    const auto new_id = *managers::detail::with_route(id, renamer);
+    {
+        pumper p(c.bus);
+        CHECK(increment(node(c, renamer), id) == std::make_pair(2, new_id));
+    }
+    node(c, renamer).flush_locations(); // the old id's end, renamed, reaches the proxies
+    REQUIRE(c.pump());
+    // A proxy that never held the session, asked with the old id: it fetches
+    // the new one and serves it under that id.
+    {
+        pumper p(c.bus);
+        CHECK(increment(node(c, proxies[1]), id) == std::make_pair(3, new_id));
+    }
+    const auto fetches = stats(node(c, proxies[1]))["backup"]["fetches"];
+    CHECK(fetches["found"] == 1);
+    CHECK(fetches["asked_everyone"] == 0); // straight to where the new id lives
+    REQUIRE(c.pump());
+    // A member that joins after the rename learned locations, not the alias:
+    // the member that serves the session answers the old id's fetch.
+    c.add("f");
+    REQUIRE(c.pump());
+    {
+        pumper p(c.bus);
+        CHECK(increment(node(c, "f"), id) == std::make_pair(4, new_id));
+    }
+    CHECK(stats(node(c, "f"))["route_alias_hits"] == 0); // f knew no alias: it asked everyone
+    CHECK(stats(node(c, "f"))["backup"]["fetches"]["asked_everyone"] >= 1);
+    node(c, "f").flush_locations(); // the copies handed over on the way are dropped
+    REQUIRE(c.pump());
+    int holders = 0;
+    for (auto& n : c.nodes) {
+        INFO(n->node());
+        CHECK_FALSE(n->find(id));
+        if (auto s = n->find(new_id); s && s->valid()) {
+            CHECK(value(*n, new_id) == 4);
+            ++holders;
+        }
+    }
+    CHECK(holders == 2);
+}
+
 TEST_CASE("skip_paths and skip_headers: such requests neither create nor touch a session",
           "[managers][route][skip]") {
     delta_cluster c([](manager_config& cfg) {
@@ -398,9 +491,15 @@ TEST_CASE("delta: a route rewrite whose request fails gives the session its old 
     c.bus.filter = [](const fake_bus::envelope&) { return verdict::fail; };
     {
         pumper p(c.bus);
-        const auto [v, error] = increment(b, id);
-        CHECK(v == -2);
-        INFO(error);
+        auto r = b.begin_request(id, "/app");
+        REQUIRE(r.session() != nullptr);
+        r.session()->modify<int>("n", [](int& n) { ++n; });
+        CHECK(r.id_changed()); // renamed: before the end, the new id is the one to send
+        std::promise<end_result> ended;
+        r.end_async([&ended](end_result e) { ended.set_value(std::move(e)); });
+        const auto e = ended.get_future().get();
+        CHECK_FALSE(e.error.empty());
+        CHECK(e.rename_undone); // taken back: the response sets no cookie
     }
     c.bus.filter = [](const fake_bus::envelope&) { return verdict::deliver; };
     REQUIRE(c.pump());

@@ -57,7 +57,7 @@ std::vector<wire::message> samples() {
                                    {{"a.n", {1, 99, 1}, false},
                                     {"b.n", {UINT64_MAX, 0xffffffffffffffffULL, 7}, false},
                                     {"c.n", {12, 0, 0}, true},
-                                    {"d.n", {13, 0, 0}, true, true}}});
+                                    {"d.n", {13, 0, 0}, true, true, "d.m"}}});
     out.push_back(wire::get_all_msg{3, wire::get_all_msg::mode::rejoin});
     out.push_back(wire::newer_copy_msg{{sample_session("n1.n", 1), sample_session("n2.n", 0)}});
     wire::locations_msg l;
@@ -65,7 +65,7 @@ std::vector<wire::message> samples() {
     p.bytes.fill(7);
     l.entries.push_back({"live.n", p, p, 3, false, false});
     l.entries.push_back({"ended.n", p, {}, 4, true, false});
-    l.entries.push_back({"renamed.n", p, {}, 5, true, true}); // a route rewrite's old id
+    l.entries.push_back({"renamed.n", p, {}, 5, true, true, "renamed.m"}); // a route rewrite's old id
     out.push_back(l);
     return out;
 }
@@ -121,7 +121,7 @@ TEST_CASE("every session message round-trips through the codec", "[managers]") {
     CHECK(dg.entries[2].tombstone);
     CHECK(dg.entries[2].where.version == 12);
     CHECK_FALSE(dg.entries[2].route);
-    CHECK(dg.entries[3] == wire::digest_entry{"d.n", {13, 0, 0}, true, true}); // a route rewrite's
+    CHECK(dg.entries[3] == wire::digest_entry{"d.n", {13, 0, 0}, true, true, "d.m"}); // a route rewrite's, and where to
 }
 
 TEST_CASE("the incremental encoders write what the decoder reads", "[managers]") {
@@ -255,15 +255,28 @@ TEST_CASE("out-of-range fields are rejected", "[managers]") {
     REQUIRE(decode(whole) == boost::system::error_code{});
     whole[whole.size() - 4 - 32 - 8] = 1; // the session's acked, far past its version 42
     CHECK(decode(whole) == error::bad_value);
-    // A location renamed but not gone.
+    // A location renamed but not gone; renamed to nothing, or to itself.
     wire::locations_msg l;
-    l.entries.push_back({"a.n", {}, {}, 1, true, true});
+    l.entries.push_back({"a.n", {}, {}, 1, true, true, "a.m"});
     auto renamed = wire::encode(l);
     REQUIRE(decode(renamed) == boost::system::error_code{});
-    renamed.back() = 2;
+    const auto flag_at = renamed.size() - 1 - 3 - 1; // before the new id (str8 "a.m")
+    renamed[flag_at] = 2;
     CHECK(decode(renamed) == error::bad_value);
-    renamed.back() = 4;
+    renamed[flag_at] = 4;
     CHECK(decode(renamed) == error::bad_value);
+    renamed[flag_at] = 3;
+    renamed[renamed.size() - 1] = 'n'; // "a.n": to itself
+    CHECK(decode(renamed) == error::bad_value);
+    renamed.resize(renamed.size() - 3);
+    renamed.back() = 0; // an empty new id
+    CHECK(decode(renamed) == error::bad_value);
+    // A route tombstone renamed to nothing, or to itself.
+    auto route = wire::encode(wire::digest_msg{1, 1, {{"a.n", {1, 0, 0}, true, true, "a.n"}}});
+    CHECK(decode(route) == error::bad_value);
+    route.resize(route.size() - 3);
+    route.back() = 0;
+    CHECK(decode(route) == error::bad_value);
     // An id change to the same id.
     CHECK(decode(wire::encode(wire::id_changed_msg{"a.n", "a.n", 1, 2})) == error::bad_value);
 }

@@ -89,6 +89,11 @@ struct end_result {
     bool replicated = false;                 ///< something (create, delta, id change, expire) was sent
     std::optional<engine::send_result> send; ///< with ack/sync options: what the sends achieved
     std::string error; ///< non-empty when on_replication_failure = fail and a send failed
+    /// The request route-rewrote the session's id and failed: the rename was
+    /// taken back, the session has the id the request came with again, and
+    /// the response must not set the new one (request_scope::id_changed()
+    /// told it before the end).
+    bool rename_undone = false;
 };
 
 /// Completion of request_scope::end_async(): runs exactly once with the outcome.
