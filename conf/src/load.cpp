@@ -117,7 +117,7 @@ struct key_spec {
 };
 
 // clang-format off
-const std::array<key_spec, 55> keys{{
+const std::array<key_spec, 58> keys{{
     {"cluster", "name", kind::text,
      [](cluster_config& c) -> field_ptr { return &c.cluster.name; }},
     {"cluster", "node", kind::text,
@@ -138,6 +138,12 @@ const std::array<key_spec, 55> keys{{
      [](cluster_config& c) -> field_ptr { return &c.receiver.idle_timeout; }},
     {"membership", "static", kind::members,
      [](cluster_config& c) -> field_ptr { return &c.membership.static_members; }},
+    {"membership.dns", "name", kind::text,
+     [](cluster_config& c) -> field_ptr { return &c.membership.dns.name; }},
+    {"membership.dns", "port", kind::port,
+     [](cluster_config& c) -> field_ptr { return &c.membership.dns.port; }},
+    {"membership.dns", "interval", kind::duration,
+     [](cluster_config& c) -> field_ptr { return &c.membership.dns.interval; }},
     {"membership.multicast", "enabled", kind::flag,
      [](cluster_config& c) -> field_ptr { return &c.membership.multicast.enabled; }},
     {"membership.multicast", "address", kind::text,

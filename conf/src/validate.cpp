@@ -420,6 +420,54 @@ void check_manager(const cluster_config& config, checker& c) {
     c.positive("manager.state_transfer_timeout", manager.state_transfer_timeout);
 }
 
+// A host name as RFC 1123 has it: dot-separated labels of letters, digits and
+// inner '-', at most 63 characters each and 253 in all (a trailing dot allowed).
+bool dns_name(std::string_view name) {
+    if (!name.empty() && name.back() == '.') {
+        name.remove_suffix(1);
+    }
+    if (name.empty() || name.size() > 253) {
+        return false;
+    }
+    std::size_t start = 0;
+    while (start <= name.size()) {
+        const auto end = std::min(name.find('.', start), name.size());
+        const auto label = name.substr(start, end - start);
+        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-' ||
+            !std::all_of(label.begin(), label.end(), [](char ch) {
+                return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-';
+            })) {
+            return false;
+        }
+        start = end + 1;
+    }
+    return true;
+}
+
+void check_dns(const dns_section& dns, checker& c) {
+    const dns_section defaults;
+    if (dns.name.empty()) {
+        // Any other dns key would be accepted and do nothing.
+        if (c.trusted({"membership.dns.port", "membership.dns.interval"}) &&
+            (dns.port != defaults.port || dns.interval != defaults.interval)) {
+            c.fail("membership.dns.name",
+                   "is empty, so DNS discovery is off and the other membership.dns settings do nothing; set "
+                   "the name whose records list the members (e.g. troupe.shop.svc.cluster.local)");
+        }
+        return;
+    }
+    if (c.trusted({"membership.dns.name"}) && !dns_name(dns.name)) {
+        c.fail("membership.dns.name", "must be a host name: dot-separated labels of letters, digits and inner "
+                                      "'-', 63 characters each at most (got " + quote(dns.name) + ")");
+    }
+    constexpr duration min_interval{100};
+    constexpr duration max_interval{3600000};
+    if (c.trusted({"membership.dns.interval"}) && (dns.interval < min_interval || dns.interval > max_interval)) {
+        c.fail("membership.dns.interval",
+               "must be from 100ms to 1h (got " + format_duration(dns.interval) + ")");
+    }
+}
+
 void check_statsd(const statsd_section& statsd, checker& c) {
     const statsd_section defaults;
     if (statsd.address.empty()) {
@@ -481,6 +529,7 @@ std::vector<finding> check(const cluster_config& config,
     check_receiver(config.receiver, c);
     check_static(config.membership.static_members, c);
     check_multicast(config.membership.multicast, c);
+    check_dns(config.membership.dns, c);
     c.positive("membership.failure_detector.ping_interval",
                config.membership.failure_detector.ping_interval);
     c.positive("membership.failure_detector.verify_timeout",

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <troupe/engine/channel.hpp>
 #include <troupe/membership/failure_detector.hpp>
+#include <troupe/membership/dns_discovery.hpp>
 #include <troupe/membership/multicast_discovery.hpp>
 #include <troupe/transport/error.hpp>
 #include <troupe/transport/io_thread.hpp>
@@ -251,6 +252,13 @@ struct channel::impl {
     std::map<std::string, peer_slot> peers; ///< by endpoint "host:port"
     std::optional<membership::failure_detector> detector;
     std::unique_ptr<membership::discovery> discovery;
+    /// membership.dns: the endpoints its latest answer listed, and those of
+    /// membership.static (kept whatever DNS says). Guarded by `mutex`.
+    std::unique_ptr<membership::dns_discovery> dns;
+    std::set<std::string> dns_listed;
+    std::set<std::string> static_listed;
+    std::uint64_t dns_added = 0;
+    std::uint64_t dns_dropped = 0;
     std::vector<member_listener> member_listeners;
     /// Read without `mutex` by senders (std::atomic_load), replaced whole under it.
     std::shared_ptr<const target_list> targets = std::make_shared<target_list>();
@@ -259,6 +267,7 @@ struct channel::impl {
     struct first_look {
         bool done = false;
         std::set<std::string> dialling; ///< endpoints whose first attempt has not ended
+        bool dns_pending = false;       ///< membership.dns has not answered yet
         /// Members heard until then are waited for; set by start() (never
         /// ends before: a dial-back racing start() must not end discovery).
         std::chrono::steady_clock::time_point listen_until = std::chrono::steady_clock::time_point::max();
@@ -480,6 +489,17 @@ struct channel::impl {
     nlohmann::json membership_json() const {
         nlohmann::json j;
         j["discovery"] = discovery ? std::string(discovery->name()) : "static";
+        if (dns) {
+            auto& o = j["dns"];
+            o["name"] = config.membership.dns.name;
+            for (const auto& [name, n] : dns->counters()) {
+                o[name.substr(4)] = n; // "dns_lookups" -> dns.lookups
+            }
+            std::lock_guard lock(mutex);
+            o["added"] = dns_added;
+            o["dropped"] = dns_dropped;
+            o["listed"] = dns_listed.size();
+        }
         j["heartbeats_rejected"] = nlohmann::json::object();
         if (discovery) {
             for (const auto& [name, n] : discovery->counters()) {
@@ -515,6 +535,59 @@ struct channel::impl {
         }
         j["members"] = std::move(list);
         return j;
+    }
+
+    /// A DNS answer (membership.dns): each address, at the members' port, is
+    /// dialled and verified like a static member. An endpoint no longer listed
+    /// is dropped once verified absent: at once if nobody answered there or
+    /// its member is gone; a member alive there stays until the failure
+    /// detector removes it (then it is forgotten as any member found by
+    /// discovery). An endpoint also in membership.static stays static.
+    void on_dns_answer(const std::vector<std::string>& addresses) {
+        const auto port = config.membership.dns.port != 0 ? config.membership.dns.port : self.port;
+        std::vector<std::shared_ptr<peer_sender>> fresh;
+        std::vector<std::shared_ptr<peer_sender>> dropped;
+        {
+            std::lock_guard lock(mutex);
+            if (!running) {
+                return;
+            }
+            std::set<std::string> listed;
+            for (const auto& address : addresses) {
+                listed.insert(address + ":" + std::to_string(port));
+                if (auto s = add_peer_locked(address, port, true)) {
+                    ++dns_added;
+                    fresh.push_back(std::move(s));
+                }
+            }
+            for (const auto& endpoint : dns_listed) {
+                if (listed.count(endpoint) > 0 || static_listed.count(endpoint) > 0) {
+                    continue;
+                }
+                auto it = peers.find(endpoint);
+                if (it == peers.end()) {
+                    continue;
+                }
+                it->second.is_static = false;
+                const bool alive = it->second.current && !it->second.gone_since;
+                if (!alive) {
+                    ++dns_dropped;
+                    log()->info("membership.dns: {} no longer listed and no member alive there: dropped", endpoint);
+                    dropped.push_back(it->second.sender);
+                    first.dialling.erase(endpoint);
+                    peers.erase(it);
+                }
+            }
+            dns_listed = std::move(listed);
+            first.dns_pending = false;
+        }
+        for (auto& s : fresh) {
+            s->start();
+        }
+        for (auto& s : dropped) {
+            s->stop(transport::error::member_gone);
+        }
+        check_discovered();
     }
 
     void forget_long_gone() {
@@ -646,14 +719,17 @@ struct channel::impl {
             }
             const auto t = std::chrono::steady_clock::now();
             const bool bounded = t >= first.give_up_at;
-            if (!bounded && (t < first.listen_until || !first.dialling.empty())) {
+            if (!bounded && (t < first.listen_until || !first.dialling.empty() || first.dns_pending)) {
                 return;
             }
             first.done = true;
             ready = std::move(first.handlers);
             first.handlers.clear();
             const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - started_at).count();
-            if (first.dialling.empty()) {
+            if (first.dns_pending) {
+                log()->warn("initial discovery ended by its bound after {} ms; no DNS answer yet for {}", ms,
+                            config.membership.dns.name);
+            } else if (first.dialling.empty()) {
                 log()->info("initial discovery done in {} ms: {} other member(s)",
                             ms, detector ? detector->table().sendable().size() : 0);
             } else {
@@ -664,6 +740,7 @@ struct channel::impl {
                 log()->warn("initial discovery ended by its bound after {} ms; no answer yet from {}", ms, pending);
             }
             first.dialling.clear();
+            first.dns_pending = false;
         }
         // On the member-event strand: after the events of the members found.
         asio::post(events, [ready = std::move(ready)] {
@@ -955,6 +1032,9 @@ void channel::start() {
         me.payload = d.config.membership.payload;
         d.discovery = std::make_unique<membership::multicast_discovery>(d.io, d.config, std::move(me));
     }
+    if (!d.config.membership.dns.name.empty()) {
+        d.dns = std::make_unique<membership::dns_discovery>(d.io, d.config.membership.dns);
+    }
     d.started_at = std::chrono::steady_clock::now();
     d.work.emplace(d.io.get_executor());
     const auto n = std::max<std::uint32_t>(1, d.config.receiver.threads);
@@ -981,7 +1061,9 @@ void channel::start() {
     {
         std::lock_guard lock(d.mutex);
         d.begin_first_look_locked();
+        d.first.dns_pending = d.dns != nullptr;
         for (const auto& hp : d.config.membership.static_members) {
+            d.static_listed.insert(hp.host + ":" + std::to_string(hp.port));
             if (hp.port == port && (hp.host == d.self.host || hp.host == "localhost")) {
                 continue; // this node itself, in a list shared by all nodes
             }
@@ -995,6 +1077,9 @@ void channel::start() {
     }
     if (d.discovery) {
         d.discovery->start([&d](const membership::heartbeat& hb) { d.on_heartbeat(hb); });
+    }
+    if (d.dns) {
+        d.dns->start([&d](const std::vector<std::string>& addresses) { d.on_dns_answer(addresses); });
     }
     asio::post(d.events, [&d] { d.arm_detector_timer(); });
     d.check_discovered(); // nothing to wait for: no static member, no multicast
@@ -1018,6 +1103,9 @@ void channel::stop() {
     asio::post(d.events, [&d] { d.detector_timer.cancel(); });
     if (d.discovery) {
         d.discovery->stop(true); // a "leaving" heartbeat: peers drop us at once
+    }
+    if (d.dns) {
+        d.dns->stop();
     }
     // BYE on every stream after what was queued, all within one stop_timeout.
     const auto deadline = std::chrono::steady_clock::now() + d.config.channel.stop_timeout;
@@ -1306,6 +1394,15 @@ std::string channel::metrics_text() const {
         out << "# TYPE troupe_membership_removals_total counter\n";
         for (const auto& [reason, n] : mj["removals"].items()) {
             out << "troupe_membership_removals_total{reason=\"" << reason << "\"} " << n << "\n";
+        }
+        if (mj.contains("dns")) {
+            const auto& o = mj["dns"];
+            out << "# TYPE troupe_membership_dns_lookups_total counter\ntroupe_membership_dns_lookups_total "
+                << o["lookups"] << "\n";
+            out << "# TYPE troupe_membership_dns_failures_total counter\ntroupe_membership_dns_failures_total "
+                << o["failures"] << "\n";
+            out << "# TYPE troupe_membership_dns_addresses gauge\ntroupe_membership_dns_addresses " << o["addresses"]
+                << "\n";
         }
         for (const char* key : {"heartbeats_sent", "heartbeats_received"}) {
             if (mj.contains(key)) {

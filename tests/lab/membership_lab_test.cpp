@@ -555,3 +555,95 @@ TEST_CASE("static members over lab addresses (no multicast) converge and a cut m
     INFO("after healing:\n" << views(l, all));
     CHECK(back);
 }
+
+TEST_CASE("DNS discovery against dnsmasq: members come from the name's records, scale-out adds them, scale-in "
+          "drops them once gone, and a DNS outage changes nothing",
+          "[lab][dns]") {
+    skip_unless_root();
+    if (std::system("command -v dnsmasq > /dev/null 2>&1 || test -x /usr/sbin/dnsmasq") != 0) {
+        std::puts("dnsmasq is not installed (Debian package dnsmasq-base); skipped");
+        std::exit(77);
+    }
+    // Nodes 1..4 run troupe-node, node 5 the DNS server; every node's
+    // resolv.conf names it (netlab resolv), nothing else discovers members.
+    lab l(5);
+    const auto hosts = l.dir() / "hosts";
+    auto publish = [&](const std::vector<int>& listed) {
+        std::ofstream out(hosts, std::ios::trunc);
+        for (int i : listed) {
+            out << l.addr(i) << " troupe.lab\n";
+        }
+    };
+    publish({1, 2});
+    child_process dns = child_process::spawn(l.in_node(
+        5, {"dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--pid-file=",
+            "--user=root", "--bind-interfaces", "--listen-address=" + l.addr(5), "--port=53",
+            "--addn-hosts=" + hosts.string(), "--local-ttl=0", "--log-facility=-"}));
+    auto reload = [&] { dns.signal(SIGHUP); }; // dnsmasq reads its hosts files again
+    std::map<int, node_options> o;
+    for (int i : range(1, 4)) {
+        REQUIRE(run({TROUPE_NETLAB, "resolv", l.name(), std::to_string(i), l.addr(5)}).code == 0);
+        o[i].multicast = false;
+        o[i].sets = {"membership.dns.name=troupe.lab", "membership.dns.interval=200ms"};
+    }
+    auto dns_stats = [&](int i) { return l.at(i).stats()["membership"]["dns"]; };
+    auto listed = [&](int i, std::uint64_t n) { return dns_stats(i).value("listed", std::uint64_t{0}) == n; };
+
+    l.start({1, 2}, o);
+    {
+        const bool found = l.wait_for([&] { return all_see(l, {1, 2}, names({1, 2})); }, 60s, 300ms);
+        INFO(views(l, {1, 2}) << dns_stats(1).dump());
+        REQUIRE(found);
+    }
+    // Scale-out: two more records, two more members. n1 lists them from DNS
+    // (not only from their dialling in).
+    publish({1, 2, 3, 4});
+    reload();
+    l.start({3, 4}, o);
+    {
+        const bool grown = l.wait_for(
+            [&] { return all_see(l, range(1, 4), names(range(1, 4))) && listed(1, 4) && listed(2, 4); }, 60s, 300ms);
+        INFO(views(l, range(1, 4)) << dns_stats(1).dump());
+        REQUIRE(grown);
+    }
+    // Scale-in: n4 stops and its record goes; once it is gone, nobody keeps dialling it.
+    l.forget(4);
+    {
+        const bool gone = l.wait_for([&] { return all_show(l, range(1, 3), "n4", "gone"); }, 60s, 300ms);
+        INFO(views(l, range(1, 3)));
+        REQUIRE(gone);
+    }
+    publish({1, 2, 3});
+    reload();
+    {
+        const bool dropped = l.wait_for(
+            [&] { return listed(1, 3) && dns_stats(1).value("dropped", std::uint64_t{0}) >= 1; }, 30s, 300ms);
+        INFO(dns_stats(1).dump());
+        CHECK(dropped);
+    }
+    // A record that goes while its member is alive: verified, so it stays.
+    publish({1, 2});
+    reload();
+    REQUIRE(l.wait_for([&] { return listed(1, 2); }, 30s, 300ms));
+    // n4 stays listed as gone; n1..n3 alive everywhere.
+    const auto three = names(range(1, 3));
+    auto three_alive = [&] {
+        return std::all_of(three.begin(), three.end(),
+                           [&](const std::string& m) { return all_show(l, range(1, 3), m, "alive"); });
+    };
+    l.idle(1s);
+    {
+        INFO(views(l, range(1, 3)));
+        CHECK(three_alive());
+    }
+    // The DNS server stops: lookups fail, the last answer stands, nobody is dropped.
+    const auto failures = dns_stats(1).value("failures", std::uint64_t{0});
+    dns.signal(SIGKILL);
+    REQUIRE(dns.wait(5s));
+    const bool failing = l.wait_for(
+        [&] { return dns_stats(1).value("failures", std::uint64_t{0}) > failures; }, 30s, 300ms);
+    CHECK(failing);
+    INFO(views(l, range(1, 3)) << dns_stats(1).dump());
+    CHECK(three_alive());
+    CHECK(listed(1, 2));
+}

@@ -83,6 +83,10 @@ receiver:
   idle_timeout: 30s
 membership:
   static: []
+  dns:
+    name: ""
+    port: 0
+    interval: 5s
   multicast:
     enabled: true
     address: 228.0.0.4

@@ -545,3 +545,24 @@ TEST_CASE("metrics.statsd settings without an address would do nothing: an error
     CHECK_THAT(found[0], Catch::Contains("metrics.statsd.address: is empty, so statsd is off") &&
                              Catch::Contains("set the statsd server's address"));
 }
+
+TEST_CASE("membership.dns: a host name turns it on, and each value is checked where it is written", "[conf]") {
+    CHECK(errors("membership:\n  dns:\n    name: troupe.shop.svc.cluster.local\n    port: 4000\n"
+                 "    interval: 2s\n")
+              .empty());
+    CHECK(errors("membership:\n  dns:\n    name: web-1.\n").empty()); // a trailing dot: fully qualified
+    CHECK(errors("membership:\n  dns:\n    name: 'bad_name.local'\n") ==
+          strings{"cluster.yaml:3:5: error: membership.dns.name: must be a host name: dot-separated labels of "
+                  "letters, digits and inner '-', 63 characters each at most (got 'bad_name.local')"});
+    CHECK(errors("membership:\n  dns:\n    name: a..b\n").size() == 1);
+    CHECK(errors("membership:\n  dns:\n    name: -a.b\n").size() == 1);
+    CHECK(errors("membership:\n  dns:\n    name: " + std::string(64, 'x') + ".lab\n").size() == 1);
+    CHECK(errors("membership:\n  dns:\n    name: troupe.lab\n    interval: 10ms\n") ==
+          strings{"cluster.yaml:4:5: error: membership.dns.interval: must be from 100ms to 1h (got 10ms)"});
+}
+
+TEST_CASE("membership.dns settings without a name would do nothing: an error with a hint", "[conf]") {
+    const auto found = errors("membership:\n  dns:\n    interval: 1s\n");
+    REQUIRE(found.size() == 1);
+    CHECK_THAT(found[0], Catch::Contains("membership.dns.name: is empty, so DNS discovery is off"));
+}

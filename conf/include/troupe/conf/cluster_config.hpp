@@ -63,8 +63,19 @@ struct failure_detector_section {
     duration verify_timeout{1000}; ///< connect + HELLO + PING/PONG must complete within this
 };
 
+/// Members from DNS (container platforms: a Kubernetes headless service, a
+/// Compose service name, Consul DNS). Each A/AAAA record of `name` is a
+/// candidate, dialled and verified over TCP like a static member; a record
+/// that disappears is dropped once its member is not alive.
+struct dns_section {
+    std::string name;               ///< empty: DNS discovery is off
+    std::uint16_t port = 0;         ///< the members' receiver port; 0 = this node's receiver.port
+    duration interval{5000};        ///< resolved this often
+};
+
 struct membership_section {
     std::vector<host_port> static_members; ///< key `membership.static`; may list this node too
+    dns_section dns;
     multicast_section multicast;
     failure_detector_section failure_detector;
     /// Small key/value payload carried in every heartbeat (key `membership.payload`, a map).
@@ -131,8 +142,9 @@ struct manager_section {
     /// empty: none), or carrying any of these header fields.
     std::string skip_paths;
     std::vector<std::string> skip_headers;
-    /// A request whose session id names another node's route is served here
-    /// and its id is given this node's route (the cookie follows).
+    /// A request whose session id names the route of a node no longer in
+    /// this node's view (failover) is served here and its id is given this
+    /// node's route (the cookie follows).
     bool route_rewrite = true;
     duration max_inactive{30 * 60 * 1000}; ///< idle sessions expire after this (whole seconds; 0 = never)
     std::uint32_t send_options = send_option_bits::asynchronous; ///< how each request's delta goes out
