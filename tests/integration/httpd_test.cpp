@@ -153,6 +153,17 @@ struct httpd {
         }
         return alive;
     }
+
+    /// Polls /members until exactly `want` are alive (bounded: 10 s).
+    bool await_alive(int want) const {
+        for (int i = 0; i < 500; ++i) {
+            if (alive_members() == want) {
+                return true;
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+        return false;
+    }
 };
 
 /// Three troupe-httpd nodes a, b, c with static membership, each seeing all three alive.
@@ -170,14 +181,7 @@ struct trio {
         c.emplace(s.write_config("c"),
                   with({"membership.static=[" + a->endpoint() + ", " + b->endpoint() + "]"}));
         for (const httpd* n : {&*a, &*b, &*c}) {
-            int alive = 0;
-            for (int i = 0; i < 300 && alive != 3; ++i) {
-                alive = n->alive_members();
-                if (alive != 3) {
-                    std::this_thread::sleep_for(20ms);
-                }
-            }
-            REQUIRE(alive == 3);
+            REQUIRE(n->await_alive(3));
         }
     }
 };
@@ -741,6 +745,69 @@ TEST_CASE("through HAProxy a SIGKILLed node's user goes on elsewhere with the co
     REQUIRE(late.status == 200);
     CHECK(late.json()["counter"] == expect++);
     CHECK(cookie_of(late.set_cookie) == rewritten);
+}
+
+TEST_CASE("through HAProxy two concurrent requests racing the route rewrite end with one id and both "
+          "increments",
+          "[integration][httpd][haproxy]") {
+    trio t; // async: two requests of one session at once are what this is about
+    balancer lb(t.s, {{"a", t.a->http()}, {"b", t.b->http()}, {"c", t.c->http()}});
+    std::string cookie;
+    std::string home;
+    for (int i = 1; i <= 2; ++i) {
+        const auto r = get(lb.port, "/counter", cookie);
+        REQUIRE(r.status == 200);
+        if (cookie.empty()) {
+            cookie = cookie_of(r.set_cookie);
+            home = r.json()["node"];
+        }
+    }
+    auto& victim = home == "a" ? t.a : home == "b" ? t.b : t.c;
+    for (const auto* n : {&*t.a, &*t.b, &*t.c}) {
+        CHECK(counter_seen(n->http(), cookie, 2) == 2); // async: on its way until there
+    }
+    victim->proc->signal(SIGKILL);
+    victim->proc->wait(10s);
+    // Once both survivors have removed it, the next request renames.
+    for (const auto* n : {&*t.a, &*t.b, &*t.c}) {
+        if (n != &*victim) {
+            REQUIRE(n->await_alive(2));
+        }
+    }
+    // Two requests with the old cookie at once (HAProxy's hash on the cookie
+    // sends both to one survivor): one renames, the other finds the session
+    // renamed or through the alias; both count, both answer the new id.
+    std::vector<std::pair<int, std::string>> out(2); // status, Set-Cookie
+    std::vector<std::int64_t> counters(2, 0);
+    {
+        std::vector<std::thread> racing;
+        for (int k = 0; k < 2; ++k) {
+            racing.emplace_back([&, k] {
+                const auto r = get(lb.port, "/counter", cookie);
+                out[k] = {r.status, r.set_cookie};
+                if (r.status == 200) {
+                    counters[k] = r.json()["counter"].get<std::int64_t>();
+                }
+            });
+        }
+        for (auto& th : racing) {
+            th.join();
+        }
+    }
+    REQUIRE(out[0].first == 200);
+    REQUIRE(out[1].first == 200);
+    CHECK(std::min(counters[0], counters[1]) == 3);
+    CHECK(std::max(counters[0], counters[1]) == 4);
+    REQUIRE_FALSE(out[0].second.empty());
+    REQUIRE_FALSE(out[1].second.empty());
+    const auto renamed = cookie_of(out[0].second);
+    CHECK(cookie_of(out[1].second) == renamed); // one id
+    CHECK(base_of(id_of(renamed)) == base_of(id_of(cookie)));
+    CHECK(route_of(id_of(renamed)) != home);
+    const auto next = get(lb.port, "/counter", renamed);
+    REQUIRE(next.status == 200);
+    CHECK(next.json()["counter"] == 5);
+    CHECK(next.set_cookie.empty());
 }
 
 TEST_CASE("manager.skip_headers: a health check with the header neither creates nor touches a session",
