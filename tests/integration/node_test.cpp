@@ -92,9 +92,15 @@ TEST_CASE("troupe-ctl lists every member of three troupe-nodes, and a stopped on
     const auto [scode, stats] = run({TROUPE_CTL, "--admin", a.admin(), "stats", "--json"});
     CHECK(scode == 0);
     CHECK(nlohmann::json::parse(stats)["node"] == "a");
+    // The container image's health check.
+    const auto [hcode, health] = run({TROUPE_CTL, "--admin", a.admin(), "health"});
+    CHECK(hcode == 0);
+    CHECK_THAT(health, Catch::Contains("\"ok\":true"));
 
     c.proc->signal(SIGTERM);
     CHECK(c.proc->wait(std::chrono::seconds(15)) == 0);
+    // Nothing answers on its admin port any more: unhealthy, exit 1.
+    CHECK(run({TROUPE_CTL, "--admin", c.admin(), "health"}).first == 1);
     std::string state;
     for (int i = 0; i < 100 && state != "left"; ++i) {
         state = state_of(members(a), "c");

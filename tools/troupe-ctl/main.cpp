@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// troupe-ctl: asks a running node's admin endpoint for its members or its stats.
+// troupe-ctl: asks a running node's admin endpoint for its members or its stats,
+// or whether it is healthy (the container image's health check).
 #include "format.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -32,7 +33,7 @@ constexpr int exit_usage = 2;
 constexpr auto request_timeout = std::chrono::seconds(5);
 
 constexpr std::string_view usage_line =
-    "usage: troupe-ctl --admin HOST:PORT members|stats [--json]";
+    "usage: troupe-ctl --admin HOST:PORT members|stats|health [--json]";
 
 constexpr std::string_view help_text = R"(
 Asks a troupe node's admin endpoint (HTTP) and prints the answer.
@@ -40,6 +41,9 @@ Asks a troupe node's admin endpoint (HTTP) and prints the answer.
 commands:
   members             the members this node sees: name, endpoint, state, self, id
   stats               the node's counters, one "key.path  value" line each
+  health              GET /healthz: exit 0 when it answers 200, else 1. Works on the
+                      admin endpoint and on troupe-httpd's HTTP port, whose /healthz
+                      answers 503 until the node serves (the container health check)
 
 options:
   --admin HOST:PORT   the node's admin endpoint (also --admin=HOST:PORT)
@@ -99,10 +103,10 @@ options parse_args(int argc, char** argv) {
         return opts;
     }
     if (opts.command.empty()) {
-        throw usage_error("missing command (members or stats)");
+        throw usage_error("missing command (members, stats or health)");
     }
-    if (opts.command != "members" && opts.command != "stats") {
-        throw usage_error("unknown command '" + opts.command + "' (members or stats)");
+    if (opts.command != "members" && opts.command != "stats" && opts.command != "health") {
+        throw usage_error("unknown command '" + opts.command + "' (members, stats or health)");
     }
     if (opts.admin.empty()) {
         throw usage_error("missing --admin HOST:PORT");
@@ -247,8 +251,15 @@ std::string to_json_line(const nlohmann::json& doc) {
 
 int run(const options& opts) {
     const admin_endpoint where = parse_endpoint(opts.admin);
-    const std::string target = "/" + opts.command;
+    const std::string target = opts.command == "health" ? "/healthz" : "/" + opts.command;
     http_get get(where, target);
+    if (opts.command == "health") {
+        // run() has thrown unless the answer was a 200; its body says which node.
+        const std::string body = get.run();
+        std::cout << body << (body.ends_with('\n') ? "" : "\n");
+        std::cout.flush();
+        return std::cout ? exit_ok : exit_failure;
+    }
     const nlohmann::json doc = parse_reply(get.run(), where);
 
     if (opts.command == "members") {
