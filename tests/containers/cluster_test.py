@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """A troupe-httpd cluster in real containers: one podman container of the
 troupe image per tools/netlab namespace, discovering each other by multicast
-inside the lab or, with --discovery dns, through a dnsmasq whose records the
-test changes.
+inside the lab or through a dnsmasq whose records the test changes, and the
+compose file's services run as it describes them.
 
-    tests/containers/cluster_test.py --image IMAGE --discovery multicast|dns
-                                     [--keep-logs DIR]
+    tests/containers/cluster_test.py --image IMAGE --scenario multicast|dns|compose
+                                     [--haproxy-image IMAGE] [--keep-logs DIR]
 
 Nodes n1..n3 run in namespaces LAB-1..3 (the image's entry point, its default
 cluster file, settings through TROUPE_SET); LAB-4 is a spare namespace (a new
@@ -32,11 +32,21 @@ podman still sees the host's mounts). Steps, each checked:
               changes; everyone lists n3 alive at the new address and the old
               one goes; n3 reads the session
     kill      `podman kill` n1 (the session's node); n2 continues the counter
+  compose (tools/container/compose.yaml: web1..web3 and haproxy, each in a
+          namespace with its image, environment, hostname, user, command and
+          volumes from the file; dnsmasq answers the service names, hostnames
+          and network aliases as Compose's DNS does; images localhost/troupe
+          and localhost/troupe-haproxy mapped to --image and --haproxy-image)
+    start     the web services answer /healthz and list each other alive
+              (found through the alias troupe-web); HAProxy answers
+    failover  three increments through HAProxy; `podman kill` of the node the
+              id's route names; the next request through HAProxy continues the
+              counter on a survivor, which rewrote the route; the next sticks
 
 Prints progress on stderr and one JSON line on stdout with the timings (from
 `podman run` to the first 200 on /healthz per container, stop duration, times to detect each fault). Exit 0
 when every check passed, 1 otherwise, 77 when it cannot run (not root, no
-podman, no image, no dnsmasq for --discovery dns). Everything it makes (the
+podman, no image, no dnsmasq for dns and compose, no python3-yaml for compose). Everything it makes (the
 containers, the lab, dnsmasq) is removed at the end, also on failure or
 SIGTERM. Every wait is bounded.
 """
@@ -56,6 +66,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 NETLAB = os.path.join(REPO, "tools", "netlab")
+COMPOSE = os.path.join(REPO, "tools", "container", "compose.yaml")
 sys.path.insert(0, os.path.join(REPO, "tools", "common"))
 import podman  # noqa: E402  (tools/common/podman.py)
 
@@ -132,9 +143,9 @@ def get(host, port, path, cookie=None, timeout=5.0):
 
 
 class Cluster:
-    def __init__(self, lab, discovery, workdir):
+    def __init__(self, lab, scenario, workdir):
         self.lab = lab
-        self.discovery = discovery
+        self.scenario = scenario
         self.workdir = workdir
         self.image = None
         self.addrs = {i: run([NETLAB, "addr", lab, str(i)]).stdout.strip() for i in range(1, CLIENT + 1)}
@@ -157,13 +168,14 @@ class Cluster:
         run(["podman", *podman.remove_argv([name])])
         settings = [f"cluster.name={self.lab}", f"cluster.node=n{i}", "membership.failure_detector.ping_interval=500ms"]
         extra = []
-        if self.discovery == "dns":
+        if self.scenario == "dns":
             settings += ["membership.multicast.enabled=false", f"membership.dns.name={DNS_NAME}",
                          "membership.dns.interval=500ms"]
             extra = ["--dns", self.addrs[CLIENT]]
         # Not --rm: the exit status of a stopped container is checked.
         argv = podman.run_argv(name, f"{self.lab}-{ns}", self.image, "troupe-httpd", detach=True,
-                               healthcheck=True, env=[f"TROUPE_SET={' '.join(settings)}"], extra=extra)
+                               healthcheck=True, env=[f"TROUPE_SET={' '.join(settings)}"],
+                               extra=[*self.label(), *extra])
         argv.remove("--rm")
         started = time.monotonic()
         run(["podman", *argv])
@@ -176,12 +188,41 @@ class Cluster:
                  lambda: run(["podman", "healthcheck", "run", name], check=False).returncode == 0, 10, 0.2)
         return ready
 
+    def label(self):
+        """Every container of this run carries it, so that clean-up finds them all."""
+        return ["--label", f"troupe-test={self.lab}"]
+
+    def run_service(self, name, service, ns, image):
+        """Runs one compose service as its file says, in namespace ns, detached."""
+        container = f"{self.lab}-{name}"
+        self.names.add(container)
+        extra = [*self.label(), "--dns", self.addrs[CLIENT]]
+        if "hostname" in service:
+            extra += ["--hostname", service["hostname"]]
+        if "user" in service:
+            extra += ["--user", str(service["user"])]
+        for volume in service.get("volumes") or []:
+            source, _, rest = volume.partition(":")
+            extra += ["-v", f"{os.path.join(os.path.dirname(COMPOSE), source)}:{rest}"]
+        env = [f"{k}={v}" for k, v in (service.get("environment") or {}).items()]
+        command = service.get("command") or []
+        argv = podman.run_argv(container, f"{self.lab}-{ns}", image, command[0] if command else None, command[1:],
+                               detach=True, healthcheck=True, env=env, extra=extra)
+        argv.remove("--rm")
+        run(["podman", *argv])
+        return container
+
     def host(self, i):
         return self.addrs[self.where[i]]
 
+    def endpoint(self, where):
+        """(host, port) of a node index (its HTTP port) or of a (host, port) given as it is."""
+        return where if isinstance(where, tuple) else (self.host(where), HTTP_PORT)
+
     def members(self, i):
-        """{name: (state, endpoint)} as node i lists them; {} when it does not answer."""
-        status, doc, _ = get(self.host(i), ADMIN_PORT, "/members", timeout=2.0)
+        """{name: (state, endpoint)} as node i (an index, or an address) lists them; {} when
+        it does not answer."""
+        status, doc, _ = get(i if isinstance(i, str) else self.host(i), ADMIN_PORT, "/members", timeout=2.0)
         if status != 200 or not isinstance(doc, list):
             return {}
         return {m.get("name"): (m.get("state"), m.get("endpoint")) for m in doc}
@@ -200,22 +241,25 @@ class Cluster:
                 f.write(r.stdout + r.stderr)
 
     def close(self):
-        if self.names:
-            run(["podman", *podman.remove_argv(sorted(self.names))], timeout=120, check=False)
+        remove_labelled(self.lab)
         if self.dns is not None and self.dns.poll() is None:
             self.dns.kill()
             self.dns.wait(timeout=10)
 
     # -- DNS ----------------------------------------------------------------
-    def write_hosts(self, nodes):
+    def write_hosts(self, records):
+        """dnsmasq's hosts file: (address, name) pairs; a name listed twice gets both."""
         with open(self.hosts + ".new", "w") as f:
-            for i in nodes:
-                f.write(f"{self.host(i) if i in self.where else self.addrs[i]} {DNS_NAME}\n")
+            for address, name in records:
+                f.write(f"{address} {name}\n")
         os.replace(self.hosts + ".new", self.hosts)
 
-    def start_dns(self):
+    def node_records(self, nodes):
+        return [(self.host(i) if i in self.where else self.addrs[i], DNS_NAME) for i in nodes]
+
+    def start_dns(self, records):
         dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-        self.write_hosts(range(1, NODES + 1))
+        self.write_hosts(records)
         log = open(os.path.join(self.workdir, "dnsmasq.log"), "w")
         self.dns = subprocess.Popen(
             [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--pid-file=",
@@ -234,7 +278,7 @@ class Session:
         self.value = 0
 
     def increment(self, i):
-        status, doc, set_cookie = get(self.cluster.host(i), HTTP_PORT, "/counter", self.id)
+        status, doc, set_cookie = get(*self.cluster.endpoint(i), "/counter", self.id)
         if status != 200 or not isinstance(doc, dict):
             raise Failed(f"GET /counter on n{i}: status {status}, {doc}")
         if set_cookie:
@@ -245,7 +289,7 @@ class Session:
         self.value += 1
 
     def read(self, i):
-        status, doc, set_cookie = get(self.cluster.host(i), HTTP_PORT, "/session", self.id)
+        status, doc, set_cookie = get(*self.cluster.endpoint(i), "/session", self.id)
         if status != 200 or not isinstance(doc, dict):
             return None
         return (doc.get("attributes") or {}).get("counter")
@@ -314,14 +358,14 @@ def scenario_multicast(c, s, t):
 
 
 def scenario_dns(c, s, t):
-    c.start_dns()
+    c.start_dns(c.node_records(range(1, NODES + 1)))
     nodes = start_cluster(c, s, t, "DNS")
 
     old = c.host(3)
     run(["podman", "kill", "-s", "KILL", c.container(3)])
     wait_for("n1 drops the killed n3", lambda: "n3" not in c.alive(1), 20)
     c.where[3] = SPARE
-    c.write_hosts(nodes)
+    c.write_hosts(c.node_records(nodes))
     c.dns.send_signal(signal.SIGHUP)  # dnsmasq reads its hosts files again
     c.start(3, SPARE)
     new = c.host(3)
@@ -344,19 +388,88 @@ def scenario_dns(c, s, t):
     note(f"podman kill n1: n2 served counter {s.value}")
 
 
+def scenario_compose(c, s, t, haproxy_image):
+    import yaml  # Debian: python3-yaml
+    with open(COMPOSE) as f:
+        services = yaml.safe_load(f)["services"]
+    images = {"localhost/troupe:latest": c.image, "localhost/troupe-haproxy:latest": haproxy_image}
+    webs = sorted(n for n, svc in services.items() if svc.get("image") == "localhost/troupe:latest")
+    others = sorted(n for n in services if n not in webs)
+    if len(webs) < 3 or len(webs) + len(others) > SPARE:
+        raise Failed(f"{COMPOSE}: expected three troupe services and a balancer (got {webs} and {others})")
+    ns = {name: i for i, name in enumerate(webs + others, 1)}
+    # Compose's DNS: a service's name, its hostname and its network aliases.
+    records = []
+    for name, svc in services.items():
+        names = {name, svc.get("hostname", name)}
+        for net in (svc.get("networks") or {}).values() if isinstance(svc.get("networks"), dict) else []:
+            names |= set((net or {}).get("aliases") or [])
+        records += [(c.addrs[ns[name]], n) for n in sorted(names)]
+    c.start_dns(records)
+    containers = {}
+    for name in webs + others:
+        image = images.get(services[name]["image"])
+        if image is None:
+            raise Failed(f"{COMPOSE}: service {name}: unknown image {services[name]['image']}")
+        started = time.monotonic()
+        containers[name] = c.run_service(name, services[name], ns[name], image)
+        if name in webs:
+            wait_for(f"{name} answers /healthz",
+                     lambda: get(c.addrs[ns[name]], HTTP_PORT, "/healthz", timeout=1.0)[0] == 200, 60, 0.02)
+            t[f"{name}_start_to_ready_ms"] = round((time.monotonic() - started) * 1000)
+
+    def one_view():
+        return all({n for n, (state, _) in c.members(c.addrs[ns[w]]).items() if state == "alive"} == set(webs)
+                   for w in webs)
+
+    t["one_view_s"] = round(wait_for("the web services list each other (alias troupe-web)", one_view, 30), 3)
+    lb = (c.addrs[ns["haproxy"]], HTTP_PORT)
+    wait_for("HAProxy answers /healthz", lambda: get(*lb, "/healthz", timeout=1.0)[0] == 200, 30)
+    note(f"compose services up, one view: {t}")
+
+    for _ in range(3):
+        s.increment(lb)
+    victim = s.id.rsplit(".", 1)[-1]
+    if victim not in webs:
+        raise Failed(f"session id {s.id} names no web service")
+    run(["podman", "kill", "-s", "KILL", containers[victim]])
+    s.increment(lb)  # through HAProxy, to a survivor
+    route = s.id.rsplit(".", 1)[-1]
+    if route == victim or route not in webs:
+        raise Failed(f"after {victim}'s SIGKILL the id is {s.id}: expected a survivor's route")
+    s.increment(lb)
+    if s.id.rsplit(".", 1)[-1] != route:
+        raise Failed(f"the next request moved the session again: {s.id}")
+    t["failover"] = f"{victim}->{route}"
+    note(f"podman kill {victim}: through HAProxy the counter went on at {route} ({s.value})")
+
+
+def remove_labelled(lab):
+    """Removes every container of this run (label troupe-test=LAB), whatever its state."""
+    r = subprocess.run(["podman", "ps", "-a", "-q", "--filter", f"label=troupe-test={lab}"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=60)
+    ids = r.stdout.split()
+    if ids:
+        subprocess.run(["podman", *podman.remove_argv(ids)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=120)
+
+
 def inner(args, lab, workdir):
     setns(f"/var/run/netns/{lab}-{CLIENT}")
-    c = Cluster(lab, args.discovery, workdir)
+    c = Cluster(lab, args.scenario, workdir)
     c.image = args.image
     s = Session(c)
     t = {}
     try:
-        (scenario_dns if args.discovery == "dns" else scenario_multicast)(c, s, t)
-        print(json.dumps({"discovery": args.discovery, "ok": True, "counter": s.value, **t}), flush=True)
+        if args.scenario == "compose":
+            scenario_compose(c, s, t, args.haproxy_image)
+        else:
+            (scenario_dns if args.scenario == "dns" else scenario_multicast)(c, s, t)
+        print(json.dumps({"scenario": args.scenario, "ok": True, "counter": s.value, **t}), flush=True)
         return 0
     except (Failed, subprocess.TimeoutExpired) as e:
         note(f"FAILED: {e}")
-        print(json.dumps({"discovery": args.discovery, "ok": False, "error": str(e), **t}), flush=True)
+        print(json.dumps({"scenario": args.scenario, "ok": False, "error": str(e), **t}), flush=True)
         return 1
     finally:
         if args.keep_logs:
@@ -367,13 +480,21 @@ def inner(args, lab, workdir):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--image", required=True)
-    p.add_argument("--discovery", choices=("multicast", "dns"), default="multicast")
+    p.add_argument("--scenario", choices=("multicast", "dns", "compose"), default="multicast")
+    p.add_argument("--haproxy-image", default="localhost/troupe-haproxy:latest",
+                   help="the image of compose.yaml's haproxy service (compose)")
     p.add_argument("--keep-logs", metavar="DIR", default=None)
     args = p.parse_args()
 
     why_not = podman.unavailable(args.image)
-    if why_not is None and args.discovery == "dns" and not (shutil.which("dnsmasq") or
-                                                            os.access("/usr/sbin/dnsmasq", os.X_OK)):
+    if why_not is None and args.scenario == "compose":
+        why_not = podman.unavailable(args.haproxy_image)
+        try:
+            import yaml  # noqa: F401
+        except ImportError:
+            why_not = why_not or "python3-yaml not found (Debian package python3-yaml)"
+    if why_not is None and args.scenario != "multicast" and not (shutil.which("dnsmasq") or
+                                                                 os.access("/usr/sbin/dnsmasq", os.X_OK)):
         why_not = "dnsmasq not found (Debian package dnsmasq-base)"
     if why_not is not None:
         note(f"{why_not}; skipped")
@@ -404,10 +525,8 @@ def main():
         libc = ctypes.CDLL(None, use_errno=True)
         libc.setns(host_net, CLONE_NEWNET)
         os.close(host_net)
-        # inner() removed its containers; a name left by an interruption goes here.
-        names = [f"{lab}-n{i}" for i in range(1, NODES + 1)]
-        subprocess.run(["podman", *podman.remove_argv(names)], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=120)
+        # inner() removed its containers; one started while it was interrupted goes here.
+        remove_labelled(lab)
         subprocess.run([NETLAB, "destroy", lab], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
         if not args.keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -675,13 +675,20 @@ std::string base_of(const std::string& id) { return id.substr(0, id.find('.')); 
 
 } // namespace
 
-TEST_CASE("conf/examples/haproxy.cfg is what tools/haproxy-config writes", "[integration][haproxy]") {
-    std::ifstream in(std::string(TROUPE_SOURCE_DIR) + "/conf/examples/haproxy.cfg");
-    std::stringstream file;
-    file << in.rdbuf();
-    CHECK(file.str() == haproxy_config({"--bind", "127.0.0.1:8080", "--server", "web-a=127.0.0.1:8081", "--server",
-                                        "web-b=127.0.0.1:8082", "--server", "web-c=127.0.0.1:8083", "--stats",
-                                        "127.0.0.1:8404"}));
+TEST_CASE("conf/examples/haproxy.cfg and the compose file's haproxy.cfg are what tools/haproxy-config writes",
+          "[integration][haproxy]") {
+    auto read = [](const std::string& relative) {
+        std::ifstream in(std::string(TROUPE_SOURCE_DIR) + "/" + relative);
+        std::stringstream file;
+        file << in.rdbuf();
+        return file.str();
+    };
+    CHECK(read("conf/examples/haproxy.cfg") ==
+          haproxy_config({"--bind", "127.0.0.1:8080", "--server", "web-a=127.0.0.1:8081", "--server",
+                          "web-b=127.0.0.1:8082", "--server", "web-c=127.0.0.1:8083", "--stats", "127.0.0.1:8404"}));
+    CHECK(read("tools/container/haproxy.cfg") ==
+          haproxy_config({"--bind", "0.0.0.0:8080", "--server", "web1=web1:8080", "--server", "web2=web2:8080",
+                          "--server", "web3=web3:8080", "--stats", "0.0.0.0:8404", "--dns"}));
 }
 
 TEST_CASE("through HAProxy a SIGKILLed node's user goes on elsewhere with the counter intact, the id takes the "

@@ -43,11 +43,11 @@ def ulimits():
     return flags
 
 
-def run_argv(name, netns, image, program, args=(), config=None, detach=False, healthcheck=False,
+def run_argv(name, netns, image, program=None, args=(), config=None, detach=False, healthcheck=False,
              env=(), extra=()):
     """`podman run` of one node: container NAME in namespace NETNS (its name under
     /var/run/netns), PROGRAM (troupe-httpd or troupe-node, through the image's
-    entry point) with ARGS. CONFIG, a host path, is mounted read-only and named by
+    entry point; None: the image's own command) with ARGS. CONFIG, a host path, is mounted read-only and named by
     TROUPE_CONFIG. The health check is off unless asked for: podman schedules it
     with systemd timers, which are not there (`podman healthcheck run` works)."""
     argv = ["run", "--rm", "--name", name, "--runtime", "runc", *ulimits(),
@@ -61,7 +61,7 @@ def run_argv(name, netns, image, program, args=(), config=None, detach=False, he
                  "TROUPE_CONFIG=/etc/troupe/cluster-file.yaml"]
     for kv in env:
         argv += ["-e", kv]
-    argv += [*extra, image, program, *args]
+    argv += [*extra, image, *([program] if program else []), *args]
     return argv
 
 
