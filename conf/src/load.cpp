@@ -117,7 +117,7 @@ struct key_spec {
 };
 
 // clang-format off
-const std::array<key_spec, 58> keys{{
+const std::array<key_spec, 61> keys{{
     {"cluster", "name", kind::text,
      [](cluster_config& c) -> field_ptr { return &c.cluster.name; }},
     {"cluster", "node", kind::text,
@@ -202,6 +202,12 @@ const std::array<key_spec, 58> keys{{
      [](cluster_config& c) -> field_ptr { return &c.manager.cookie; }},
     {"manager", "cookie_secure", kind::flag,
      [](cluster_config& c) -> field_ptr { return &c.manager.cookie_secure; }},
+    {"manager", "cookie_path", kind::text,
+     [](cluster_config& c) -> field_ptr { return &c.manager.cookie_path; }},
+    {"manager", "cookie_same_site", kind::text,
+     [](cluster_config& c) -> field_ptr { return &c.manager.cookie_same_site; }},
+    {"manager", "cookie_max_age", kind::duration,
+     [](cluster_config& c) -> field_ptr { return &c.manager.cookie_max_age; }},
     {"manager", "filter", kind::text,
      [](cluster_config& c) -> field_ptr { return &c.manager.filter; }},
     {"manager", "skip_paths", kind::text,
@@ -387,9 +393,10 @@ bool starts_with_nocase(std::string_view text, std::string_view prefix) {
            edit_distance(text.substr(0, prefix.size()), prefix) == 0;
 }
 
-// The closest candidate, if close enough to be a likely slip: at most one edit
-// per three characters, or one name being a prefix of the other (`static_members`
-// for `static`, `log` for `logging`).
+// The closest candidate, if close enough to be a likely slip: one edit; else
+// one name being a prefix of the other (`static_members` for `static`, `log`
+// for `logging`, `cookie_name` for `cookie` rather than `cookie_path`); else at
+// most one edit per three characters.
 std::string_view nearest(std::string_view key, const std::vector<std::string_view>& candidates) {
     std::string_view best;
     std::size_t best_distance = std::numeric_limits<std::size_t>::max();
@@ -401,7 +408,7 @@ std::string_view nearest(std::string_view key, const std::vector<std::string_vie
             best_distance = distance;
         }
     }
-    if (!best.empty()) {
+    if (best_distance <= 1) {
         return best;
     }
     constexpr std::size_t min_prefix = 3;
@@ -411,7 +418,7 @@ std::string_view nearest(std::string_view key, const std::vector<std::string_vie
             return candidate;
         }
     }
-    return {};
+    return best;
 }
 
 // A key written in the wrong map (`drop_time` under `sender`, `static` or

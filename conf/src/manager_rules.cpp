@@ -120,6 +120,35 @@ std::optional<std::string> context_problem(std::string_view context) {
     return std::nullopt;
 }
 
+std::optional<std::string> cookie_path_problem(std::string_view path) {
+    constexpr std::size_t max_path = 1024;
+    if (path.empty() || path.front() != '/') {
+        return "must start with '/' (got " + detail::quote(path) + ")";
+    }
+    if (path.size() > max_path) {
+        return "must be at most " + std::to_string(max_path) + " bytes (got " + std::to_string(path.size()) + ")";
+    }
+    const bool clean = std::all_of(path.begin(), path.end(), [](char c) {
+        const auto byte = static_cast<unsigned char>(c);
+        return byte > 0x20 && byte < 0x7f && c != ';';
+    });
+    if (!clean) {
+        return "must be visible ASCII without spaces or ';' (got " + detail::quote(path) + ")";
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> cookie_same_site_problem(std::string_view same_site, bool secure) {
+    if (same_site != "lax" && same_site != "strict" && same_site != "none") {
+        return "expected one of lax, strict, none (got " + detail::quote(same_site) + ")";
+    }
+    if (same_site == "none" && !secure) {
+        return "none needs the Secure attribute too (manager.cookie_secure: true): browsers drop a "
+               "SameSite=None cookie without it";
+    }
+    return std::nullopt;
+}
+
 std::optional<std::string> cookie_problem(std::string_view cookie) {
     if (cookie.empty()) {
         return "must not be empty";

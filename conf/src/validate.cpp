@@ -399,6 +399,18 @@ void check_manager(const cluster_config& config, checker& c) {
     rule("manager.type", manager_rules::type_problem(manager.type));
     rule("manager.context", manager_rules::context_problem(manager.context));
     rule("manager.cookie", manager_rules::cookie_problem(manager.cookie));
+    rule("manager.cookie_path", manager_rules::cookie_path_problem(manager.cookie_path));
+    if (c.trusted({"manager.cookie_secure"})) {
+        rule("manager.cookie_same_site",
+             manager_rules::cookie_same_site_problem(manager.cookie_same_site, manager.cookie_secure));
+    }
+    if (c.trusted({"manager.cookie_max_age"})) {
+        constexpr duration second{1000};
+        if (manager.cookie_max_age.count() < 0 || manager.cookie_max_age.count() % second.count() != 0) {
+            c.fail("manager.cookie_max_age", "must be a whole, non-negative number of seconds (got " +
+                                                 format_duration(manager.cookie_max_age) + "); 0: no Max-Age");
+        }
+    }
     rule("manager.filter", manager_rules::filter_problem(manager.filter));
     rule("manager.skip_paths", manager_rules::filter_problem(manager.skip_paths));
     for (std::size_t i = 0; i < manager.skip_headers.size(); ++i) {

@@ -19,7 +19,13 @@ std::vector<std::string> validate(const manager_config& c) {
     };
     rule("type", conf::manager_rules::type_problem(c.type));
     rule("context", conf::manager_rules::context_problem(c.context));
-    rule("cookie", conf::manager_rules::cookie_problem(c.cookie));
+    rule("cookie.name", conf::manager_rules::cookie_problem(c.cookie.name));
+    rule("cookie.path", conf::manager_rules::cookie_path_problem(c.cookie.path));
+    rule("cookie.same_site", conf::manager_rules::cookie_same_site_problem(to_string(c.cookie.same_site),
+                                                                            c.cookie.secure));
+    if (c.cookie.max_age.count() < 0) {
+        problems.push_back("cookie.max_age: must not be negative (0: no Max-Age)");
+    }
     rule("filter", conf::manager_rules::filter_problem(c.filter));
     rule("skip_paths", conf::manager_rules::filter_problem(c.skip_paths));
     for (std::size_t i = 0; i < c.skip_headers.size(); ++i) {

@@ -324,6 +324,20 @@ TEST_CASE("troupe-httpd's built-in static page creates no session", "[integratio
     CHECK_THAT(metrics(n.http()), Catch::Contains("troupe_sessions{context=\"app\"} 0"));
 }
 
+TEST_CASE("troupe-httpd writes the cookie as manager.cookie_path, cookie_same_site and cookie_max_age say",
+          "[integration][httpd]") {
+    scratch s;
+    httpd n(s.write_config("a"), {"manager.type=standard", "manager.cookie_path=/app", "manager.cookie_same_site=none",
+                                  "manager.cookie_secure=true", "manager.cookie_max_age=8h"});
+    client c(n.http());
+    const auto first = c.get("/counter");
+    REQUIRE(first.status == 200);
+    const auto id = first.json()["session"].get<std::string>();
+    CHECK(first.set_cookie ==
+          "TROUPE_SESSION=" + id + "; Path=/app; HttpOnly; SameSite=None; Secure; Max-Age=28800");
+    CHECK(c.get("/counter", cookie_of(first.set_cookie)).json()["counter"] == 2);
+}
+
 TEST_CASE("troupe-httpd keeps a counter in the session, on one keep-alive connection",
           "[integration][httpd]") {
     scratch s;

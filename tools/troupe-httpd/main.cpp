@@ -44,13 +44,26 @@ void usage(std::FILE* to) {
             "  --read-timeout  a request must arrive whole within this (default 10s)\n");
 }
 
+/// manager.cookie* of the cluster file (validated: a known SameSite, whole seconds).
+managers::cookie_settings cookie_settings(const conf::manager_section& m) {
+    managers::cookie_settings c;
+    c.name = m.cookie;
+    c.path = m.cookie_path;
+    c.secure = m.cookie_secure;
+    c.same_site = m.cookie_same_site == "strict" ? managers::cookie_same_site::strict
+                  : m.cookie_same_site == "none" ? managers::cookie_same_site::none
+                                                 : managers::cookie_same_site::lax;
+    c.max_age = std::chrono::duration_cast<std::chrono::seconds>(m.cookie_max_age);
+    return c;
+}
+
 /// manager.* of the cluster file as the managers library takes it (conf does not
 /// depend on managers, so the mapping lives with its user).
 managers::manager_config manager_settings(const conf::manager_section& m) {
     managers::manager_config c;
     c.type = m.type;
     c.context = m.context;
-    c.cookie = m.cookie;
+    c.cookie = cookie_settings(m);
     c.filter = m.filter;
     c.skip_paths = m.skip_paths;
     c.skip_headers = m.skip_headers;
@@ -176,8 +189,7 @@ int main(int argc, char** argv) {
 
         httpd::app_options app_options;
         app_options.node = node_name;
-        app_options.cookie = config.manager.cookie;
-        app_options.cookie_secure = config.manager.cookie_secure;
+        app_options.cookie = manager->config().cookie;
         app_options.static_dir = static_dir;
         httpd::session_app app(*manager, channel, app_options);
         app.set_server(&server);

@@ -24,10 +24,6 @@ using json = nlohmann::json;
 // Files are read whole into the response: this is a demo server's static
 // route, not a file server.
 constexpr std::uintmax_t max_static_file = 1024 * 1024;
-// Session ids are 32 hex digits, '.', and a node name of at most 64 bytes;
-// anything much longer is not ours and is not looked up.
-constexpr std::size_t max_cookie_id = 128;
-
 constexpr std::string_view builtin_page = R"(<!doctype html>
 <html><head><meta charset="utf-8"><title>troupe-httpd</title></head>
 <body><h1>troupe-httpd</h1>
@@ -55,21 +51,6 @@ response error(http::status status, std::string_view message) {
 
 std::int64_t epoch_ms(managers::wall_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
-bool is_id_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
 }
 
 int hex_value(char c) {
@@ -139,27 +120,13 @@ response starting_response(const std::string& node) {
 }
 
 std::string cookie_value(const request& req, std::string_view name) {
+    // HTTP/1.1 sends one Cookie field; should a client send several, the first
+    // that carries a session id under `name` counts.
     const auto [first, last] = req.equal_range(http::field::cookie);
     for (auto it = first; it != last; ++it) {
-        const auto& field = *it;
-        std::string_view rest(field.value().data(), field.value().size());
-        while (!rest.empty()) {
-            const auto semi = rest.find(';');
-            const auto pair = trim(rest.substr(0, semi));
-            rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
-            const auto eq = pair.find('=');
-            if (eq == std::string_view::npos || trim(pair.substr(0, eq)) != name) {
-                continue;
-            }
-            auto value = trim(pair.substr(eq + 1));
-            if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-                value = value.substr(1, value.size() - 2);
-            }
-            if (value.empty() || value.size() > max_cookie_id ||
-                !std::all_of(value.begin(), value.end(), is_id_char)) {
-                return {};
-            }
-            return std::string(value);
+        const auto id = managers::session_id_from_cookie({it->value().data(), it->value().size()}, name);
+        if (!id.empty()) {
+            return std::string(id);
         }
     }
     return {};
@@ -274,7 +241,7 @@ void session_app::handle(const request& req, responder respond) {
 }
 
 void session_app::with_session(const request& req, std::string_view path, route r, responder respond) {
-    const auto cookie = cookie_value(req, options_.cookie);
+    const auto cookie = cookie_value(req, options_.cookie.name);
     managers::request_info info{cookie, path, [&req](std::string_view name) {
                                     // Beast compares field names case-insensitively.
                                     return req.find(boost::beast::string_view(name.data(), name.size())) != req.end();
@@ -312,10 +279,7 @@ void session_app::with_session(const request& req, std::string_view path, route 
     // during the request, or the one a cookie's old id (an alias) led to.
     std::string set_cookie;
     if (const auto id = scope.session_id(); scope.id_changed() && !id.empty()) {
-        set_cookie = options_.cookie + "=" + id + "; Path=/; HttpOnly; SameSite=Lax";
-        if (options_.cookie_secure) {
-            set_cookie += "; Secure";
-        }
+        set_cookie = managers::set_cookie_value(id, options_.cookie);
     }
     // With ack/sync options this completes on a channel I/O thread once the
     // members answered; the response waits for it, no HTTP thread does.

@@ -19,8 +19,7 @@ namespace troupe::httpd {
 
 struct app_options {
     std::string node; ///< cluster.node, echoed by /counter
-    std::string cookie = "TROUPE_SESSION";
-    bool cookie_secure = false;
+    managers::cookie_settings cookie; ///< manager.cookie* of the cluster file
     /// Files served under /static/; nullopt: a built-in page (/static/ and /static/index.html).
     std::optional<std::filesystem::path> static_dir;
 };

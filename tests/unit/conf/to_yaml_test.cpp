@@ -123,6 +123,9 @@ manager:
   context: app
   cookie: TROUPE_SESSION
   cookie_secure: false
+  cookie_path: /
+  cookie_same_site: lax
+  cookie_max_age: 0ms
   filter: .*\.(gif|jpg|jpeg|png|ico|css|js|txt|html?)$|^/static/.*
   skip_paths: ""
   skip_headers: []

@@ -470,6 +470,27 @@ TEST_CASE("manager.cookie is a cookie name", "[conf]") {
     CHECK(errors("manager:\n  cookie: __Host-sid\n").empty());
 }
 
+TEST_CASE("manager.cookie_path, cookie_same_site and cookie_max_age are checked where they are written",
+          "[conf]") {
+    CHECK(errors("manager:\n  cookie_path: /app\n  cookie_same_site: strict\n  cookie_max_age: 8h\n").empty());
+    CHECK(errors("manager:\n  cookie_path: app\n") ==
+          strings{"cluster.yaml:2:3: error: manager.cookie_path: must start with '/' (got 'app')"});
+    CHECK(errors("manager:\n  cookie_path: '/a;b'\n") ==
+          strings{"cluster.yaml:2:3: error: manager.cookie_path: must be visible ASCII without spaces or ';' "
+                  "(got '/a;b')"});
+    CHECK(errors("manager:\n  cookie_same_site: Relaxed\n") ==
+          strings{"cluster.yaml:2:3: error: manager.cookie_same_site: expected one of lax, strict, none "
+                  "(got 'Relaxed')"});
+    // Browsers drop SameSite=None without Secure: a setting that would do nothing.
+    CHECK(errors("manager:\n  cookie_same_site: none\n") ==
+          strings{"cluster.yaml:2:3: error: manager.cookie_same_site: none needs the Secure attribute too "
+                  "(manager.cookie_secure: true): browsers drop a SameSite=None cookie without it"});
+    CHECK(errors("manager:\n  cookie_same_site: none\n  cookie_secure: true\n").empty());
+    CHECK(errors("manager:\n  cookie_max_age: 1500ms\n") ==
+          strings{"cluster.yaml:2:3: error: manager.cookie_max_age: must be a whole, non-negative number of "
+                  "seconds (got 1500ms); 0: no Max-Age"});
+}
+
 TEST_CASE("manager.filter must compile as a regular expression, with the error's place", "[conf]") {
     CHECK(errors("manager:\n  filter: '^/static/(.*'\n") ==
           strings{"cluster.yaml:2:3: error: manager.filter: not a valid regular expression: "

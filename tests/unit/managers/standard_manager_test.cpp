@@ -15,6 +15,7 @@
 #include <regex>
 #include <set>
 #include <thread>
+#include <tuple>
 
 using namespace troupe;
 using namespace troupe::managers;
@@ -401,16 +402,35 @@ TEST_CASE("the cluster file and the managers follow the same rules for the same 
         }
         return false;
     };
-    // Sets one key both ways and compares the verdicts.
-    auto agree = [&](const std::string& key, auto set) {
+    // Sets one key both ways and compares the verdicts (the cookie's keys are
+    // named apart: manager.cookie_path in the file, cookie.path in code).
+    auto agree_as = [&](const std::string& file_key, const std::string& code_key, auto set) {
         conf::cluster_config cluster;
         manager_config c;
         set(cluster.manager, c);
-        return conf_objects("manager." + key, cluster) == manager_objects(key + ":", c);
+        return conf_objects("manager." + file_key, cluster) == manager_objects(code_key + ":", c);
     };
+    auto agree = [&](const std::string& key, auto set) { return agree_as(key, key, set); };
     for (const std::string v : {"TROUPE_SESSION", "JSESSIONID", "", "a b", "x;y", "caf\xc3\xa9", "a=b"}) {
         CAPTURE(v);
-        CHECK(agree("cookie", [&](auto& f, auto& m) { f.cookie = m.cookie = v; }));
+        CHECK(agree_as("cookie", "cookie.name", [&](auto& f, auto& m) { f.cookie = m.cookie.name = v; }));
+    }
+    for (const std::string v : {std::string("/"), std::string("/app"), std::string(), std::string("app"),
+                                std::string("/a;b"), std::string("/a b"), std::string(1025, '/')}) {
+        CAPTURE(v);
+        CHECK(agree_as("cookie_path", "cookie.path", [&](auto& f, auto& m) { f.cookie_path = m.cookie.path = v; }));
+    }
+    using same_site = cookie_same_site;
+    for (const auto& [text, value, secure] : {std::tuple{"lax", same_site::lax, false},
+                                              std::tuple{"strict", same_site::strict, false},
+                                              std::tuple{"none", same_site::none, true},
+                                              std::tuple{"none", same_site::none, false}}) {
+        CAPTURE(text, secure);
+        CHECK(agree_as("cookie_same_site", "cookie.same_site", [&](auto& f, auto& m) {
+            f.cookie_same_site = text;
+            m.cookie.same_site = value;
+            f.cookie_secure = m.cookie.secure = secure;
+        }));
     }
     for (const std::string v : {"delta", "standard", "backup", "Delta", ""}) {
         CAPTURE(v);

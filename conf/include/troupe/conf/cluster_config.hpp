@@ -134,6 +134,9 @@ struct manager_section {
     std::string context = "app";        ///< channel context: applications sharing a channel differ
     std::string cookie = "TROUPE_SESSION"; ///< session cookie name (an RFC 6265 token)
     bool cookie_secure = false;          ///< add Secure to the cookie (HTTPS behind a proxy)
+    std::string cookie_path = "/";       ///< the cookie's Path
+    std::string cookie_same_site = "lax"; ///< the cookie's SameSite: lax, strict or none (needs cookie_secure)
+    duration cookie_max_age{0};          ///< the cookie's Max-Age (whole seconds); 0: none, it ends with the browser
     /// Paths that replicate nothing (static files): an ECMAScript std::regex that
     /// must match the whole path. Empty: every path replicates.
     std::string filter = R"(.*\.(gif|jpg|jpeg|png|ico|css|js|txt|html?)$|^/static/.*)";

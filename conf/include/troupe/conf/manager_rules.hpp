@@ -26,6 +26,12 @@ std::optional<std::string> type_problem(std::string_view type);
 std::optional<std::string> context_problem(std::string_view context);
 /// RFC 6265 cookie-name: an RFC 2616 token (visible ASCII, no separators).
 std::optional<std::string> cookie_problem(std::string_view cookie);
+/// A cookie's Path attribute: starts with '/', visible ASCII without ';', at
+/// most 1024 bytes.
+std::optional<std::string> cookie_path_problem(std::string_view path);
+/// SameSite: lax, strict or none; none only with Secure (browsers drop a
+/// SameSite=None cookie without it).
+std::optional<std::string> cookie_same_site_problem(std::string_view same_site, bool secure);
 /// An HTTP header field name: an RFC 9110 token (visible ASCII, no separators).
 std::optional<std::string> header_name_problem(std::string_view name);
 /// An ECMAScript std::regex, or what is wrong and at which character.

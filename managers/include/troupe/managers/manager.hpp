@@ -4,6 +4,7 @@
 #include <troupe/engine/channel.hpp>
 #include <troupe/engine/send_options.hpp>
 #include <troupe/engine/send_result.hpp>
+#include <troupe/managers/cookie.hpp>
 #include <troupe/managers/session.hpp>
 #include <troupe/managers/session_handle.hpp>
 
@@ -24,7 +25,9 @@ namespace troupe::managers {
 struct manager_config {
     std::string type = "delta";   ///< "standard" (no replication) | "delta" (every member holds every session)
     std::string context = "app";  ///< channel context: several applications share one channel
-    std::string cookie = "TROUPE_SESSION"; ///< the session cookie's name (for the HTTP front)
+    /// The session cookie, for the HTTP front: session_id_from_cookie() and
+    /// set_cookie_value() (cookie.hpp) read and write it.
+    cookie_settings cookie;
     /// Paths (full match, ECMAScript) whose requests replicate nothing; their
     /// changes go out with the session's next replicating request. Empty: none.
     std::string filter = R"(.*\.(gif|jpg|jpeg|png|ico|css|js|txt|html?)$|^/static/.*)";
