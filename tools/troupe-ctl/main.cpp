@@ -105,6 +105,9 @@ options parse_args(int argc, char** argv) {
     if (opts.command.empty()) {
         throw usage_error("missing command (members, stats or health)");
     }
+    if (opts.command == "health" && opts.json) {
+        throw usage_error("--json: health prints the node's /healthz answer as it is");
+    }
     if (opts.command != "members" && opts.command != "stats" && opts.command != "health") {
         throw usage_error("unknown command '" + opts.command + "' (members, stats or health)");
     }

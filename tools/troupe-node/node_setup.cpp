@@ -92,10 +92,16 @@ void print_ready(const engine::channel& channel, std::uint16_t admin_port,
                  std::optional<std::uint16_t> http_port) {
     const std::string http =
         http_port ? ",\"http_port\":" + std::to_string(static_cast<unsigned>(*http_port)) : "";
-    std::printf("{\"ready\":true,\"node\":\"%s\",\"id\":\"%s\",\"port\":%u,\"admin_port\":%u%s,\"pid\":%d}\n",
+    // mono_ns (CLOCK_MONOTONIC, as the member events'): when the node was ready,
+    // whatever the line's way out (a container runtime relays it later).
+    const auto mono = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+    std::printf("{\"ready\":true,\"node\":\"%s\",\"id\":\"%s\",\"port\":%u,\"admin_port\":%u%s,\"pid\":%d,"
+                "\"mono_ns\":%lld}\n",
                 channel.self().name.c_str(), channel.self().id.str().c_str(),
                 static_cast<unsigned>(channel.port()), static_cast<unsigned>(admin_port),
-                http.c_str(), static_cast<int>(::getpid()));
+                http.c_str(), static_cast<int>(::getpid()), static_cast<long long>(mono));
     std::fflush(stdout);
 }
 
