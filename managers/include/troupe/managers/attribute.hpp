@@ -11,7 +11,7 @@ namespace troupe::managers {
 /// An attribute as stored and replicated: bytes plus a type tag. Replicas keep
 /// the bytes and decode only when their application reads the attribute.
 struct attribute {
-    std::string type;                ///< "string", "i64", "u64", "bytes", or "boost:<type>"
+    std::string type;                ///< "string", "i64", "u64", "bytes", or "boost:<stable name>"
     std::vector<std::uint8_t> bytes; ///< the encoded value
 
     friend bool operator==(const attribute&, const attribute&) = default;

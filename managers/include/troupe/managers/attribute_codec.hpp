@@ -10,12 +10,68 @@
 #include <boost/iostreams/stream.hpp>
 
 #include <cstdint>
-#include <limits>
+#include <deque>
+#include <list>
+#include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <typeinfo>
+#include <utility>
 #include <vector>
+
+namespace troupe::managers {
+
+/// The stable name an application type's values are stored under, declared
+/// with TROUPE_ATTRIBUTE_TYPE. The name, not the C++ type, is what travels:
+/// members built by another compiler, or from code where the type was renamed
+/// or changed its layout (Boost.Serialization's class versions take care of
+/// that), still read each other's sessions. Unspecialised: no name, and
+/// storing such a type does not compile.
+template <typename T>
+struct attribute_type_name {};
+
+namespace detail {
+
+/// What a declared name may hold: 1 to 128 of letters, digits and ._/-+:
+/// (e.g. "shop.cart/1"); no '<', '>' or ',', which composed names use.
+constexpr bool valid_type_name(std::string_view name) {
+    if (name.empty() || name.size() > 128) {
+        return false;
+    }
+    for (const char c : name) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                        c == '_' || c == '/' || c == '-' || c == '+' || c == ':';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+} // namespace detail
+
+} // namespace troupe::managers
+
+/// Declares the stable name values of Type are stored under, at namespace
+/// scope (outside any namespace), once per type, in a header every member's
+/// build includes:
+///
+///     struct cart { ... template <class A> void serialize(A&, unsigned); };
+///     TROUPE_ATTRIBUTE_TYPE(shop::cart, "shop.cart");
+///
+/// The name is checked at compile time (detail::valid_type_name). Change the
+/// layout with BOOST_CLASS_VERSION and a versioned serialize(), not the name;
+/// a new name makes the old values unreadable by the new build (a typed
+/// attribute_error for that attribute only).
+#define TROUPE_ATTRIBUTE_TYPE(Type, Name)                                                                    \
+    template <>                                                                                              \
+    struct troupe::managers::attribute_type_name<Type> {                                                     \
+        static_assert(::troupe::managers::detail::valid_type_name(Name),                                     \
+                      "TROUPE_ATTRIBUTE_TYPE: 1 to 128 of letters, digits and ._/-+: (" Name ")");           \
+        static constexpr std::string_view value = Name;                                                      \
+    }
 
 namespace troupe::managers {
 
@@ -31,6 +87,115 @@ inline constexpr bool is_bytes_v = std::is_same_v<T, std::vector<std::uint8_t>>;
 
 template <typename T>
 inline constexpr bool is_integer_v = std::is_integral_v<T> && !is_text_v<T>;
+
+template <typename T, typename = void>
+struct has_declared_name : std::false_type {};
+template <typename T>
+struct has_declared_name<T, std::void_t<decltype(attribute_type_name<T>::value)>> : std::true_type {};
+
+/// The stable name of T inside an archive: a declared name, a fixed one for
+/// the standard scalars and strings, or one composed for the standard
+/// containers Boost.Serialization saves ("vector<map<string,f64>>"). nullopt
+/// for any other type (it needs TROUPE_ATTRIBUTE_TYPE).
+template <typename T>
+std::optional<std::string> stable_name();
+
+template <typename... Ts>
+std::optional<std::string> composed(std::string_view what) {
+    std::string out(what);
+    out += '<';
+    bool first = true;
+    bool known = true;
+    (
+        [&] {
+            const auto part = stable_name<Ts>();
+            known = known && part.has_value();
+            if (part) {
+                out += (first ? "" : ",") + *part;
+            }
+            first = false;
+        }(),
+        ...);
+    if (!known) {
+        return std::nullopt;
+    }
+    return out + '>';
+}
+
+template <typename T>
+struct container_name {
+    static std::optional<std::string> get() { return std::nullopt; }
+};
+template <typename T, typename A>
+struct container_name<std::vector<T, A>> {
+    static std::optional<std::string> get() { return composed<T>("vector"); }
+};
+template <typename T, typename A>
+struct container_name<std::list<T, A>> {
+    static std::optional<std::string> get() { return composed<T>("list"); }
+};
+template <typename T, typename A>
+struct container_name<std::deque<T, A>> {
+    static std::optional<std::string> get() { return composed<T>("deque"); }
+};
+template <typename T, typename C, typename A>
+struct container_name<std::set<T, C, A>> {
+    static std::optional<std::string> get() { return composed<T>("set"); }
+};
+template <typename K, typename V, typename C, typename A>
+struct container_name<std::map<K, V, C, A>> {
+    static std::optional<std::string> get() { return composed<K, V>("map"); }
+};
+template <typename A, typename B>
+struct container_name<std::pair<A, B>> {
+    static std::optional<std::string> get() { return composed<A, B>("pair"); }
+};
+template <typename T>
+struct container_name<std::optional<T>> {
+    static std::optional<std::string> get() { return composed<T>("optional"); }
+};
+
+template <typename T>
+std::optional<std::string> stable_name() {
+    using U = std::remove_cv_t<T>;
+    if constexpr (has_declared_name<U>::value) {
+        return std::string(attribute_type_name<U>::value);
+    } else if constexpr (std::is_same_v<U, std::string>) {
+        return "string";
+    } else if constexpr (std::is_same_v<U, bool>) {
+        return "bool";
+    } else if constexpr (std::is_same_v<U, char>) {
+        return "char"; // signed on some platforms, unsigned on others: one name
+    } else if constexpr (std::is_integral_v<U>) {
+        return std::string(std::is_signed_v<U> ? "i" : "u") + std::to_string(8 * sizeof(U));
+    } else if constexpr (std::is_same_v<U, float>) {
+        return "f32";
+    } else if constexpr (std::is_same_v<U, double>) {
+        return "f64";
+    } else {
+        return container_name<U>::get();
+    }
+}
+
+/// Whether stable_name<T>() can name T, at compile time: declared, scalar,
+/// string, or a standard container of such.
+template <typename T>
+struct nameable : std::bool_constant<has_declared_name<T>::value || std::is_arithmetic_v<T> ||
+                                     std::is_same_v<T, std::string>> {};
+template <typename T, typename A>
+struct nameable<std::vector<T, A>> : nameable<T> {};
+template <typename T, typename A>
+struct nameable<std::list<T, A>> : nameable<T> {};
+template <typename T, typename A>
+struct nameable<std::deque<T, A>> : nameable<T> {};
+template <typename T, typename C, typename A>
+struct nameable<std::set<T, C, A>> : nameable<T> {};
+template <typename K, typename V, typename C, typename A>
+struct nameable<std::map<K, V, C, A>> : std::bool_constant<nameable<K>::value && nameable<V>::value> {};
+template <typename A, typename B>
+struct nameable<std::pair<A, B>> : std::bool_constant<nameable<A>::value && nameable<B>::value> {};
+template <typename T>
+struct nameable<std::optional<T>> : nameable<T> {};
 
 /// A Boost.Iostreams sink appending to an attribute's bytes.
 struct byte_sink {
@@ -50,8 +215,11 @@ struct byte_sink {
 /// The type tag an attribute of type T is stored under: fast paths for strings
 /// ("string"), integers ("i64" for signed, "u64" for unsigned, bool included)
 /// and raw bytes ("bytes"); any other type goes through a Boost.Serialization
-/// binary archive, tagged "boost:" and the type's name (so every member must
-/// run a build with the same type).
+/// binary archive, tagged "boost:" and its stable name: declared with
+/// TROUPE_ATTRIBUTE_TYPE ("boost:shop.cart"), fixed for double and float
+/// ("boost:f64"), or composed for the standard containers of such
+/// ("boost:vector<string>"). Never a compiler's type name: a type without a
+/// stable name does not compile here.
 template <typename T>
 std::string attribute_type_tag() {
     if constexpr (detail::is_text_v<T>) {
@@ -63,7 +231,10 @@ std::string attribute_type_tag() {
     } else if constexpr (detail::is_integer_v<T>) {
         return "u64";
     } else {
-        return std::string("boost:") + typeid(T).name();
+        static_assert(detail::nameable<std::remove_cv_t<T>>::value,
+                      "this attribute type has no stable name: declare one with "
+                      "TROUPE_ATTRIBUTE_TYPE(Type, \"app.type\") (troupe/managers/attribute_codec.hpp)");
+        return "boost:" + *detail::stable_name<T>();
     }
 }
 
