@@ -96,28 +96,33 @@ request_scope::request_scope(std::unique_ptr<state> s)
 
 request_scope::request_scope(request_scope&&) noexcept = default;
 
+// A scope dropped without end() (a handler that threw, a server that forgot)
+// is ended without waiting: its changes are sent with the configured options,
+// and a failure is logged and counted as any replication failure is, but no
+// thread blocks for the acks (an Asio thread here would stall every
+// connection it serves).
+void request_scope::end_unwaited() noexcept {
+    if (!state_ || state_->ended) {
+        return;
+    }
+    try {
+        end_async([](const end_result&) {});
+    } catch (const std::exception& e) {
+        log()->error("request scope: ending a dropped scope threw: {}", e.what());
+    } catch (...) {
+    }
+}
+
 request_scope& request_scope::operator=(request_scope&& other) noexcept {
     if (this != &other) {
-        if (state_ && !state_->ended) {
-            try {
-                (void)end();
-            } catch (...) {
-            }
-        }
+        end_unwaited();
         state_ = std::move(other.state_);
     }
     return *this;
 }
 
 request_scope::~request_scope() {
-    if (state_ && !state_->ended) {
-        try {
-            (void)end();
-        } catch (const std::exception& e) {
-            log()->error("request scope: end() threw in the destructor: {}", e.what());
-        } catch (...) {
-        }
-    }
+    end_unwaited();
 }
 
 session_handle* request_scope::session(bool create) {

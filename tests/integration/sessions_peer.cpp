@@ -83,6 +83,7 @@ public:
                 auto r = m.begin_request("", "/load");
                 r.session(true)->set("w", std::int64_t{0});
                 ids.push_back(r.session_id());
+                r.end();
             }
             {
                 std::lock_guard lock(mutex_);
@@ -307,6 +308,7 @@ int main(int argc, char** argv) {
                 if (auto* s = r.session()) {
                     s->invalidate();
                 }
+                r.end();
             } else if (cmd == "digest") {
                 nlohmann::json versions = nlohmann::json::object();
                 for (const auto& id : m.session_ids()) {

@@ -181,6 +181,7 @@ json fill(managers::session_manager& m, const json& cmd) {
     for (std::size_t i = 0; i < count; ++i) {
         auto r = m.begin_request("", "/bench");
         r.session(true)->set("data", data);
+        r.end(); // a dropped scope would not wait for the acks
     }
     return {{"done", true}, {"seconds", static_cast<double>(now_ns() - t0) / 1e9}};
 }

@@ -104,6 +104,7 @@ std::vector<std::string> make_sessions(managers::session_manager& m, std::size_t
         auto r = m.begin_request("", "/bench");
         r.session(true)->set("data", data);
         ids.push_back(r.session_id());
+        r.end(); // a dropped scope would not wait for the acks
     }
     return ids;
 }

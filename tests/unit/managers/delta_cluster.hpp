@@ -164,6 +164,7 @@ inline void set(session_manager& m, const std::string& id, const std::string& na
     auto r = m.begin_request(id, "/app");
     REQUIRE(r.session() != nullptr);
     r.session()->set(name, value);
+    r.end(); // waits under ack/sync (a dropped scope would not)
 }
 
 /// A new session on `m` whose integer attribute "n" is `start`, acknowledged.

@@ -8,6 +8,12 @@
 #include <troupe/managers/session.hpp>
 #include <troupe/managers/session_handle.hpp>
 
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -109,9 +115,12 @@ class manager_base;
 }
 
 /// The valve: what one HTTP request did to its session. Made by
-/// session_manager::begin_request(); end() (or the destructor) turns what the
-/// request changed into one delta and replicates it with the configured send
-/// options.
+/// session_manager::begin_request(); end(), end_async() or async_end() turn
+/// what the request changed into one delta and replicate it with the
+/// configured send options. A scope destroyed (or assigned over) without one
+/// of them is ended without waiting: its changes go out all the same, but no
+/// destructor blocks for the members' answers, and a failure is only logged
+/// and counted (on_replication_failure cannot reach a response any more).
 ///
 /// @par Thread safety
 /// One scope per request, used by one thread at a time; many scopes (on one
@@ -160,10 +169,47 @@ public:
     /// A second end()/end_async() after this one returns an empty end_result.
     void end_async(end_handler done);
 
+    /// Ends the request without blocking, in Asio's style: the completion
+    /// signature is `void(end_result)` and `token` is any completion token (a
+    /// callback, `boost::asio::use_future`, `boost::asio::use_awaitable` in a
+    /// C++20 coroutine, `deferred`...). The handler runs on its associated
+    /// executor (a coroutine's own; `system_executor` for a plain callback;
+    /// bind one with `boost::asio::bind_executor`), never inside this call,
+    /// and that executor counts as having work until then (its io_context does
+    /// not run out). When it completes is end_async()'s: at once when there is
+    /// nothing to wait for, else when every member answered or the
+    /// transport's ack timeout passed.
+    ///
+    ///     auto result = co_await scope.async_end(boost::asio::use_awaitable);
+    ///
+    /// @par Thread safety
+    /// As end_async(): safe on any thread, the scope used by one at a time.
+    template <typename CompletionToken>
+    auto async_end(CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(end_result)>(
+            [this](auto handler) {
+                using handler_type = decltype(handler);
+                // Keeps the handler's executor busy until the completion is posted there.
+                auto executor = boost::asio::prefer(boost::asio::get_associated_executor(handler),
+                                                    boost::asio::execution::outstanding_work.tracked);
+                // end_handler is a std::function, which copies; handlers may only move.
+                auto shared = std::make_shared<handler_type>(std::move(handler));
+                end_async([shared, executor](end_result result) mutable {
+                    // post, never dispatch: not inside the initiating call, and
+                    // not on a troupe I/O thread unless that is the executor.
+                    boost::asio::post(executor, [shared, result = std::move(result)]() mutable {
+                        (*shared)(std::move(result));
+                    });
+                });
+            },
+            token);
+    }
+
 private:
     friend class detail::manager_base;
     struct state;
     explicit request_scope(std::unique_ptr<state> s);
+    void end_unwaited() noexcept;
     std::unique_ptr<state> state_;
 };
 
