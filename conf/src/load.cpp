@@ -411,14 +411,24 @@ std::string_view nearest(std::string_view key, const std::vector<std::string_vie
     if (best_distance <= 1) {
         return best;
     }
+    // A key cut short (`cookie_sec`) names the key it begins; a key with more
+    // on it (`cookie_name`) the longest key it begins with.
     constexpr std::size_t min_prefix = 3;
-    for (const auto candidate : candidates) {
-        if (std::min(key.size(), candidate.size()) >= min_prefix &&
-            (starts_with_nocase(key, candidate) || starts_with_nocase(candidate, key))) {
-            return candidate;
+    if (key.size() >= min_prefix) {
+        for (const auto candidate : candidates) {
+            if (starts_with_nocase(candidate, key)) {
+                return candidate;
+            }
         }
     }
-    return best;
+    std::string_view longest;
+    for (const auto candidate : candidates) {
+        if (candidate.size() >= min_prefix && candidate.size() > longest.size() &&
+            starts_with_nocase(key, candidate)) {
+            longest = candidate;
+        }
+    }
+    return longest.empty() ? best : longest;
 }
 
 // A key written in the wrong map (`drop_time` under `sender`, `static` or

@@ -120,16 +120,20 @@ response starting_response(const std::string& node) {
 }
 
 std::string cookie_value(const request& req, std::string_view name) {
-    // HTTP/1.1 sends one Cookie field; should a client send several, the first
-    // that carries a session id under `name` counts.
+    // One Cookie field is the rule; several (HTTP/2 splits them) are read as one
+    // joined by "; " (RFC 9113 8.2.3), so the first occurrence of the name decides.
     const auto [first, last] = req.equal_range(http::field::cookie);
-    for (auto it = first; it != last; ++it) {
-        const auto id = managers::session_id_from_cookie({it->value().data(), it->value().size()}, name);
-        if (!id.empty()) {
-            return std::string(id);
-        }
+    if (first == last) {
+        return {};
     }
-    return {};
+    if (std::next(first) == last) {
+        return std::string(managers::session_id_from_cookie({first->value().data(), first->value().size()}, name));
+    }
+    std::string joined;
+    for (auto it = first; it != last; ++it) {
+        joined.append(joined.empty() ? "" : "; ").append(it->value().data(), it->value().size());
+    }
+    return std::string(managers::session_id_from_cookie(joined, name));
 }
 
 std::optional<std::string> safe_path(std::string_view raw) {

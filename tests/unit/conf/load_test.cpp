@@ -757,6 +757,10 @@ TEST_CASE("an unknown http or manager key gets the nearest name", "[conf]") {
                   "'max_inactive_interval' (did you mean 'max_inactive'?)",
                   "cluster.yaml:3:3: error: manager.cookie_name: unknown key 'cookie_name' (did "
                   "you mean 'cookie'?)"});
+    // A key cut short names the key it begins.
+    CHECK(errors("manager:\n  cookie_sec: true\n") ==
+          strings{"cluster.yaml:2:3: error: manager.cookie_sec: unknown key 'cookie_sec' (did you mean "
+                  "'cookie_secure'?)"});
     CHECK(errors("http:\n  thread: 4\n") ==
           strings{"cluster.yaml:2:3: error: http.thread: unknown key 'thread' (did you mean "
                   "'threads'?)"});

@@ -7,6 +7,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/io_context_strand.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
@@ -121,4 +123,63 @@ TEST_CASE("async_end with use_awaitable in a C++20 coroutine, completing on the 
     CHECK(result->send->ok());
     CHECK(resumed_on == std::this_thread::get_id());
     REQUIRE(b.find(id) != nullptr);
+}
+
+TEST_CASE("async_end ends the request at once: a lazy use_awaitable may outlive its scope", "[managers][async]") {
+    auto c = sync_pair();
+    auto& a = c.add("a");
+    auto& b = c.add("b");
+    pumper p(c.bus);
+    asio::io_context io;
+    std::optional<end_result> result;
+    std::string id;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            // The scope is gone before the awaitable is awaited.
+            auto op = [&] {
+                auto r = a.begin_request("", "/");
+                r.session(true)->set("n", 1);
+                id = r.session_id();
+                return r.async_end(asio::use_awaitable);
+            }();
+            result = co_await std::move(op);
+        },
+        asio::detached);
+    io.run();
+    REQUIRE(result);
+    CHECK(result->replicated);
+    REQUIRE(result->send);
+    CHECK(result->send->ok());
+    CHECK(b.find(id) != nullptr);
+}
+
+TEST_CASE("async_end completes through a strand, new-style and old-style", "[managers][async]") {
+    auto c = sync_pair();
+    auto& a = c.add("a");
+    c.add("b");
+    pumper p(c.bus);
+    asio::io_context io;
+    auto strand = asio::make_strand(io);
+    asio::io_context::strand old_strand(io);
+    int in_strand = 0;
+    int in_old_strand = 0;
+    for (int i = 0; i < 2; ++i) {
+        auto r = a.begin_request("", "/");
+        r.session(true)->set("n", i);
+        if (i == 0) {
+            r.async_end(asio::bind_executor(strand, [&](end_result e) {
+                CHECK(e.replicated);
+                in_strand += strand.running_in_this_thread() ? 1 : 0;
+            }));
+        } else {
+            r.async_end(asio::bind_executor(old_strand, [&](end_result e) {
+                CHECK(e.replicated);
+                in_old_strand += old_strand.running_in_this_thread() ? 1 : 0;
+            }));
+        }
+    }
+    io.run();
+    CHECK(in_strand == 1);
+    CHECK(in_old_strand == 1);
 }

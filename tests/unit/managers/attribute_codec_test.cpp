@@ -115,6 +115,10 @@ TEST_CASE("archived values are tagged by stable names, never by the compiler's t
     static_assert(!detail::valid_type_name(""));
     static_assert(!detail::valid_type_name("vector<x>"));
     static_assert(!detail::valid_type_name("a b"));
+    // Named only where the name is: long double's layout differs by platform.
+    static_assert(!detail::nameable<long double>::value);
+    static_assert(!detail::nameable<std::vector<long double>>::value);
+    static_assert(detail::nameable<std::map<std::string, std::vector<double>>>::value);
 }
 
 TEST_CASE("two builds whose type has another layout under the same name read each other's values as "

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <list>
 #include <map>
 #include <optional>
@@ -94,9 +95,10 @@ template <typename T>
 struct has_declared_name<T, std::void_t<decltype(attribute_type_name<T>::value)>> : std::true_type {};
 
 /// The stable name of T inside an archive: a declared name, a fixed one for
-/// the standard scalars and strings, or one composed for the standard
+/// the integers, float, double and strings, or one composed for the standard
 /// containers Boost.Serialization saves ("vector<map<string,f64>>"). nullopt
-/// for any other type (it needs TROUPE_ATTRIBUTE_TYPE).
+/// for any other type (it needs TROUPE_ATTRIBUTE_TYPE); nameable<T> says at
+/// compile time which, and the two list the same types.
 template <typename T>
 std::optional<std::string> stable_name();
 
@@ -150,10 +152,6 @@ template <typename A, typename B>
 struct container_name<std::pair<A, B>> {
     static std::optional<std::string> get() { return composed<A, B>("pair"); }
 };
-template <typename T>
-struct container_name<std::optional<T>> {
-    static std::optional<std::string> get() { return composed<T>("optional"); }
-};
 
 template <typename T>
 std::optional<std::string> stable_name() {
@@ -177,10 +175,12 @@ std::optional<std::string> stable_name() {
     }
 }
 
-/// Whether stable_name<T>() can name T, at compile time: declared, scalar,
-/// string, or a standard container of such.
+/// Whether stable_name<T>() can name T, at compile time: declared, an
+/// integer, float, double, string, or a standard container of such (not long
+/// double: its layout differs between platforms).
 template <typename T>
-struct nameable : std::bool_constant<has_declared_name<T>::value || std::is_arithmetic_v<T> ||
+struct nameable : std::bool_constant<has_declared_name<T>::value || std::is_integral_v<T> ||
+                                     std::is_same_v<T, float> || std::is_same_v<T, double> ||
                                      std::is_same_v<T, std::string>> {};
 template <typename T, typename A>
 struct nameable<std::vector<T, A>> : nameable<T> {};
@@ -194,8 +194,6 @@ template <typename K, typename V, typename C, typename A>
 struct nameable<std::map<K, V, C, A>> : std::bool_constant<nameable<K>::value && nameable<V>::value> {};
 template <typename A, typename B>
 struct nameable<std::pair<A, B>> : std::bool_constant<nameable<A>::value && nameable<B>::value> {};
-template <typename T>
-struct nameable<std::optional<T>> : nameable<T> {};
 
 /// A Boost.Iostreams sink appending to an attribute's bytes.
 struct byte_sink {

@@ -8,17 +8,16 @@
 #include <troupe/managers/session.hpp>
 #include <troupe/managers/session_handle.hpp>
 
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/prefer.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -112,7 +111,44 @@ class session_manager;
 
 namespace detail {
 class manager_base;
-}
+
+/// Where request_scope::async_end() meets its completion: the request is
+/// ended at once, the handler arrives when the token starts waiting (later,
+/// for a lazy token); whichever comes second runs the handler's poster.
+class end_slot {
+public:
+    void complete(end_result result) {
+        std::function<void(end_result)> waiter;
+        {
+            std::lock_guard lock(mutex_);
+            if (!waiter_) {
+                result_ = std::move(result);
+                return;
+            }
+            waiter = std::move(waiter_);
+        }
+        waiter(std::move(result));
+    }
+
+    void on_complete(std::function<void(end_result)> waiter) {
+        std::optional<end_result> ready;
+        {
+            std::lock_guard lock(mutex_);
+            if (!result_) {
+                waiter_ = std::move(waiter);
+                return;
+            }
+            ready = std::move(result_);
+        }
+        waiter(std::move(*ready));
+    }
+
+private:
+    std::mutex mutex_;
+    std::optional<end_result> result_;
+    std::function<void(end_result)> waiter_;
+};
+} // namespace detail
 
 /// The valve: what one HTTP request did to its session. Made by
 /// session_manager::begin_request(); end(), end_async() or async_end() turn
@@ -170,15 +206,19 @@ public:
     void end_async(end_handler done);
 
     /// Ends the request without blocking, in Asio's style: the completion
-    /// signature is `void(end_result)` and `token` is any completion token (a
-    /// callback, `boost::asio::use_future`, `boost::asio::use_awaitable` in a
-    /// C++20 coroutine, `deferred`...). The handler runs on its associated
-    /// executor (a coroutine's own; `system_executor` for a plain callback;
-    /// bind one with `boost::asio::bind_executor`), never inside this call,
-    /// and that executor counts as having work until then (its io_context does
-    /// not run out). When it completes is end_async()'s: at once when there is
-    /// nothing to wait for, else when every member answered or the
-    /// transport's ack timeout passed.
+    /// signature is `void(end_result)` and `token` is a completion token: a
+    /// callback (on `system_executor`'s threads unless bound with
+    /// `boost::asio::bind_executor`), `boost::asio::use_future`, or
+    /// `boost::asio::use_awaitable` in a C++20 coroutine. The request is ended
+    /// here, before this returns, whatever the token (a lazy one such as
+    /// use_awaitable may start waiting later: the scope need not live until
+    /// then). The handler runs on its associated executor, never inside this
+    /// call, and that executor counts as having work until then (its
+    /// io_context does not run out); it is moved out and destroyed there.
+    /// When it completes is end_async()'s: at once when there is nothing to
+    /// wait for, else when every member answered or the transport's ack
+    /// timeout passed. Stop the manager and the channel (which completes
+    /// every pending end) before destroying the handler's io_context.
     ///
     ///     auto result = co_await scope.async_end(boost::asio::use_awaitable);
     ///
@@ -186,19 +226,26 @@ public:
     /// As end_async(): safe on any thread, the scope used by one at a time.
     template <typename CompletionToken>
     auto async_end(CompletionToken&& token) {
+        auto slot = std::make_shared<detail::end_slot>();
+        end_async([slot](end_result result) { slot->complete(std::move(result)); });
         return boost::asio::async_initiate<CompletionToken, void(end_result)>(
-            [this](auto handler) {
+            [slot](auto handler) {
                 using handler_type = decltype(handler);
                 // Keeps the handler's executor busy until the completion is posted there.
-                auto executor = boost::asio::prefer(boost::asio::get_associated_executor(handler),
-                                                    boost::asio::execution::outstanding_work.tracked);
-                // end_handler is a std::function, which copies; handlers may only move.
+                auto work = boost::asio::make_work_guard(handler);
+                // std::function copies; handlers may only move.
                 auto shared = std::make_shared<handler_type>(std::move(handler));
-                end_async([shared, executor](end_result result) mutable {
+                slot->on_complete([shared, work](end_result result) mutable {
+                    auto executor = work.get_executor();
                     // post, never dispatch: not inside the initiating call, and
                     // not on a troupe I/O thread unless that is the executor.
-                    boost::asio::post(executor, [shared, result = std::move(result)]() mutable {
-                        (*shared)(std::move(result));
+                    boost::asio::post(executor, [shared = std::move(shared), work = std::move(work),
+                                                 result = std::move(result)]() mutable {
+                        // Moved out, so that it is destroyed here, on its executor.
+                        handler_type h = std::move(*shared);
+                        shared.reset();
+                        work.reset();
+                        std::move(h)(std::move(result));
                     });
                 });
             },
