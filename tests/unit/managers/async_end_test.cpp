@@ -96,8 +96,13 @@ TEST_CASE("async_end with use_future", "[managers][async]") {
     CHECK(e.send->ok());
 }
 
-TEST_CASE("async_end with use_awaitable in a C++20 coroutine, completing on the coroutine's executor",
+TEST_CASE("async_end with use_awaitable in a C++20 coroutine, completing on the coroutine's executor, "
+          "also when the scope is gone before the awaitable is awaited",
           "[managers][async]") {
+    // use_awaitable in Boost 1.74 starts the operation only when awaited:
+    // async_end must have ended the request before that.
+    const bool lazy = GENERATE(false, true);
+    CAPTURE(lazy);
     auto c = sync_pair();
     auto& a = c.add("a");
     auto& b = c.add("b");
@@ -109,10 +114,20 @@ TEST_CASE("async_end with use_awaitable in a C++20 coroutine, completing on the 
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> {
-            auto r = a.begin_request("", "/");
-            r.session(true)->set("n", 7);
-            id = r.session_id();
-            result = co_await r.async_end(asio::use_awaitable);
+            if (lazy) {
+                auto op = [&] {
+                    auto r = a.begin_request("", "/");
+                    r.session(true)->set("n", 1);
+                    id = r.session_id();
+                    return r.async_end(asio::use_awaitable);
+                }(); // the scope is destroyed here
+                result = co_await std::move(op);
+            } else {
+                auto r = a.begin_request("", "/");
+                r.session(true)->set("n", 7);
+                id = r.session_id();
+                result = co_await r.async_end(asio::use_awaitable);
+            }
             resumed_on = std::this_thread::get_id();
         },
         asio::detached);
@@ -123,35 +138,6 @@ TEST_CASE("async_end with use_awaitable in a C++20 coroutine, completing on the 
     CHECK(result->send->ok());
     CHECK(resumed_on == std::this_thread::get_id());
     REQUIRE(b.find(id) != nullptr);
-}
-
-TEST_CASE("async_end ends the request at once: a lazy use_awaitable may outlive its scope", "[managers][async]") {
-    auto c = sync_pair();
-    auto& a = c.add("a");
-    auto& b = c.add("b");
-    pumper p(c.bus);
-    asio::io_context io;
-    std::optional<end_result> result;
-    std::string id;
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-            // The scope is gone before the awaitable is awaited.
-            auto op = [&] {
-                auto r = a.begin_request("", "/");
-                r.session(true)->set("n", 1);
-                id = r.session_id();
-                return r.async_end(asio::use_awaitable);
-            }();
-            result = co_await std::move(op);
-        },
-        asio::detached);
-    io.run();
-    REQUIRE(result);
-    CHECK(result->replicated);
-    REQUIRE(result->send);
-    CHECK(result->send->ok());
-    CHECK(b.find(id) != nullptr);
 }
 
 TEST_CASE("async_end completes through a strand, new-style and old-style", "[managers][async]") {
