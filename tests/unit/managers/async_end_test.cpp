@@ -106,8 +106,10 @@ TEST_CASE("async_end with use_awaitable in a C++20 coroutine, completing on the 
     auto c = sync_pair();
     auto& a = c.add("a");
     auto& b = c.add("b");
-    pumper p(c.bus);
+    // The io_context outlives the pumper: the bus's thread may still be inside
+    // a post() to it when io.run() returns (stop the senders, then the context).
     asio::io_context io;
+    pumper p(c.bus);
     std::optional<end_result> result;
     std::string id;
     std::thread::id resumed_on;
@@ -144,8 +146,10 @@ TEST_CASE("async_end completes through a strand, new-style and old-style", "[man
     auto c = sync_pair();
     auto& a = c.add("a");
     c.add("b");
-    pumper p(c.bus);
+    // The io_context outlives the pumper: the bus's thread may still be inside
+    // a post() to it when io.run() returns (stop the senders, then the context).
     asio::io_context io;
+    pumper p(c.bus);
     auto strand = asio::make_strand(io);
     asio::io_context::strand old_strand(io);
     int in_strand = 0;
