@@ -178,8 +178,7 @@ class Cluster:
         # Not --rm: the exit status of a stopped container is checked.
         argv = podman.run_argv(name, f"{self.lab}-{ns}", self.image, "troupe-httpd", detach=True,
                                healthcheck=True, env=[f"TROUPE_SET={' '.join(settings)}"],
-                               extra=[*self.label(), *extra])
-        argv.remove("--rm")
+                               extra=[*self.label(), *extra], remove_on_exit=False)
         started = time.monotonic()
         run(["podman", *argv])
         self.where[i] = ns
@@ -210,8 +209,7 @@ class Cluster:
         env = [f"{k}={v}" for k, v in (service.get("environment") or {}).items()]
         command = service.get("command") or []
         argv = podman.run_argv(container, f"{self.lab}-{ns}", image, command[0] if command else None, command[1:],
-                               detach=True, healthcheck=True, env=env, extra=extra)
-        argv.remove("--rm")
+                               detach=True, healthcheck=True, env=env, extra=extra, remove_on_exit=False)
         run(["podman", *argv])
         return container
 

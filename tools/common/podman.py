@@ -44,13 +44,14 @@ def ulimits():
 
 
 def run_argv(name, netns, image, program=None, args=(), config=None, detach=False, healthcheck=False,
-             env=(), extra=()):
+             env=(), extra=(), remove_on_exit=True):
     """`podman run` of one node: container NAME in namespace NETNS (its name under
     /var/run/netns), PROGRAM (troupe-httpd or troupe-node, through the image's
     entry point; None: the image's own command) with ARGS. CONFIG, a host path, is mounted read-only and named by
     TROUPE_CONFIG. The health check is off unless asked for: podman schedules it
-    with systemd timers, which are not there (`podman healthcheck run` works)."""
-    argv = ["run", "--rm", "--name", name, "--runtime", "runc", *ulimits(),
+    with systemd timers, which are not there (`podman healthcheck run` works).
+    remove_on_exit=False keeps an exited container for its exit status."""
+    argv = ["run", *(["--rm"] if remove_on_exit else []), "--name", name, "--runtime", "runc", *ulimits(),
             "--network", f"ns:/var/run/netns/{netns}"]
     if detach:
         argv.append("-d")
