@@ -574,20 +574,28 @@ std::shared_ptr<session> backup_manager::take(const wire::full_session& f, bool&
     return s;
 }
 
-std::shared_ptr<session> backup_manager::wait_for(std::string_view id, bool& unavailable) {
-    auto s = replication_core::wait_for(id, unavailable);
-    if (stopping_ || (s && session_access::roles_of(*s).primary)) {
+std::shared_ptr<session> backup_manager::wait_for(std::string_view id, lookup& l) {
+    auto s = replication_core::wait_for(id, l);
+    if (l.would_wait || stopping_ || (s && session_access::roles_of(*s).primary)) {
         return s;
     }
-    return fetch(std::string(id), unavailable);
+    if (!l.may_wait) {
+        l.would_wait = true; // a fetch asks other members
+        return nullptr;
+    }
+    return fetch(std::string(id), l.unavailable);
 }
 
-std::shared_ptr<session> backup_manager::find_moved(const std::string& id) {
+std::shared_ptr<session> backup_manager::find_moved(const std::string& id, lookup& l) {
     {
         std::lock_guard lock(repl_mutex_);
         if (locations_.count(id) == 0) {
             return nullptr;
         }
+    }
+    if (!l.may_wait) {
+        l.would_wait = true;
+        return nullptr;
     }
     bool unavailable = false;
     return fetch(id, unavailable, true);
@@ -1025,7 +1033,7 @@ backup_manager::copy_counts backup_manager::copy_whole(const std::vector<std::sh
             // has not noticed yet, the step cannot outrank what the others
             // acknowledged.
             replicate_async(due[k], false, false, [p](end_result r) {
-                const bool failed = !r.error.empty() || (r.send && !r.send->ok());
+                const bool failed = r.error || (r.send && !r.send->ok());
                 std::lock_guard lock(p->mutex);
                 p->failed += failed ? 1 : 0;
                 --p->left;

@@ -123,10 +123,10 @@ protected:
     void own_copies_doubted_locked(actions& a) override;
     void majority_regained_locked() override;
 
-    std::shared_ptr<session> wait_for(std::string_view id, bool& unavailable) override;
+    std::shared_ptr<session> wait_for(std::string_view id, lookup& l) override;
     bool unverified(std::string_view id) override;
     bool known_past_locked(const std::string& id, std::uint64_t version) const override;
-    std::shared_ptr<session> find_moved(const std::string& id) override;
+    std::shared_ptr<session> find_moved(const std::string& id, lookup& l) override;
     void expired_here(const std::shared_ptr<session>& s) override;
     void renamed_here(const std::string& old_id, const std::string& new_id, std::uint64_t version) override;
     /// Queues the old id's end, sent once the rename to `new_id` stands at the backup.

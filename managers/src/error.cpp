@@ -25,7 +25,29 @@ public:
     }
 };
 
+class session_errors final : public boost::system::error_category {
+public:
+    const char* name() const noexcept override { return "troupe.session"; }
+
+    std::string message(int ev) const override {
+        switch (static_cast<errc>(ev)) {
+        case errc::replication_failed: return "replication failed";
+        case errc::session_unavailable: return "session unavailable";
+        case errc::decode_failed: return "attribute does not decode";
+        case errc::encode_failed: return "attribute does not encode";
+        case errc::stopped: return "session manager stopped";
+        case errc::invalid_config: return "invalid manager settings";
+        }
+        return "unknown troupe.session error";
+    }
+};
+
 } // namespace
+
+const boost::system::error_category& session_category() noexcept {
+    static const session_errors instance;
+    return instance;
+}
 
 const boost::system::error_category& managers_category() noexcept {
     static const category instance;

@@ -5,7 +5,10 @@
 
 #include "registry.hpp"
 
-#include <stdexcept>
+#include <troupe/transport/io_thread.hpp>
+
+#include <chrono>
+#include <thread>
 
 namespace troupe::managers {
 
@@ -51,15 +54,63 @@ std::vector<std::string> validate(const manager_config& c) {
     return problems;
 }
 
+namespace {
+
+std::string problems_text(const std::vector<std::string>& problems) {
+    std::string text = "troupe: invalid manager settings:";
+    for (const auto& p : problems) {
+        text += "\n  manager." + p;
+    }
+    return text;
+}
+
+} // namespace
+
+std::unique_ptr<session_manager> make_manager(engine::channel& channel, manager_config config,
+                                              boost::system::error_code& ec) {
+    ec = {};
+    if (!validate(config).empty()) {
+        ec = make_error_code(errc::invalid_config);
+        return nullptr;
+    }
+    // Like Tomcat's DeltaManager: returns once the sessions are here (or the
+    // timeout passed), so the node serves no request without them. Not on an
+    // I/O thread, which the transfer itself needs.
+    const auto wait = config.state_transfer_timeout + std::chrono::seconds(1);
+    auto m = detail::find_manager_type(config.type)->make(channel, std::move(config));
+    if (!transport::on_io_thread()) {
+        m->await_state_transfer(wait);
+    }
+    return m;
+}
+
 std::unique_ptr<session_manager> make_manager(engine::channel& channel, manager_config config) {
     if (auto problems = validate(config); !problems.empty()) {
-        std::string text = "troupe: invalid manager settings:";
-        for (const auto& p : problems) {
-            text += "\n  manager." + p;
-        }
-        throw std::invalid_argument(text);
+        throw session_error(errc::invalid_config, problems_text(problems));
     }
-    return detail::find_manager_type(config.type)->make(channel, std::move(config));
+    boost::system::error_code ec;
+    return make_manager(channel, std::move(config), ec);
+}
+
+void make_manager_async(engine::channel& channel, manager_config config,
+                        std::function<void(boost::system::error_code, std::unique_ptr<session_manager>)> done) {
+    if (!validate(config).empty()) {
+        done(make_error_code(errc::invalid_config), nullptr);
+        return;
+    }
+    const auto wait = config.state_transfer_timeout + std::chrono::seconds(1);
+    std::unique_ptr<session_manager> m = detail::find_manager_type(config.type)->make(channel, std::move(config));
+    if (m->await_state_transfer(std::chrono::milliseconds(0))) {
+        done({}, std::move(m));
+        return;
+    }
+    // The transfer is waited for on a thread of its own (a manager is made
+    // once; its own threads cannot be used: the manager may end up destroyed
+    // where `done` drops it). It ends with the wait, bounded by the timeout.
+    std::thread([m = std::move(m), done = std::move(done), wait]() mutable {
+        m->await_state_transfer(wait);
+        done({}, std::move(m));
+    }).detach();
 }
 
 } // namespace troupe::managers

@@ -2,6 +2,7 @@
 #include "manager_base.hpp"
 
 #include "log.hpp"
+#include "request_scope_state.hpp"
 
 #include <nlohmann/json.hpp>
 #include <openssl/rand.h>
@@ -11,206 +12,15 @@
 
 namespace troupe::managers {
 
-// ---- request_scope
-
-struct request_scope::state final : detail::handle_backend {
-    detail::manager_base* mgr = nullptr;
-    bool replicates = true;
-    std::shared_ptr<managers::session> s;
-    std::optional<session_handle> handle;
-    bool created = false;
-    bool rotated = false;
-    bool skipped = false;
-    /// The session's route names a member out of the view: the first change
-    /// the request makes gives it this member's route (rewrite_route).
-    bool rewrite_pending = false;
-    std::string cookie_id; ///< as the request named it (id_changed() compares)
-
-    /// Before the request's first change: a read renames nothing (a rename is
-    /// a replicated write, and one made by a mere read on another member,
-    /// before this one's reached it, would fork the session in two ids).
-    void before_change() {
-        if (rewrite_pending) {
-            rewrite_pending = false;
-            auto old_id = s->id();
-            if (mgr->rewrite_route(s)) {
-                renamed_from = std::move(old_id);
-            }
-        }
-    }
-    std::string renamed_from; ///< the id this request's route rewrite left
-
-    /// A request that renamed and then failed: the rename may not stand
-    /// anywhere else, and the client keeps the old id, which must lead to
-    /// the session where it goes on, not to this copy.
-    void check_rename(end_result& r) const { undo_failed_rename(*mgr, s, renamed_from, r); }
-    static void undo_failed_rename(detail::manager_base& mgr, const std::shared_ptr<managers::session>& s,
-                                   const std::string& renamed_from, end_result& r) {
-        if (!renamed_from.empty() && !r.error.empty()) {
-            mgr.rename_failed(s, renamed_from);
-            r.rename_undone = true;
-        }
-    }
-    bool unavailable = false; ///< the cookie's session exists somewhere but could not be had
-    bool ended = false;
-    end_result result;
-
-    void set_attribute(std::string_view name, attribute value) override {
-        before_change();
-        if (auto existed = detail::session_access::set(*s, name, std::move(value))) {
-            mgr->fire({*existed ? session_event::kind::attribute_replaced : session_event::kind::attribute_added,
-                       s->id(), std::string(name), false, false});
-        }
-    }
-
-    void remove_attribute(std::string_view name) override {
-        before_change();
-        if (auto existed = detail::session_access::remove(*s, name); existed && *existed) {
-            mgr->fire({session_event::kind::attribute_removed, s->id(), std::string(name), false, false});
-        }
-    }
-
-    void update_attribute(std::string_view name,
-                          const std::function<attribute(const attribute*)>& fn) override {
-        before_change();
-        if (auto existed = detail::session_access::update(*s, name, fn)) {
-            mgr->fire({*existed ? session_event::kind::attribute_replaced : session_event::kind::attribute_added,
-                       s->id(), std::string(name), false, false});
-        }
-    }
-
-    void set_max_inactive(std::chrono::seconds interval) override {
-        before_change();
-        detail::session_access::set_max_inactive(*s, interval);
-    }
-
-    void invalidate() override {
-        if (detail::session_access::invalidate(*s)) {
-            mgr->destroyed(s, s->id(), false, false);
-        }
-    }
-};
-
-request_scope::request_scope(std::unique_ptr<state> s)
-    : state_(std::move(s)) {}
-
-request_scope::request_scope(request_scope&&) noexcept = default;
-
-// A scope dropped without end() (a handler that threw, a server that forgot)
-// is ended without waiting: its changes are sent with the configured options,
-// and a failure is logged and counted as any replication failure is, but no
-// thread blocks for the acks (an Asio thread here would stall every
-// connection it serves).
-void request_scope::end_unwaited() noexcept {
-    if (!state_ || state_->ended) {
-        return;
-    }
-    try {
-        end_async([](const end_result&) {});
-    } catch (const std::exception& e) {
-        log()->error("request scope: ending a dropped scope threw: {}", e.what());
-    } catch (...) {
-    }
-}
-
-request_scope& request_scope::operator=(request_scope&& other) noexcept {
-    if (this != &other) {
-        end_unwaited();
-        state_ = std::move(other.state_);
-    }
-    return *this;
-}
-
-request_scope::~request_scope() {
-    end_unwaited();
-}
-
-session_handle* request_scope::session(bool create) {
-    if (!state_ || state_->ended) {
-        return nullptr;
-    }
-    if (!state_->s) {
-        if (!create || state_->unavailable || state_->skipped) {
-            return nullptr; // never a silently empty session in place of one that exists
-        }
-        state_->s = state_->mgr->create_session();
-        state_->created = true;
-    }
-    if (!state_->handle) {
-        state_->handle.emplace(state_->s, state_.get());
-    }
-    return &*state_->handle;
-}
-
-std::string request_scope::session_id() const {
-    return state_ && state_->s ? state_->s->id() : std::string();
-}
-
-bool request_scope::unavailable() const noexcept { return state_ && state_->unavailable; }
-
-bool request_scope::id_changed() const {
-    // Also a route rewrite, or a cookie that named an alias of the id.
-    return state_ && state_->s && (state_->created || state_->rotated || state_->s->id() != state_->cookie_id);
-}
-
-bool request_scope::skipped() const noexcept { return state_ && state_->skipped; }
-
-void request_scope::rotate_id() {
-    if (!state_ || state_->ended || !state_->s) {
-        return;
-    }
-    if (state_->mgr->rotate(state_->s)) {
-        state_->rotated = true;
-    }
-}
-
-bool request_scope::replicates() const noexcept { return state_ && state_->replicates; }
-
-end_result request_scope::end() {
-    if (!state_) {
-        return {};
-    }
-    if (state_->ended) {
-        return state_->result;
-    }
-    state_->ended = true;
-    if (!state_->s) {
-        return {};
-    }
-    // finish() ends the request's use of the session together with taking
-    // its changes (session_access::take_outgoing).
-    state_->result = state_->mgr->finish(state_->s, state_->replicates);
-    state_->check_rename(state_->result);
-    return state_->result;
-}
-
-void request_scope::end_async(end_handler done) {
-    if (!state_) {
-        done({});
-        return;
-    }
-    if (state_->ended) {
-        done(state_->result);
-        return;
-    }
-    state_->ended = true;
-    if (!state_->s) {
-        done({});
-        return;
-    }
-    if (state_->renamed_from.empty()) {
-        state_->mgr->finish_async(state_->s, state_->replicates, std::move(done));
-        return;
-    }
-    state_->mgr->finish_async(state_->s, state_->replicates,
-                              [mgr = state_->mgr, from = state_->renamed_from, s = state_->s,
-                               done = std::move(done)](end_result r) mutable {
-                                  state::undo_failed_rename(*mgr, s, from, r);
-                                  done(std::move(r));
-                              });
-}
-
 session_manager::~session_manager() = default;
+
+std::string session_manager::begin_failure(const request_info& request, boost::system::error_code ec) {
+    if (ec == errc::session_unavailable) {
+        return "session " + std::string(request.cookie_id) +
+               " exists in the cluster but could not be had in time (answer 503)";
+    }
+    return "begin_request";
+}
 
 namespace detail {
 
@@ -218,7 +28,8 @@ manager_base::manager_base(std::string node_name, manager_config config)
     : config_(std::move(config))
     , node_(std::move(node_name))
     , aliases_(config_.route_alias_time)
-    , timers_("troupe-mgr-" + config_.context) {
+    , timers_("troupe-mgr-" + config_.context)
+    , waits_("troupe-wait-" + config_.context, 16) {
     if (!config_.filter.empty()) {
         filter_.emplace(config_.filter, std::regex::ECMAScript | std::regex::optimize);
     }
@@ -259,7 +70,20 @@ bool manager_base::skips(const request_info& request) const {
     return false;
 }
 
-request_scope manager_base::begin_request(const request_info& request) {
+// A begin in three parts, so that the asynchronous one can run the part
+// that may wait elsewhere:
+//  open()     never blocks: counters, skip, filter, the cookie's id (copied,
+//             the request's views are not read after);
+//  look_up()  finds the session; waiting for it (state transfer,
+//             reconciliation, a backup manager's fetch) only when allowed;
+//  finish_begin() the error code (unavailable, stopped).
+// begin_request() runs the three in a row; begin_request_async() tries
+// look_up() without waiting first, on the caller's thread (the usual case
+// ends there, with no thread hop), and else runs it on a wait thread.
+std::unique_ptr<request_scope::state> manager_base::open(const request_info& request) {
+    if (stopped()) {
+        return nullptr;
+    }
     counters_.requests.fetch_add(1, std::memory_order_relaxed);
     auto st = std::make_unique<request_scope::state>();
     st->mgr = this;
@@ -269,58 +93,122 @@ request_scope manager_base::begin_request(const request_info& request) {
         counters_.requests_skipped.fetch_add(1, std::memory_order_relaxed);
         st->skipped = true;
         st->replicates = false;
-        return request_scope(std::move(st));
+        return st;
     }
     st->replicates = !filter_ || !std::regex_match(request.path.begin(), request.path.end(), *filter_);
     if (!st->replicates) {
         counters_.requests_filtered.fetch_add(1, std::memory_order_relaxed);
     }
     st->cookie_id = std::string(request.cookie_id);
-    if (!st->cookie_id.empty() && st->cookie_id.size() <= wire::max_id) {
-        std::string id = st->cookie_id;
-        auto s = store_.find(id);
-        if (!s) {
-            // The id was route-rewritten a while ago (the alias table: for
-            // route_alias_time after this member learned of it), and the
-            // client has not had the new cookie (its answer was lost, or it
-            // went on before it came). Held here: that copy.
-            if (auto to = aliases_.find(id, now())) {
-                // Held here, or elsewhere where it is known to live (a backup
-                // manager's proxy fetches it). Not found: the rename may not
-                // have stood (its request failed, and the session took the
-                // old id back), and the old id is looked for, as usual.
-                s = store_.find(*to);
-                if (!s) {
-                    s = find_moved(*to);
-                }
-                if (s) {
-                    counters_.alias_hits.fetch_add(1, std::memory_order_relaxed);
-                    id = s->id(); // a fetch may have followed the alias further
+    return st;
+}
+
+bool manager_base::look_up(request_scope::state& st, bool may_wait) {
+    lookup l;
+    l.may_wait = may_wait;
+    if (st.skipped || st.cookie_id.empty() || st.cookie_id.size() > wire::max_id) {
+        return true;
+    }
+    std::string id = st.cookie_id;
+    auto s = store_.find(id);
+    if (!s) {
+        // The id was route-rewritten a while ago (the alias table: for
+        // route_alias_time after this member learned of it), and the
+        // client has not had the new cookie (its answer was lost, or it
+        // went on before it came). Held here: that copy.
+        if (auto to = aliases_.find(id, now())) {
+            // Held here, or elsewhere where it is known to live (a backup
+            // manager's proxy fetches it). Not found: the rename may not
+            // have stood (its request failed, and the session took the
+            // old id back), and the old id is looked for, as usual.
+            s = store_.find(*to);
+            if (!s) {
+                s = find_moved(*to, l);
+                if (l.would_wait) {
+                    return false;
                 }
             }
+            if (s) {
+                counters_.alias_hits.fetch_add(1, std::memory_order_relaxed);
+                id = s->id(); // a fetch may have followed the alias further
+            }
         }
-        // unverified() looks the id up again: if the copy found here left the
-        // store meanwhile (a newer location dropped it, or the session ended
-        // elsewhere), its answer was about another copy or none, so wait_for()
-        // decides. A copy that left the store never comes back to it.
-        if (!s || unverified(id) || store_.find(id) != s) {
-            s = wait_for(id, st->unavailable);
+    }
+    // unverified() looks the id up again: if the copy found here left the
+    // store meanwhile (a newer location dropped it, or the session ended
+    // elsewhere), its answer was about another copy or none, so wait_for()
+    // decides. A copy that left the store never comes back to it.
+    if (!s || unverified(id) || store_.find(id) != s) {
+        s = wait_for(id, l);
+        if (l.would_wait) {
+            return false;
         }
-        if (s && session_access::begin_use(*s, now())) {
-            st->s = std::move(s);
-        }
+        st.unavailable = l.unavailable;
+    }
+    if (s && session_access::begin_use(*s, now())) {
+        st.s = std::move(s);
     }
     // A request for a session whose route names a member that is no longer
     // in the view (killed, cut off, left): the balancer failed it over here.
     // Its first change gives the session this member's route, so that the
     // next request sticks here. Only on a replicating request: its end sends
     // the rename with the change.
-    if (st->s && st->replicates && config_.route_rewrite) {
-        const auto id = st->s->id(); // route_of() views into it
-        const auto route = route_of(id);
-        st->rewrite_pending = !route.empty() && route != node_ && !route_in_view(route);
+    if (st.s && st.replicates && config_.route_rewrite) {
+        const auto sid = st.s->id(); // route_of() views into it
+        const auto route = route_of(sid);
+        st.rewrite_pending = !route.empty() && route != node_ && !route_in_view(route);
+    }
+    return true;
+}
+
+request_scope manager_base::finish_begin(std::unique_ptr<request_scope::state> st, boost::system::error_code& ec) {
+    ec = {};
+    if (!st) {
+        ec = make_error_code(errc::stopped);
+        return request_scope(nullptr);
+    }
+    if (st->unavailable) {
+        counters_.requests_unavailable.fetch_add(1, std::memory_order_relaxed);
+        ec = make_error_code(errc::session_unavailable);
     }
     return request_scope(std::move(st));
+}
+
+request_scope manager_base::begin_request(const request_info& request, boost::system::error_code& ec) {
+    auto st = open(request);
+    if (st) {
+        look_up(*st, true);
+    }
+    return finish_begin(std::move(st), ec);
+}
+
+void manager_base::begin_request_async(const request_info& request, begin_handler done) {
+    auto st = open(request);
+    if (st && !look_up(*st, false)) {
+        // The session must be waited for: on a wait thread. The state moves
+        // there (a std::function must be copyable, hence the shared_ptr).
+        counters_.async_waits.fetch_add(1, std::memory_order_relaxed);
+        auto job = std::make_shared<std::pair<std::unique_ptr<request_scope::state>, begin_handler>>(
+            std::move(st), std::move(done));
+        const bool queued = waits_.submit([this, job] {
+            auto& [state, handler] = *job;
+            look_up(*state, true);
+            boost::system::error_code ec;
+            auto scope = finish_begin(std::move(state), ec);
+            auto h = std::move(handler);
+            h(ec, std::move(scope));
+        });
+        if (!queued) { // stopped meanwhile
+            auto& [state, handler] = *job;
+            state.reset();
+            auto h = std::move(handler);
+            h(make_error_code(errc::stopped), request_scope(nullptr));
+        }
+        return;
+    }
+    boost::system::error_code ec;
+    auto scope = finish_begin(std::move(st), ec);
+    done(ec, std::move(scope));
 }
 
 std::string manager_base::new_id() const {
@@ -475,12 +363,12 @@ end_result manager_base::finish(const std::shared_ptr<session>& s, bool replicat
     return replicate(s, replicates, true);
 }
 
-void manager_base::finish_async(const std::shared_ptr<session>& s, bool replicates, end_handler done) {
+void manager_base::finish_async(const std::shared_ptr<session>& s, bool replicates, result_handler done) {
     replicate_async(s, replicates, true, std::move(done));
 }
 
 void manager_base::replicate_async(const std::shared_ptr<session>& s, bool replicates, bool ends_use,
-                                   end_handler done) {
+                                   result_handler done) {
     done(replicate(s, replicates, ends_use));
 }
 
@@ -571,6 +459,9 @@ std::size_t manager_base::expire_now() {
 bool manager_base::await_state_transfer(std::chrono::milliseconds) { return true; }
 
 void manager_base::stop() {
+    // Replicating managers have woken every wait by now (their stop() ends
+    // here): the queued asynchronous begins finish at once.
+    waits_.stop();
     if (stopped_.exchange(true)) {
         return;
     }
@@ -600,6 +491,8 @@ std::string manager_base::stats_json() const {
     j["requests"] = c.requests.load();
     j["requests_filtered"] = c.requests_filtered.load();
     j["requests_skipped"] = c.requests_skipped.load();
+    j["requests_unavailable"] = c.requests_unavailable.load();
+    j["async_waits"] = c.async_waits.load();
     j["route_rewrites"] = c.route_rewrites.load();
     j["route_rewrites_failed"] = c.route_rewrites_failed.load();
     j["route_aliases"] = aliases_.size();
@@ -631,6 +524,8 @@ std::string manager_base::metrics_text() const {
     counter("troupe_session_requests_total", c.requests.load());
     counter("troupe_session_requests_filtered_total", c.requests_filtered.load());
     counter("troupe_session_requests_skipped_total", c.requests_skipped.load());
+    counter("troupe_session_requests_unavailable_total", c.requests_unavailable.load());
+    counter("troupe_session_async_waits_total", c.async_waits.load());
     counter("troupe_session_route_rewrites_total", c.route_rewrites.load());
     counter("troupe_session_route_rewrites_failed_total", c.route_rewrites_failed.load());
     gauge("troupe_session_route_aliases", aliases_.size());

@@ -7,6 +7,7 @@
 #include "route.hpp"
 #include "session_access.hpp"
 #include "session_store.hpp"
+#include "wait_pool.hpp"
 #include "worker.hpp"
 
 #include <nlohmann/json_fwd.hpp>
@@ -28,6 +29,8 @@ struct manager_counters {
     std::atomic<std::uint64_t> requests{0};
     std::atomic<std::uint64_t> requests_filtered{0};
     std::atomic<std::uint64_t> requests_skipped{0};
+    std::atomic<std::uint64_t> requests_unavailable{0}; ///< begins that failed: the session could not be had
+    std::atomic<std::uint64_t> async_waits{0};          ///< asynchronous begins that waited on a wait thread
     std::atomic<std::uint64_t> route_rewrites{0};
     std::atomic<std::uint64_t> route_rewrites_failed{0}; ///< their request failed: the alias is dropped
     std::atomic<std::uint64_t> alias_hits{0};
@@ -39,6 +42,22 @@ struct manager_counters {
     std::atomic<std::uint64_t> replication_failures{0};
 };
 
+/// Completion of the managers' own asynchronous ends (the scope adds the code).
+using result_handler = std::function<void(end_result)>;
+
+/// Marks `r` failed: errc::replication_failed, `why` in its detail.
+inline void fail(end_result& r, std::string why) {
+    r.error = make_error_code(errc::replication_failed);
+    r.detail = std::move(why);
+}
+
+/// How begin_request() looks a session up, and what came of it.
+struct lookup {
+    bool may_wait = true;    ///< false: an asynchronous begin's first try, on the caller's thread
+    bool would_wait = false; ///< a wait or fetch was needed but not allowed: nothing was done
+    bool unavailable = false;
+};
+
 /// The common part of every manager: the sharded store, request scopes,
 /// listeners, expiry on the timer thread and counters. Replicating managers
 /// override the hooks.
@@ -48,7 +67,8 @@ public:
     ~manager_base() override;
 
     using session_manager::begin_request;
-    request_scope begin_request(const request_info& request) override;
+    request_scope begin_request(const request_info& request, boost::system::error_code& ec) override;
+    void begin_request_async(const request_info& request, begin_handler done) override;
     void add_listener(session_listener listener) override;
     std::shared_ptr<session> find(std::string_view id) const override;
     std::size_t size() const override;
@@ -75,7 +95,7 @@ public:
     /// `old_id` back (the client kept it), its new id becoming the alias.
     void rename_failed(const std::shared_ptr<session>& s, const std::string& old_id);
     end_result finish(const std::shared_ptr<session>& s, bool replicates);
-    void finish_async(const std::shared_ptr<session>& s, bool replicates, end_handler done);
+    void finish_async(const std::shared_ptr<session>& s, bool replicates, result_handler done);
     wall_clock::time_point now() const { return config_.now ? config_.now() : wall_clock::now(); }
     std::string new_id() const;
     const std::string& node() const noexcept { return node_; }
@@ -98,7 +118,7 @@ protected:
     virtual end_result replicate(const std::shared_ptr<session>& s, bool replicates, bool ends_use);
     /// replicate() without blocking: `done` runs once with the outcome (see
     /// request_scope::end_async). By default it is replicate()'s result at once.
-    virtual void replicate_async(const std::shared_ptr<session>& s, bool replicates, bool ends_use, end_handler done);
+    virtual void replicate_async(const std::shared_ptr<session>& s, bool replicates, bool ends_use, result_handler done);
     /// A session expired here (not yet announced to anyone).
     virtual void expired_here(const std::shared_ptr<session>& s) { (void)s; }
     /// A session id left the store (expired, invalidated, renamed away).
@@ -118,20 +138,24 @@ protected:
     }
     /// Extra wait for sessions another member served last (their expiry is its job).
     virtual std::chrono::milliseconds expiry_grace() const { return std::chrono::milliseconds(0); }
-    /// begin_request found no session for `id`: a replicating manager may wait
-    /// for it (state transfer, a copy on its way). @return the session if it
-    /// came; else `unavailable` tells a session that may exist but could not
-    /// be had (the request must fail) from one no member holds.
-    virtual std::shared_ptr<session> wait_for(std::string_view id, bool& unavailable) {
-        (void)id, (void)unavailable;
+    /// begin_request found no session for `id`, or one it must not serve yet:
+    /// a replicating manager may wait for it (state transfer, a copy on its
+    /// way, a fetch). @return the session if it came; else `l.unavailable`
+    /// tells a session that may exist but could not be had (the request must
+    /// fail) from one no member holds. Without `l.may_wait`, a wait that would
+    /// be needed is not started: `l.would_wait` says so, and the asynchronous
+    /// begin repeats the lookup on a wait thread.
+    virtual std::shared_ptr<session> wait_for(std::string_view id, lookup& l) {
+        (void)id, (void)l;
         return nullptr;
     }
     /// The session now named `id` (a route alias's target not held here),
     /// from where it is known to live; never from every member's copies
     /// (the alias may be stale, and a copy taken from anyone would fork it).
     /// Null when not found that way: the request then looks for its own id.
-    virtual std::shared_ptr<session> find_moved(const std::string& id) {
-        (void)id;
+    /// `l` as for wait_for().
+    virtual std::shared_ptr<session> find_moved(const std::string& id, lookup& l) {
+        (void)id, (void)l;
         return nullptr;
     }
     /// Whether a member named `route` is in this member's view (alive or
@@ -161,6 +185,13 @@ protected:
 
 private:
     bool skips(const request_info& request) const;
+    /// The part of a begin that never blocks: counters, skip, filter, the
+    /// cookie's id. Null when the manager is stopped.
+    std::unique_ptr<request_scope::state> open(const request_info& request);
+    /// Finds the session for `st`'s cookie id and begins its use. @return
+    /// false (nothing done) when it must wait and `may_wait` is false.
+    bool look_up(request_scope::state& st, bool may_wait);
+    request_scope finish_begin(std::unique_ptr<request_scope::state> st, boost::system::error_code& ec);
 
     manager_config config_;
     std::string node_;
@@ -169,6 +200,7 @@ private:
     alias_table aliases_;
     session_store store_;
     worker timers_;
+    wait_pool waits_;
     manager_counters counters_;
     mutable std::shared_mutex listeners_mutex_;
     std::vector<std::shared_ptr<const session_listener>> listeners_;

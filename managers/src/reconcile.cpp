@@ -430,8 +430,9 @@ void replication_core::reconcile_housekeeping_locked(steady::time_point t, actio
     }
 }
 
-std::shared_ptr<session> replication_core::wait_for(std::string_view id, bool& unavailable) {
-    (void)unavailable; // a copy either comes or the request goes on without it
+std::shared_ptr<session> replication_core::wait_for(std::string_view id, lookup& l) {
+    // A copy either comes or the request goes on without it (l.unavailable
+    // stays false).
     std::unique_lock lock(repl_mutex_);
     const std::string key(id);
     steady::time_point deadline;
@@ -444,6 +445,10 @@ std::shared_ptr<session> replication_core::wait_for(std::string_view id, bool& u
         deadline = steady::now() + request_retry_after;
     } else {
         return find(key);
+    }
+    if (!l.may_wait) {
+        l.would_wait = true;
+        return nullptr;
     }
     if (unverified) {
         counters_->unverified_waits.fetch_add(1, std::memory_order_relaxed);

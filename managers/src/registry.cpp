@@ -4,7 +4,6 @@
 #include "registry.hpp"
 
 #include <troupe/conf/manager_rules.hpp>
-#include <troupe/transport/io_thread.hpp>
 
 #include "backup_manager.hpp"
 #include "delta_manager.hpp"
@@ -27,21 +26,14 @@ public:
     ~standard_manager() override { stop(); }
 };
 
-std::unique_ptr<session_manager> make_standard(engine::channel& channel, manager_config config) {
+std::unique_ptr<manager_base> make_standard(engine::channel& channel, manager_config config) {
     return std::make_unique<standard_manager>(channel.self().name, std::move(config));
 }
 
-/// Starts the manager and, like Tomcat's DeltaManager, returns once the
-/// sessions are here (or the timeout passed), so the node serves no request
-/// without them. Not on an I/O thread, which the transfer itself needs.
 template <typename Manager>
-std::unique_ptr<session_manager> make_replicating(engine::channel& channel, manager_config config) {
-    const auto wait = config.state_transfer_timeout + std::chrono::seconds(1);
+std::unique_ptr<manager_base> make_replicating(engine::channel& channel, manager_config config) {
     auto m = std::make_unique<Manager>(make_channel_link(channel, config.context), std::move(config));
     m->start();
-    if (!transport::on_io_thread()) {
-        m->await_state_transfer(wait);
-    }
     return m;
 }
 

@@ -333,31 +333,31 @@ void replication_core::account(end_result& result, const std::shared_ptr<session
             // The response was computed from a copy another member had moved
             // past: whatever on_replication_failure says, it must not stand.
             counters_->requests_refused.fetch_add(1, std::memory_order_relaxed);
-            result.error = "the session changed elsewhere meanwhile: " + merged.describe();
+            fail(result, "the session changed elsewhere meanwhile: " + merged.describe());
         } else if (config().on_replication_failure == manager_config::on_failure::fail || strict_replication()) {
-            result.error = "replication failed: " + merged.describe();
+            fail(result, "replication failed: " + merged.describe());
         }
     }
-    if (result.error.empty() && minority_.load(std::memory_order_acquire)) {
+    if (!result.error && minority_.load(std::memory_order_acquire)) {
         // Cut off from most of the cluster: the others may be serving this
         // session now, and will not take this change. Not acknowledged.
         counters_->minority_refusals.fetch_add(1, std::memory_order_relaxed);
-        result.error = "this node sees fewer than half of the cluster's members (or half, without the first by name): "
+        fail(result, "this node sees fewer than half of the cluster's members (or half, without the first by name): "
                        "a change made here now could "
-                       "be lost when it rejoins";
+                       "be lost when it rejoins");
     }
-    if (result.error.empty() && client_change && !session_access::acknowledge(*s, version, tag)) {
+    if (!result.error && client_change && !session_access::acknowledge(*s, version, tag)) {
         // Another copy replaced ours while the members answered (a woken
         // member's refusal brought its copy, and ours was adopted over):
         // this copy no longer holds the step, so the request must not be
         // told it stands (the members that took it may still win later).
         counters_->requests_refused.fetch_add(1, std::memory_order_relaxed);
-        result.error = "session " + s->id() + " was replaced by another copy while its change replicated";
+        fail(result, "session " + s->id() + " was replaced by another copy while its change replicated");
     }
     // Standing: the copy's stamp says so (acknowledge above). A failed step
     // stays unacknowledged, so it cannot outrank a copy that holds
     // acknowledged changes (lineage.hpp).
-    replicated(s, result.error.empty());
+    replicated(s, !result.error);
     result.send = std::move(merged);
 }
 
@@ -385,7 +385,7 @@ end_result replication_core::replicate(const std::shared_ptr<session>& s, bool r
         return result;
     }
     if (link_->on_io_thread()) {
-        result.error = "end() with ack/sync send options on a troupe I/O thread: not waited for";
+        fail(result, "end() with ack/sync send options on a troupe I/O thread: not waited for");
         return result;
     }
     const bool settled = waiter->wait(link_->wait_limit());
@@ -398,7 +398,7 @@ end_result replication_core::replicate(const std::shared_ptr<session>& s, bool r
 }
 
 void replication_core::replicate_async(const std::shared_ptr<session>& s, bool replicates, bool ends_use,
-                                       end_handler done) {
+                                       result_handler done) {
     if (stopping_ || !engine::send_options::wants_ack(config().send_options)) {
         done(replicate(s, replicates, ends_use));
         return;
@@ -486,10 +486,10 @@ void replication_core::settle_lingering() {
 
 void replication_core::superseded(end_result& result, const std::string& id) {
     counters_->requests_refused.fetch_add(1, std::memory_order_relaxed);
-    result.error = "session " + id + " was replaced by a newer copy from another member during the request";
+    fail(result, "session " + id + " was replaced by a newer copy from another member during the request");
     if (auto n = stale_log_.allow()) {
         log()->warn("context {}: {}; its changes are dropped ({} such since the last line)", config().context,
-                    result.error, *n);
+                    result.detail, *n);
     }
 }
 

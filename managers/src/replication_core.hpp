@@ -84,11 +84,11 @@ public:
 protected:
     end_result replicate(const std::shared_ptr<session>& s, bool replicates, bool ends_use) override;
     void replicate_async(const std::shared_ptr<session>& s, bool replicates, bool ends_use,
-                         end_handler done) override;
+                         result_handler done) override;
     void expired_here(const std::shared_ptr<session>& s) override;
     void id_gone(const std::string& id) override;
     std::chrono::milliseconds expiry_grace() const override;
-    std::shared_ptr<session> wait_for(std::string_view id, bool& unavailable) override;
+    std::shared_ptr<session> wait_for(std::string_view id, lookup& l) override;
     bool route_in_view(std::string_view route) const override;
     void route_renamed(const std::string& old_id, const std::string& new_id, std::uint64_t version) override;
     bool unverified(std::string_view id) override;

@@ -241,10 +241,11 @@ int main(int argc, char** argv) {
                     s->set(name, value);
                 }
                 reply["id"] = r.session_id();
-                const auto res = r.end();
+                boost::system::error_code ec;
+                const auto res = r.end(ec);
                 reply["version"] = s->version();
                 reply["replicated"] = res.replicated;
-                reply["error"] = res.error;
+                reply["error"] = res.detail;
             } else if (cmd == "set" || cmd == "incr") {
                 std::string id, name, value;
                 in >> id >> name >> value;
@@ -261,11 +262,12 @@ int main(int argc, char** argv) {
                         s->modify<std::int64_t>(name, [&](std::int64_t& v) { now = ++v; });
                         reply["value"] = now;
                     }
-                    const auto res = r.end();
+                    boost::system::error_code ec;
+                const auto res = r.end(ec);
                     reply["version"] = s->version();
                     reply["replicated"] = res.replicated;
                     reply["send_ok"] = !res.send || res.send->ok();
-                    reply["error"] = res.error;
+                    reply["error"] = res.detail;
                 }
             } else if (cmd == "get" || cmd == "read") {
                 std::string id, name;
@@ -299,7 +301,8 @@ int main(int argc, char** argv) {
                 reply["found"] = r.session() != nullptr;
                 r.rotate_id();
                 reply["id"] = r.session_id();
-                reply["error"] = r.end().error;
+                boost::system::error_code ec;
+                reply["error"] = r.end(ec).detail;
             } else if (cmd == "invalidate") {
                 std::string id;
                 in >> id;

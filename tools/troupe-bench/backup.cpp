@@ -255,10 +255,11 @@ private:
         std::uint64_t failures = 0;
         for (const auto& id : cmd.at("ids")) {
             const auto t0 = now_ns();
-            auto r = manager_->begin_request(id.get<std::string>(), "/bench");
+            boost::system::error_code ec;
+            auto r = manager_->begin_request({id.get<std::string>(), "/bench"}, ec);
             const auto t1 = now_ns();
             auto* s = r.session();
-            if (s == nullptr || r.unavailable()) {
+            if (s == nullptr || ec) {
                 ++missing;
                 continue;
             }

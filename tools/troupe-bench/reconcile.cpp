@@ -204,7 +204,8 @@ json rewrite(managers::session_manager& m, const json& cmd) {
         }
         data[i % data.size()] = static_cast<std::uint8_t>(i);
         s->set("data", data);
-        if (!r.end().error.empty()) {
+        boost::system::error_code ec;
+        if (r.end(ec); ec) {
             ++failures;
         }
     }

@@ -250,13 +250,28 @@ void session_app::with_session(const request& req, std::string_view path, route 
                                     // Beast compares field names case-insensitively.
                                     return req.find(boost::beast::string_view(name.data(), name.size())) != req.end();
                                 }};
-    auto scope = manager_.begin_request(info);
+    // Never blocks this server thread: a session that must be waited for (a
+    // state transfer, a fetch from another member) is waited for on one of
+    // the manager's threads, and the request goes on from there. `req` and
+    // `path` (a view into it) stay valid until the response is written.
+    manager_.begin_request_async(info, [this, &req, path, r, respond = std::move(respond)](
+                                           boost::system::error_code ec, managers::request_scope scope) mutable {
+        serve(req, path, r, ec, std::move(scope), std::move(respond));
+    });
+}
+
+void session_app::serve(const request& req, std::string_view path, route r, boost::system::error_code begun,
+                        managers::request_scope scope, responder respond) {
     response res;
     try {
         // The backup manager could not fetch the cookie's session in time: it
         // exists somewhere, so an empty new one in its place would lose it.
-        const bool unavailable = scope.unavailable() && (r == route::counter || r == route::session);
-        if (unavailable) {
+        // (A stopped manager: the node is shutting down.)
+        const bool needs_session = r == route::counter || r == route::session;
+        if (begun == managers::errc::stopped && needs_session) {
+            res = json_response(http::status::service_unavailable,
+                                json{{"error", "stopping"}, {"detail", "this node is shutting down; retry"}});
+        } else if (begun == managers::errc::session_unavailable && needs_session) {
             res = json_response(http::status::service_unavailable,
                                 json{{"error", "session unavailable"},
                                      {"detail", "the members holding this session did not answer in time; retry"}});
@@ -288,12 +303,13 @@ void session_app::with_session(const request& req, std::string_view path, route 
     // With ack/sync options this completes on a channel I/O thread once the
     // members answered; the response waits for it, no HTTP thread does.
     scope.end_async([counts = counts_, r, res = std::move(res), set_cookie = std::move(set_cookie),
-                     respond = std::move(respond)](managers::end_result ended) mutable {
-        if (!ended.error.empty()) {
+                     respond = std::move(respond)](boost::system::error_code ec,
+                                                                   managers::end_result ended) mutable {
+        if (ec) {
             // on_replication_failure: fail. The change is on this node only; the
             // client must not believe it is safe.
             res = json_response(http::status::service_unavailable,
-                                json{{"error", "replication failed"}, {"detail", ended.error}});
+                                json{{"error", "replication failed"}, {"detail", ended.detail}});
         }
         // A failed request's route rewrite is taken back (the session has the
         // id the client sent again): the client keeps its cookie.

@@ -67,6 +67,8 @@ private:
     response session_json(const request& req, managers::request_scope& scope);
     response static_file(const request& req, std::string_view path);
     void with_session(const request& req, std::string_view path, route r, responder respond);
+    void serve(const request& req, std::string_view path, route r, boost::system::error_code begun,
+               managers::request_scope scope, responder respond);
     void count(route r, unsigned status) { count_status(*counts_, r, status); }
     std::string http_metrics() const;
 

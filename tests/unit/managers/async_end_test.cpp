@@ -45,7 +45,7 @@ TEST_CASE("async_end with a callback: never inside the call, on the bound execut
         auto r = a.begin_request("", "/");
         r.session(true)->set("k", 1);
         id = r.session_id();
-        r.async_end(asio::bind_executor(io, [&](end_result e) {
+        r.async_end(asio::bind_executor(io, [&](boost::system::error_code, end_result e) {
             result = std::move(e);
             ran_on = std::this_thread::get_id();
         }));
@@ -70,7 +70,7 @@ TEST_CASE("async_end never completes inside the initiating call, even with nothi
     int calls = 0;
     {
         auto r = a.begin_request("", "/"); // no session: end_async would complete at once
-        r.async_end(asio::bind_executor(io, [&](end_result e) {
+        r.async_end(asio::bind_executor(io, [&](boost::system::error_code, end_result e) {
             ++calls;
             CHECK_FALSE(e.replicated);
         }));
@@ -158,12 +158,12 @@ TEST_CASE("async_end completes through a strand, new-style and old-style", "[man
         auto r = a.begin_request("", "/");
         r.session(true)->set("n", i);
         if (i == 0) {
-            r.async_end(asio::bind_executor(strand, [&](end_result e) {
+            r.async_end(asio::bind_executor(strand, [&](boost::system::error_code, end_result e) {
                 CHECK(e.replicated);
                 in_strand += strand.running_in_this_thread() ? 1 : 0;
             }));
         } else {
-            r.async_end(asio::bind_executor(old_strand, [&](end_result e) {
+            r.async_end(asio::bind_executor(old_strand, [&](boost::system::error_code, end_result e) {
                 CHECK(e.replicated);
                 in_old_strand += old_strand.running_in_this_thread() ? 1 : 0;
             }));

@@ -22,14 +22,16 @@ std::string last_error;
 /// One request that increments "n". @return the value it wrote; -1: no
 /// session (unavailable), -2: the request failed (last_error says why).
 int increment(session_manager& m, const std::string& id) {
-    auto r = m.begin_request(id, "/app");
+    boost::system::error_code begun; // unavailable: no session, -1
+    auto r = m.begin_request({id, "/app"}, begun);
     auto* s = r.session();
     if (s == nullptr) {
         return -1;
     }
     int v = 0;
     s->modify<int>("n", [&v](int& n) { v = ++n; });
-    last_error = r.end().error;
+    boost::system::error_code ec;
+    last_error = r.end(ec).detail;
     return last_error.empty() ? v : -2;
 }
 
@@ -319,7 +321,9 @@ TEST_CASE("a fetch nobody answers tries the other copy, then fails as unavailabl
             return e.to == a_id ? verdict::drop : verdict::deliver;
         };
         pumper p(c.bus);
-        auto r = node(c, proxy).begin_request(id, "/app");
+        boost::system::error_code ec;
+        auto r = node(c, proxy).begin_request({id, "/app"}, ec);
+        CHECK_FALSE(ec);
         REQUIRE(r.session() != nullptr);
         CHECK(r.session()->get<int>("n") == 1);
         CHECK_FALSE(r.unavailable());
@@ -330,7 +334,9 @@ TEST_CASE("a fetch nobody answers tries the other copy, then fails as unavailabl
             return e.to == a_id || e.to == b_id ? verdict::drop : verdict::deliver;
         };
         pumper p(c.bus);
-        auto r = node(c, proxy).begin_request(id, "/app");
+        boost::system::error_code ec;
+        auto r = node(c, proxy).begin_request({id, "/app"}, ec);
+        CHECK(ec == errc::session_unavailable);
         CHECK(r.unavailable());
         CHECK(r.session(true) == nullptr);
         CHECK(stats(node(c, proxy))["backup"]["fetches"]["unavailable"] == 1);
@@ -343,7 +349,9 @@ TEST_CASE("an id no member holds starts a new session", "[managers][backup]") {
     auto& a = c.add("a");
     c.add("b");
     pumper p(c.bus);
-    auto r = a.begin_request("0123456789abcdef0123456789abcdef.b", "/app");
+    boost::system::error_code ec;
+    auto r = a.begin_request({"0123456789abcdef0123456789abcdef.b", "/app"}, ec);
+    CHECK_FALSE(ec);
     CHECK(r.session() == nullptr);
     CHECK_FALSE(r.unavailable());
     REQUIRE(r.session(true) != nullptr);

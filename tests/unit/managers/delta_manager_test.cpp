@@ -519,16 +519,19 @@ TEST_CASE("with sync options a failed replication is reported per on_replication
             CHECK(res.replicated);
             REQUIRE(res.send);
             CHECK(res.send->ok());
-            CHECK(res.error.empty());
+            CHECK(res.detail.empty());
         }
         c.bus.filter = [](const test::fake_bus::envelope&) { return verdict::fail; };
         {
             auto r = a.begin_request(id, "/");
             r.session()->set("k", 2);
-            const auto res = r.end();
+            boost::system::error_code ec;
+            const auto res = r.end(ec);
+            CHECK(ec == (mode == manager_config::on_failure::fail ? make_error_code(errc::replication_failed)
+                                                                   : boost::system::error_code()));
             REQUIRE(res.send);
             CHECK_FALSE(res.send->ok());
-            CHECK(res.error.empty() == (mode == manager_config::on_failure::log));
+            CHECK(res.detail.empty() == (mode == manager_config::on_failure::log));
         }
         stop = true;
         pumper.join();
@@ -548,7 +551,7 @@ TEST_CASE("end_async does not wait: its handler runs once, when the members answ
     auto& b = c.add("b");
     std::vector<end_result> results;
     std::mutex results_mutex;
-    auto record = [&](end_result r) {
+    auto record = [&](boost::system::error_code, end_result r) {
         std::lock_guard lock(results_mutex);
         results.push_back(std::move(r));
     };
@@ -569,7 +572,7 @@ TEST_CASE("end_async does not wait: its handler runs once, when the members answ
     CHECK(results[0].replicated);
     REQUIRE(results[0].send);
     CHECK(results[0].send->ok());
-    CHECK(results[0].error.empty());
+    CHECK(results[0].detail.empty());
     CHECK(b.find(id) != nullptr);
 
     c.bus.filter = [](const test::fake_bus::envelope&) { return verdict::fail; };
@@ -583,7 +586,7 @@ TEST_CASE("end_async does not wait: its handler runs once, when the members answ
     REQUIRE(results.size() == 2);
     REQUIRE(results[1].send);
     CHECK_FALSE(results[1].send->ok());
-    CHECK_THAT(results[1].error, Catch::Contains("replication failed"));
+    CHECK_THAT(results[1].detail, Catch::Contains("replication failed"));
     CHECK(stats(a)["replication_failures"] == 1);
 
     // Nothing to wait for: the handler runs at once, on this thread.
@@ -613,7 +616,7 @@ TEST_CASE("end_async with async options completes at once", "[managers][delta]")
         auto r = a.begin_request("", "/");
         r.session(true)->set("k", 1);
         id = r.session_id();
-        r.end_async([&](end_result res) {
+        r.end_async([&](boost::system::error_code, end_result res) {
             ++calls;
             got = std::move(res);
         });

@@ -170,11 +170,13 @@ TEST_CASE("a delta built on a stale copy is refused and fails its request, whate
         set(a, id, "k", "1");
         set(a, id, "k", "2");
         // c resumes and finishes the request: its change reaches a and b.
-        const auto res = r.end();
+        boost::system::error_code ec;
+        const auto res = r.end(ec);
         REQUIRE(res.send);
         CHECK_FALSE(res.send->ok());
-        CHECK_THAT(res.error, Catch::Contains("changed elsewhere"));
-        CHECK_THAT(res.error, Catch::Contains("stale base"));
+        CHECK(ec == errc::replication_failed);
+        CHECK_THAT(res.detail, Catch::Contains("changed elsewhere"));
+        CHECK_THAT(res.detail, Catch::Contains("stale base"));
         CHECK(repl(a, "stale_bases_refused") == 1);
         CHECK(repl(b, "stale_bases_refused") == 1);
         CHECK(repl(cc, "requests_refused") == 1);
@@ -208,7 +210,9 @@ TEST_CASE("a refused delta's writer gets the newer copy back at once when it can
     {
         auto r = cc.begin_request(id, "/");
         r.session()->set("k", "stale write");
-        CHECK_THAT(r.end().error, Catch::Contains("stale base"));
+        boost::system::error_code ec;
+        CHECK_THAT(r.end(ec).detail, Catch::Contains("stale base"));
+        CHECK(ec == errc::replication_failed);
     }
     REQUIRE(c.pump());
     CHECK(get(cc, id, "k") == "2");
@@ -231,8 +235,10 @@ TEST_CASE("a request whose session is replaced by a newer copy meanwhile fails a
     set(a, id, "k", "1");
     c.bus.readmit(c_id);
     REQUIRE(c.pump()); // c reconciles and installs a's copy under the request
-    const auto res = r.end();
-    CHECK_THAT(res.error, Catch::Contains("replaced by a newer copy"));
+    boost::system::error_code ec;
+    const auto res = r.end(ec);
+    CHECK(ec == errc::replication_failed);
+    CHECK_THAT(res.detail, Catch::Contains("replaced by a newer copy"));
     CHECK_FALSE(res.replicated);
     REQUIRE(c.pump());
     CHECK(get(a, id, "k") == "1");
@@ -377,7 +383,9 @@ TEST_CASE("the cut-off minority neither serves at once nor acknowledges a sync w
         auto r = cc.begin_request(id, "/"); // waits for the others, then serves what it has
         CHECK(std::chrono::steady_clock::now() - t0 >= 2s);
         r.session()->set("k", "on the cut-off side");
-        CHECK_THAT(r.end().error, Catch::Contains("fewer than half"));
+        boost::system::error_code ec;
+        CHECK_THAT(r.end(ec).detail, Catch::Contains("fewer than half"));
+        CHECK(ec == errc::replication_failed);
     }
     CHECK(reconciliation(cc, "minority_refusals") == 1);
     CHECK(reconciliation(cc, "unverified_wait_timeouts") == 1);
@@ -470,14 +478,15 @@ TEST_CASE("a sync request does not wait for a frozen member once half of the gro
         r.session()->set("k", blocking ? "1" : "2");
         end_result res;
         if (blocking) {
-            res = r.end();
+            boost::system::error_code ec;
+            res = r.end(ec);
         } else {
             std::promise<end_result> ended;
-            r.end_async([&ended](end_result e) { ended.set_value(std::move(e)); });
+            r.end_async([&ended](boost::system::error_code, end_result e) { ended.set_value(std::move(e)); });
             res = ended.get_future().get();
         }
         const auto took = std::chrono::steady_clock::now() - t0;
-        CHECK(res.error.empty());
+        CHECK(res.detail.empty());
         if (blocking) {
             CHECK(took >= 450ms); // the first waited for c a while; the second
         }                         // does not: c was skipped and is silent since

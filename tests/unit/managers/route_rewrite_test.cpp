@@ -32,8 +32,9 @@ std::pair<int, std::string> increment(session_manager& m, const std::string& id)
     int v = 0;
     s->modify<int>("n", [&v](int& n) { v = ++n; });
     auto out = r.session_id();
-    if (auto error = r.end().error; !error.empty()) {
-        return {-2, error};
+    boost::system::error_code ec;
+    if (auto res = r.end(ec); ec) {
+        return {-2, res.detail};
     }
     return {v, out};
 }
@@ -120,7 +121,7 @@ TEST_CASE("delta: a request for a removed member's route is served here, the id 
         r.session()->modify<int>("n", [](int& n) { ++n; });
         CHECK(r.session_id() == new_id);
         CHECK(r.id_changed()); // the front sets the cookie again
-        REQUIRE(r.end().error.empty());
+        REQUIRE(r.end().detail.empty());
     }
     REQUIRE(c.pump());
     for (auto* m : {&b, &cc}) {
@@ -459,7 +460,7 @@ TEST_CASE("backup: a rename's end of the old id goes out only once the rename st
         a.flush_locations();
         std::this_thread::sleep_for(20ms);
         CHECK(node(c, backup).find(id));
-        REQUIRE(r.end().error.empty());
+        REQUIRE(r.end().detail.empty());
     }
     a.flush_locations();
     REQUIRE(c.pump());
@@ -496,9 +497,9 @@ TEST_CASE("delta: a route rewrite whose request fails gives the session its old 
         r.session()->modify<int>("n", [](int& n) { ++n; });
         CHECK(r.id_changed()); // renamed: before the end, the new id is the one to send
         std::promise<end_result> ended;
-        r.end_async([&ended](end_result e) { ended.set_value(std::move(e)); });
+        r.end_async([&ended](boost::system::error_code, end_result e) { ended.set_value(std::move(e)); });
         const auto e = ended.get_future().get();
-        CHECK_FALSE(e.error.empty());
+        CHECK_FALSE(e.detail.empty());
         CHECK(e.rename_undone); // taken back: the response sets no cookie
     }
     c.bus.filter = [](const fake_bus::envelope&) { return verdict::deliver; };

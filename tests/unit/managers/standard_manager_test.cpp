@@ -193,13 +193,13 @@ TEST_CASE("end_async commits at once and runs its handler exactly once", "[manag
         auto r = f.m->begin_request("", "/");
         r.session(true)->set("a", 1);
         id = r.session_id();
-        r.end_async([&](end_result res) {
+        r.end_async([&](boost::system::error_code, end_result res) {
             ++calls;
             CHECK_FALSE(res.replicated);
-            CHECK(res.error.empty());
+            CHECK(res.detail.empty());
         });
         CHECK(calls == 1);
-        r.end_async([&](end_result) { ++calls; }); // ended: answered with the (empty) result
+        r.end_async([&](boost::system::error_code, end_result) { ++calls; }); // ended: answered with the (empty) result
         CHECK(calls == 2);
     } // the destructor does not end it again
     CHECK(f.m->find(id)->version() == 1);

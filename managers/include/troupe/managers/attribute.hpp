@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <troupe/managers/error.hpp>
+
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -17,12 +18,14 @@ struct attribute {
     friend bool operator==(const attribute&, const attribute&) = default;
 };
 
-/// An attribute whose bytes do not decode as the type asked for. Only that
-/// attribute is affected: the session and its other attributes stay usable.
-class attribute_error : public std::runtime_error {
+/// An attribute whose bytes do not decode as the type asked for (code
+/// errc::decode_failed), or a value that does not encode (errc::encode_failed).
+/// Only that attribute is affected: the session and its other attributes stay
+/// usable. A session_error, so one catch covers every throwing form.
+class attribute_error : public session_error {
 public:
-    attribute_error(const std::string& name, const std::string& why)
-        : std::runtime_error("attribute '" + name + "': " + why)
+    attribute_error(const std::string& name, const std::string& why, errc code = errc::decode_failed)
+        : session_error(code, "attribute '" + name + "': " + why)
         , name_(name) {}
 
     const std::string& name() const noexcept { return name_; }

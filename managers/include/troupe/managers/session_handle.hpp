@@ -46,11 +46,19 @@ protected:
 ///
 /// @par Thread safety
 /// One handle per request; several requests may hold handles on one session.
+class request_scope;
 class session_handle {
 public:
-    session_handle(std::shared_ptr<session> s, detail::handle_backend* backend)
+    /// Only a request scope makes handles (it holds the key).
+    class key {
+        friend class request_scope;
+        key() = default;
+    };
+    session_handle(key, std::shared_ptr<session> s, detail::handle_backend* backend)
         : s_(std::move(s))
         , backend_(backend) {}
+    session_handle(const session_handle&) = delete;
+    session_handle& operator=(const session_handle&) = delete;
 
     std::string id() const { return s_->id(); }
     wall_clock::time_point created() const { return s_->created(); }
@@ -62,9 +70,11 @@ public:
     /// Strings (anything convertible to std::string_view), integers and raw bytes
     /// (std::vector<std::uint8_t>) take fast paths; any other type that
     /// Boost.Serialization can save goes through a binary archive.
+    /// @throws attribute_error (errc::encode_failed) when the archive cannot
+    /// save the value (nothing is stored).
     template <typename T>
     void set(std::string_view name, const T& value) {
-        backend_->set_attribute(name, encode_attribute(value));
+        backend_->set_attribute(name, encode_value(name, value));
     }
 
     /// nullopt when absent.
@@ -91,7 +101,7 @@ public:
         backend_->update_attribute(name, [&](const attribute* current) {
             T value = current != nullptr ? decode_attribute<T>(name, *current) : T{};
             fn(value);
-            return encode_attribute(value);
+            return encode_value(name, value);
         });
     }
 
@@ -105,6 +115,16 @@ public:
     const std::shared_ptr<session>& underlying() const { return s_; }
 
 private:
+    template <typename T>
+    static attribute encode_value(std::string_view name, const T& value) {
+        try {
+            return encode_attribute(value);
+        } catch (const boost::archive::archive_exception& e) {
+            throw attribute_error(std::string(name), std::string("does not encode: ") + e.what(),
+                                  errc::encode_failed);
+        }
+    }
+
     std::shared_ptr<session> s_;
     detail::handle_backend* backend_;
 };
