@@ -10,7 +10,8 @@
 #include <string_view>
 #include <vector>
 
-// Internals shared by load.cpp, validate.cpp and values.cpp (and the unit tests).
+// Internals shared by the conf sources (load.cpp, validate.cpp, values.cpp,
+// key_schema.cpp, key_suggestions.cpp, to_yaml.cpp) and the unit tests.
 // The readers return the message a diagnostic shows, so that the public parse_*
 // functions and the file loader cannot drift apart in what they accept.
 namespace troupe::conf::detail {

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The install test (ctest -L install): installs an already built tree into a
-# scratch prefix, checks that the prefix holds every public header and none of
-# them pulls in yaml-cpp or spdlog, then configures, builds and runs the consumer
-# project against that prefix alone.
+# scratch prefix, checks that the prefix holds every public header and no
+# internal one, and that none of them pulls in yaml-cpp or spdlog, then
+# configures, builds and runs the consumer project against that prefix alone.
 #
 #   run.sh SOURCE_DIR BUILD_DIR SCRATCH_DIR [extra cmake args for the consumer...]
 set -euo pipefail
@@ -36,6 +36,16 @@ while IFS= read -r header; do
     fi
 done < <(find "$source_dir" -path "$source_dir/build*" -prune -o \
               -path '*/include/troupe/*.hpp' -type f -print | sort)
+# Internal headers (transport/internal/) serve the build tree only.
+while IFS= read -r header; do
+    relative="${header#"$source_dir"/}"
+    relative="${relative#*/internal/}"
+    if [ -f "$prefix/include/$relative" ]; then
+        echo "installed, but internal: $relative" >&2
+        status=1
+    fi
+done < <(find "$source_dir" -path "$source_dir/build*" -prune -o \
+              -path '*/internal/troupe/*.hpp' -type f -print | sort)
 # STYLE §3: embedders compile without yaml-cpp and spdlog headers.
 if grep -rnE '#[[:space:]]*include[[:space:]]*[<"](yaml-cpp|spdlog)/' "$prefix/include/troupe"; then
     echo "public headers above include yaml-cpp or spdlog" >&2

@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
+// The ordered stream to one member: queueing, the writer, acks and their
+// timeouts, keep-alive, reconnects and stopping. The HELLO exchange is in
+// peer_sender_handshake.cpp, a caller reading its own acks in
+// peer_sender_direct_reads.cpp.
 #include <troupe/transport/io_thread.hpp>
 #include <troupe/transport/peer_sender.hpp>
 
 #include "log.hpp"
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
-#include <cerrno>
+#include <cstring>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -22,8 +27,6 @@ using boost::system::error_code;
 
 namespace {
 
-thread_local bool io_thread_flag = false;
-
 // One gathered write: enough frames to amortise the syscall, few enough that
 // one slow write does not hold back acks for long.
 constexpr std::size_t max_frames_per_write = 64;
@@ -33,10 +36,6 @@ constexpr auto tick_period = std::chrono::milliseconds(100);
 constexpr std::size_t linger_cutoff = 64 * 1024;
 
 } // namespace
-
-void mark_io_thread() noexcept { io_thread_flag = true; }
-
-bool on_io_thread() noexcept { return io_thread_flag; }
 
 peer_sender::peer_sender(asio::io_context& io, const conf::sender_section& settings,
                          std::uint64_t max_message, std::chrono::milliseconds ping_interval,
@@ -120,14 +119,6 @@ std::deque<peer_sender::entry>::iterator peer_sender::first_unwritten_locked() {
     // A front frame partly written by a direct write must be finished by the
     // writer: removing it would leave half a frame on the stream.
     return queue_.begin() + (front_offset_ > 0 ? 1 : 0);
-}
-
-void peer_sender::close_direct_locked() {
-    if (direct_) {
-        ::close(direct_fd_);
-        direct_fd_ = -1;
-        direct_ = false;
-    }
 }
 
 error_code peer_sender::enqueue_data(std::uint64_t id, std::uint32_t options, std::string_view context,
@@ -303,36 +294,6 @@ void peer_sender::on_resolved(const error_code& ec, asio::ip::tcp::resolver::res
                         });
 }
 
-void peer_sender::on_connected(const error_code& ec) {
-    if (ec) {
-        stats_.connect_failures.fetch_add(1, std::memory_order_relaxed);
-        fail_connection(ec, "connect: " + ec.message());
-        return;
-    }
-    error_code ignored;
-    socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
-    protocol_ = socket_.local_endpoint(ignored).protocol();
-    my_hello_ = hello{};
-    my_hello_.role = 0;
-    my_hello_.id = self_.id;
-    my_hello_.incarnation = self_.incarnation;
-    my_hello_.port = self_.port;
-    my_hello_.cluster = self_.cluster;
-    my_hello_.node = self_.node;
-    my_hello_.host = self_.host;
-    my_hello_.challenge = random_nonce();
-    auto out = std::make_shared<buffer>();
-    append_hello(*out, my_hello_);
-    asio::async_write(socket_, asio::buffer(*out),
-                      [self = shared_from_this(), out, gen = generation_](const error_code& wec,
-                                                                          std::size_t) {
-                          if (gen == self->generation_ && wec) {
-                              self->fail_connection(wec, "writing HELLO: " + wec.message());
-                          }
-                      });
-    do_read();
-}
-
 void peer_sender::do_read() {
     if (rlen_ == rbuf_.size()) {
         rbuf_.resize(rbuf_.size() * 2);
@@ -446,82 +407,6 @@ bool peer_sender::handle_frame(const frame_view& f) {
         fail_connection(error::malformed_body, "unexpected frame");
         return false;
     }
-}
-
-bool peer_sender::handle_hello(const frame_view& f) {
-    hello peer;
-    if (const auto ec = parse_hello(f.body, peer)) {
-        stats_.handshake_failures.fetch_add(1, std::memory_order_relaxed);
-        log()->warn("{}: malformed HELLO: {}", endpoint(), ec.message());
-        fail_connection(ec, "malformed HELLO");
-        return false;
-    }
-    auto refuse = [&](error e, const std::string& why) {
-        stats_.handshake_failures.fetch_add(1, std::memory_order_relaxed);
-        log()->warn("{} ({}): handshake refused: {}", endpoint(), peer.node, why);
-        // Written synchronously (a few bytes into an empty socket buffer) so that the
-        // peer reads the reason before the close.
-        buffer bye;
-        append_bye(bye, why);
-        error_code ignored;
-        asio::write(socket_, asio::buffer(bye), ignored);
-        fail_connection(e, why);
-        return false;
-    };
-    if (peer.role != 1) {
-        return refuse(error::handshake_failed, "peer answered HELLO as a connector");
-    }
-    if (peer.cluster != self_.cluster) {
-        return refuse(error::wrong_cluster,
-                      "wrong cluster: expected '" + self_.cluster + "', peer is in '" + peer.cluster + "'");
-    }
-    if (!last_peer_id_.is_nil() && last_peer_id_ != peer.id) {
-        // The member restarted: what was queued for the old incarnation (deltas for
-        // its sessions, say) means nothing to the new one. Dropped before AUTH is
-        // queued, which must go out.
-        drop_queued(error::member_gone);
-    }
-    last_peer_id_ = peer.id;
-    if (!self_.secret.empty()) {
-        if (!peer.has_mac) {
-            return refuse(error::auth_failed, "authentication failed: peer has no cluster secret");
-        }
-        if (!mac_equal(peer.proof, handshake_mac(self_.secret, true, my_hello_, peer))) {
-            return refuse(error::auth_failed,
-                          "authentication failed: peer does not know the cluster secret");
-        }
-        auto auth = std::make_shared<buffer>();
-        append_auth(*auth, handshake_mac(self_.secret, false, my_hello_, peer));
-        // At the head of the ordered queue, so it goes before any DATA and never
-        // races the writer.
-        std::lock_guard lock(mutex_);
-        queued_bytes_ += auth->size();
-        queue_.push_front(entry{std::move(auth), 0, nullptr, clock::now()});
-    } else if (peer.has_mac) {
-        return refuse(error::auth_failed,
-                      "authentication failed: peer requires a cluster secret and we have none");
-    }
-    handshaken_ = true;
-    was_up_ = true;
-    parked_ = false;
-    attempting_ = false;
-    connect_timer_.cancel();
-    backoff_ = std::chrono::milliseconds(20);
-    ping_outstanding_ = false;
-    last_write_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
-    stats_.connects.fetch_add(1, std::memory_order_relaxed);
-    peer_info info{peer.id, peer.incarnation, peer.node, peer.host, peer.port};
-    if (cb_.up) {
-        cb_.up(info);
-    }
-    {
-        std::lock_guard lock(mutex_);
-        connected_ = true;
-        fd_ = socket_.native_handle();
-        kick_writer_locked();
-    }
-    arm_tick();
-    return true;
 }
 
 void peer_sender::do_write() {
@@ -1016,176 +901,6 @@ void peer_sender::finish_ack(entry& e, ack_status status, std::string_view reaso
         stats_.nacks.fetch_add(1, std::memory_order_relaxed);
         complete(e, status == ack_status::no_listener ? error::no_listener : error::remote_failure, reason);
     }
-}
-
-bool peer_sender::maybe_enter_direct() {
-    std::lock_guard read_lock(read_mutex_);
-    std::lock_guard lock(mutex_);
-    if (!direct_wanted_ || direct_ || !connected_ || !handshaken_ || stopped_ || closing_ || writing_ ||
-        !queue_.empty() || !awaiting_.empty() || fd_ < 0) {
-        return false;
-    }
-    error_code ec;
-    const int fd = socket_.release(ec); // out of the epoll set; the descriptor stays open
-    if (ec) {
-        return false;
-    }
-    ++read_gen_;
-    direct_fd_ = fd;
-    direct_ = true;
-    stats_.direct_entries.fetch_add(1, std::memory_order_relaxed);
-    return true;
-}
-
-void peer_sender::leave_direct() {
-    int fd = -1;
-    {
-        std::lock_guard read_lock(read_mutex_);
-        std::lock_guard lock(mutex_);
-        handback_posted_ = false;
-        if (!direct_) {
-            return;
-        }
-        fd = direct_fd_;
-        direct_fd_ = -1;
-        direct_ = false;
-    }
-    error_code ec;
-    socket_.assign(protocol_, fd, ec);
-    if (ec) {
-        {
-            // fail_connection() closes it, after no sender can write to it any more.
-            std::lock_guard read_lock(read_mutex_);
-            std::lock_guard lock(mutex_);
-            direct_fd_ = fd;
-            direct_ = true;
-        }
-        fail_connection(ec, "taking the socket back: " + ec.message());
-        return;
-    }
-    // Frames a caller left unparsed (a PONG, a BYE) come first; then read on.
-    on_read({}, 0);
-}
-
-bool peer_sender::direct_input_pending() {
-    std::lock_guard read_lock(read_mutex_);
-    if (!direct_) {
-        return false;
-    }
-    char byte = 0;
-    const ssize_t n = ::recv(direct_fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
-}
-
-bool peer_sender::direct_reads() const {
-    std::lock_guard lock(mutex_);
-    return direct_;
-}
-
-bool peer_sender::claim_hand_back_locked() {
-    if (!direct_ || handback_posted_) {
-        return false;
-    }
-    handback_posted_ = true;
-    return true;
-}
-
-void peer_sender::post_leave_direct() {
-    asio::post(strand_, [self = shared_from_this()] { self->leave_direct(); });
-}
-
-void peer_sender::hand_reading_back() {
-    {
-        std::lock_guard lock(mutex_);
-        if (awaiting_.empty() || !claim_hand_back_locked()) {
-            return;
-        }
-    }
-    post_leave_direct();
-}
-
-bool peer_sender::read_acks_here() {
-    struct done_ack {
-        entry e;
-        ack_status status;
-        std::string reason;
-    };
-    std::vector<done_ack> done;
-    bool hand_back = false;
-    {
-        std::unique_lock read_lock(read_mutex_, std::try_to_lock);
-        if (!read_lock.owns_lock() || !direct_) {
-            return false; // the I/O thread reads, or is taking the socket back right now
-        }
-        // Read what is there. A read shorter than the room emptied the socket:
-        // no second read to learn so (a syscall on the caller's critical path);
-        // what comes later the next look, or the tick's, finds. Acks are small:
-        // a full buffer means something else is going on, which the I/O thread
-        // sorts out.
-        for (int reads = 0; reads < 64; ++reads) {
-            if (rlen_ == rbuf_.size()) {
-                hand_back = true;
-                break;
-            }
-            const std::size_t room = rbuf_.size() - rlen_;
-            const ssize_t n = ::recv(direct_fd_, rbuf_.data() + rlen_, room, MSG_DONTWAIT);
-            if (n > 0) {
-                rlen_ += static_cast<std::size_t>(n);
-                if (static_cast<std::size_t>(n) < room) {
-                    break;
-                }
-                continue;
-            }
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                break;
-            }
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            hand_back = true; // EOF or an error: the I/O thread fails the connection
-            break;
-        }
-        std::size_t pos = 0;
-        while (pos < rlen_) {
-            frame_view f;
-            const auto r = decode_frame({rbuf_.data() + pos, rlen_ - pos}, 64 * 1024, f);
-            if (r.what == decode_result::kind::need_more) {
-                break;
-            }
-            ack_view a;
-            if (r.what == decode_result::kind::bad ||
-                (f.type != frame_type::ack && f.type != frame_type::nack) || parse_ack(f.body, a)) {
-                hand_back = true; // not an ack, or a bad one: left in rbuf_ for the I/O thread
-                break;
-            }
-            pos += r.consumed;
-            entry e;
-            if (take_awaiting(a.id, e)) {
-                done.push_back(done_ack{std::move(e), a.status, std::string(a.reason)});
-            }
-        }
-        if (pos > 0) {
-            std::memmove(rbuf_.data(), rbuf_.data() + pos, rlen_ - pos);
-            rlen_ -= pos;
-        }
-    }
-    // Completions run outside read_mutex_: a handler may send again.
-    stats_.caller_read_acks.fetch_add(done.size(), std::memory_order_relaxed);
-    for (auto& d : done) {
-        finish_ack(d.e, d.status, d.reason);
-    }
-    if (hand_back) {
-        bool post = false;
-        {
-            std::lock_guard lock(mutex_);
-            post = claim_hand_back_locked();
-        }
-        if (post) {
-            post_leave_direct();
-        }
-        return false;
-    }
-    return true;
 }
 
 } // namespace troupe::transport
