@@ -20,8 +20,9 @@ shift 3
 
 prefix="$scratch/prefix"
 consumer_build="$scratch/consumer-build"
+examples_build="$scratch/examples-build"
 # A stale prefix could hide a header the install no longer ships.
-rm -rf "$prefix" "$consumer_build"
+rm -rf "$prefix" "$consumer_build" "$examples_build"
 
 echo "==> cmake --install $build_dir --prefix $prefix"
 cmake --install "$build_dir" --prefix "$prefix" >"$scratch/install.log"
@@ -78,3 +79,9 @@ if ! grep -qx 'embedded ok' <<<"$output"; then
     echo "the consumer did not print 'embedded ok'" >&2
     exit 1
 fi
+
+echo "==> building the examples (examples/) against $prefix"
+cmake -S "$source_dir/examples" -B "$examples_build" -G Ninja \
+      -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF \
+      -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF "${launcher[@]}" "$@"
+cmake --build "$examples_build"

@@ -256,7 +256,7 @@ private:
         for (const auto& id : cmd.at("ids")) {
             const auto t0 = now_ns();
             boost::system::error_code ec;
-            auto r = manager_->begin_request({id.get<std::string>(), "/bench"}, ec);
+            auto r = manager_->begin_request({id.get<std::string>(), "/bench", {}}, ec);
             const auto t1 = now_ns();
             auto* s = r.session();
             if (s == nullptr || ec) {

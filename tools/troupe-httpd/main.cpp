@@ -44,42 +44,6 @@ void usage(std::FILE* to) {
             "  --read-timeout  a request must arrive whole within this (default 10s)\n");
 }
 
-/// manager.cookie* of the cluster file (validated: a known SameSite, whole seconds).
-managers::cookie_settings cookie_settings(const conf::manager_section& m) {
-    managers::cookie_settings c;
-    c.name = m.cookie;
-    c.path = m.cookie_path;
-    c.secure = m.cookie_secure;
-    c.same_site = m.cookie_same_site == "strict" ? managers::cookie_same_site::strict
-                  : m.cookie_same_site == "none" ? managers::cookie_same_site::none
-                                                 : managers::cookie_same_site::lax;
-    c.max_age = std::chrono::duration_cast<std::chrono::seconds>(m.cookie_max_age);
-    return c;
-}
-
-/// manager.* of the cluster file as the managers library takes it (conf does not
-/// depend on managers, so the mapping lives with its user).
-managers::manager_config manager_settings(const conf::manager_section& m) {
-    managers::manager_config c;
-    c.type = m.type;
-    c.context = m.context;
-    c.cookie = cookie_settings(m);
-    c.filter = m.filter;
-    c.skip_paths = m.skip_paths;
-    c.skip_headers = m.skip_headers;
-    c.route_rewrite = m.route_rewrite;
-    // validate() has made sure max_inactive is a whole number of seconds.
-    c.max_inactive = std::chrono::duration_cast<std::chrono::seconds>(m.max_inactive);
-    c.send_options = m.send_options;
-    c.on_replication_failure = m.on_replication_failure == conf::replication_failure_policy::fail
-                                   ? managers::manager_config::on_failure::fail
-                                   : managers::manager_config::on_failure::log;
-    c.notify_listeners_on_replication = m.notify_listeners_on_replication;
-    c.expire_sessions_on_shutdown = m.expire_sessions_on_shutdown;
-    c.state_transfer_timeout = m.state_transfer_timeout;
-    return c;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -185,7 +149,7 @@ int main(int argc, char** argv) {
 
         // Returns once the sessions of the running members are here (or
         // manager.state_transfer_timeout passed): no request is served without them.
-        const auto manager = managers::make_manager(channel, manager_settings(config.manager));
+        const auto manager = managers::make_manager(channel, managers::manager_config_from(config.manager));
 
         httpd::app_options app_options;
         app_options.node = node_name;

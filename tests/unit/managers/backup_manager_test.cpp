@@ -23,7 +23,7 @@ std::string last_error;
 /// session (unavailable), -2: the request failed (last_error says why).
 int increment(session_manager& m, const std::string& id) {
     boost::system::error_code begun; // unavailable: no session, -1
-    auto r = m.begin_request({id, "/app"}, begun);
+    auto r = m.begin_request({id, "/app", {}}, begun);
     auto* s = r.session();
     if (s == nullptr) {
         return -1;
@@ -322,7 +322,7 @@ TEST_CASE("a fetch nobody answers tries the other copy, then fails as unavailabl
         };
         pumper p(c.bus);
         boost::system::error_code ec;
-        auto r = node(c, proxy).begin_request({id, "/app"}, ec);
+        auto r = node(c, proxy).begin_request({id, "/app", {}}, ec);
         CHECK_FALSE(ec);
         REQUIRE(r.session() != nullptr);
         CHECK(r.session()->get<int>("n") == 1);
@@ -335,7 +335,7 @@ TEST_CASE("a fetch nobody answers tries the other copy, then fails as unavailabl
         };
         pumper p(c.bus);
         boost::system::error_code ec;
-        auto r = node(c, proxy).begin_request({id, "/app"}, ec);
+        auto r = node(c, proxy).begin_request({id, "/app", {}}, ec);
         CHECK(ec == errc::session_unavailable);
         CHECK(r.unavailable());
         CHECK(r.session(true) == nullptr);
@@ -350,7 +350,7 @@ TEST_CASE("an id no member holds starts a new session", "[managers][backup]") {
     c.add("b");
     pumper p(c.bus);
     boost::system::error_code ec;
-    auto r = a.begin_request({"0123456789abcdef0123456789abcdef.b", "/app"}, ec);
+    auto r = a.begin_request({"0123456789abcdef0123456789abcdef.b", "/app", {}}, ec);
     CHECK_FALSE(ec);
     CHECK(r.session() == nullptr);
     CHECK_FALSE(r.unavailable());

@@ -88,8 +88,9 @@ public:
     /// begin_request(request, ec)'s (use_awaitable throws them as
     /// boost::system::system_error).
     ///
-    ///     auto [ec, scope] = co_await manager.async_begin_request(
-    ///         {cookie_id, path}, boost::asio::as_tuple(boost::asio::use_awaitable));
+    ///     boost::system::error_code ec;
+    ///     auto scope = co_await manager.async_begin_request(
+    ///         {cookie_id, path, {}}, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     template <typename CompletionToken>
     auto async_begin_request(const request_info& request, CompletionToken&& token) {
         auto slot = std::make_shared<detail::completion_slot<boost::system::error_code, request_scope>>();

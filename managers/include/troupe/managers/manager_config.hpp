@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <troupe/conf/cluster_config.hpp>
 #include <troupe/engine/send_options.hpp>
 #include <troupe/managers/cookie.hpp>
 #include <troupe/managers/session.hpp>
@@ -59,6 +60,11 @@ struct manager_config {
     /// Unit tests inject a manual clock.
     std::function<wall_clock::time_point()> now;
 };
+
+/// The `manager:` section of a cluster file (conf::load_file) as a
+/// manager_config: every key maps onto the field of the same meaning. Values
+/// the cluster file's validation accepted are valid here too.
+manager_config manager_config_from(const conf::manager_section& section);
 
 /// What begin_request() looks at in an HTTP request. Read only inside the
 /// begin call (async_begin_request() included: it copies the cookie id before
