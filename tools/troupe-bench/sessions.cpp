@@ -23,6 +23,8 @@
 
 #include <troupe/troupe.hpp>
 
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -118,15 +120,30 @@ json run_requests(managers::session_manager& m, const json& cmd) {
     std::uint64_t failures = 0;
     std::vector<std::int64_t> durations;
     durations.reserve(count);
+    // "blocking": begin_request() and end() on this thread. "async": the
+    // token forms, their handlers bound to an io_context this thread runs:
+    // what a Beast server pays per request for never blocking.
+    const bool async_api = cmd.value("api", "blocking") == "async";
+    boost::asio::io_context io;
     auto one = [&](std::uint64_t i) {
-        auto r = m.begin_request(ids[i % ids.size()], "/bench");
-        auto* s = r.session();
         data[i % data.size()] = static_cast<std::uint8_t>(i);
-        s->set("data", data);
-        const auto res = r.end();
-        if (res.send && !res.send->ok()) {
-            ++failures;
+        if (!async_api) {
+            auto r = m.begin_request(ids[i % ids.size()], "/bench");
+            r.session()->set("data", data);
+            const auto res = r.end();
+            failures += res.send && !res.send->ok() ? 1 : 0;
+            return;
         }
+        m.async_begin_request(
+            {ids[i % ids.size()], "/bench", {}},
+            boost::asio::bind_executor(io, [&](boost::system::error_code, managers::request_scope r) {
+                r.session()->set("data", data);
+                r.async_end(boost::asio::bind_executor(io, [&](boost::system::error_code ec, managers::end_result res) {
+                    failures += ec || (res.send && !res.send->ok()) ? 1 : 0;
+                }));
+            }));
+        io.run(); // until both handlers ran
+        io.restart();
     };
     for (std::uint64_t i = 0; i < warmup; ++i) {
         one(i);
@@ -294,9 +311,10 @@ member_process spawn_member(const sessions_options& o, const std::string& cluste
 }
 
 json replication_phase(const sessions_options& o, std::vector<member_process>& members, const std::string& context,
-                       const char* options_name, const json* baseline) {
+                       const char* options_name, const json* baseline, const char* api = "blocking") {
     auto& server = members.front();
     const auto r = server.ask({{"cmd", "requests"},
+                               {"api", api},
                                {"context", context},
                                {"count", o.requests},
                                {"warmup", o.warmup},
@@ -307,6 +325,7 @@ json replication_phase(const sessions_options& o, std::vector<member_process>& m
     json out{{"scenario", "sessions"},
              {"phase", "replication"},
              {"options", options_name},
+             {"api", api},
              {"members", o.members},
              {"size", o.size},
              {"sessions", o.sessions},
@@ -324,7 +343,10 @@ json replication_phase(const sessions_options& o, std::vector<member_process>& m
     // Replicated: until every other member applied the last delta.
     std::int64_t last = end;
     std::uint64_t short_of = 0;
-    const std::uint64_t target = o.sessions + o.warmup + o.requests;
+    // Replicated events count from the member's start: a context measured
+    // twice (both APIs) waits for both runs' events.
+    static std::map<std::string, std::uint64_t> events_before;
+    const std::uint64_t target = (events_before[context] += o.sessions + o.warmup + o.requests);
     for (std::size_t i = 1; i < members.size(); ++i) {
         const auto w = members[i].ask(
             {{"cmd", "watch"}, {"context", context}, {"target", target}, {"timeout_ms", 120000}});
@@ -391,7 +413,19 @@ int sessions_main(flag_parser& flags) {
     if (o.replication) {
         const auto baseline = replication_phase(o, members, standard_context, "standard", nullptr);
         emit_line(baseline);
-        emit_line(replication_phase(o, members, async_context, "async", &baseline));
+        // The token forms (async_begin_request, async_end) beside the
+        // blocking ones: the API's own cost per request, without replication
+        // (standard) and with it (async options).
+        auto standard_async = replication_phase(o, members, standard_context, "standard", nullptr, "async");
+        standard_async["api_overhead_us"] =
+            round_to(standard_async["mean_us"].get<double>() - baseline["mean_us"].get<double>(), 2);
+        emit_line(standard_async);
+        const auto delta_async = replication_phase(o, members, async_context, "async", &baseline);
+        emit_line(delta_async);
+        auto delta_async_api = replication_phase(o, members, async_context, "async", &baseline, "async");
+        delta_async_api["api_overhead_us"] =
+            round_to(delta_async_api["mean_us"].get<double>() - delta_async["mean_us"].get<double>(), 2);
+        emit_line(delta_async_api);
         emit_line(replication_phase(o, members, sync_context, "sync", &baseline));
     }
     if (o.memory || o.transfer) {

@@ -7,6 +7,10 @@
 
 #include "wait_until.hpp"
 
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -82,5 +86,64 @@ TEST_CASE("several contexts share one channel and stay apart", "[managers][chann
     CHECK(ay->size() == 1);
     for (auto* m : {ax.get(), bx.get(), ay.get(), by.get()}) {
         m->stop();
+    }
+}
+
+TEST_CASE("async_make_manager: a joiner receives the sessions without holding the caller's thread",
+          "[managers][channel][async]") {
+    engine::channel a(node("a", {}));
+    a.start();
+    std::this_thread::sleep_for(2ms); // B starts in a later millisecond: A is older
+    engine::channel b(node("b", {{"127.0.0.1", a.port()}}));
+    b.start();
+    REQUIRE(test::wait_until([&] { return a.members().size() == 1 && b.members().size() == 1; }));
+    auto ax = make_manager(a, context("x"));
+    const auto id = create(*ax, "x1");
+
+    boost::asio::io_context io;
+    std::unique_ptr<session_manager> bx;
+    boost::system::error_code ec;
+    bool returned = false;
+    bool inside = false;
+    async_make_manager(b, context("x"),
+                       boost::asio::bind_executor(io, [&](boost::system::error_code e,
+                                                          std::unique_ptr<session_manager> m) {
+                           inside = !returned;
+                           ec = e;
+                           bx = std::move(m);
+                       }));
+    returned = true;
+    io.run(); // until the handler ran: its work is counted
+    CHECK_FALSE(inside);
+    REQUIRE_FALSE(ec);
+    REQUIRE(bx);
+    CHECK(bx->find(id) != nullptr); // the transfer was over before it completed
+    bx->stop();
+    ax->stop();
+}
+
+TEST_CASE("make_manager's three forms refuse invalid settings with errc::invalid_config",
+          "[managers][channel][errors]") {
+    engine::channel a(node("a", {}));
+    manager_config bad = context("x");
+    bad.type = "nonsense";
+    bad.state_transfer_timeout = 0ms;
+    CHECK(validate(bad).size() == 2);
+    try {
+        (void)make_manager(a, bad);
+        FAIL("no exception");
+    } catch (const session_error& e) {
+        CHECK(e.code() == errc::invalid_config);
+        CHECK_THAT(e.what(), Catch::Contains("manager.type") && Catch::Contains("manager.state_transfer_timeout"));
+    }
+    boost::system::error_code ec;
+    CHECK(make_manager(a, bad, ec) == nullptr);
+    CHECK(ec == errc::invalid_config);
+    auto made = async_make_manager(a, bad, boost::asio::use_future);
+    try {
+        (void)made.get();
+        FAIL("no exception");
+    } catch (const boost::system::system_error& e) {
+        CHECK(e.code() == errc::invalid_config);
     }
 }
