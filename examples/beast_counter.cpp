@@ -28,10 +28,12 @@ std::string_view view(boost::beast::string_view s) { return {s.data(), s.size()}
 asio::awaitable<void> answer(session_manager& sessions, const http::request<http::string_body>& req, response& res) {
     const auto& cookie = sessions.config().cookie;
     const auto id = troupe::managers::session_id_from_cookie(view(req[http::field::cookie]), cookie.name);
+    const auto target = view(req.target());
+    const auto path = target.substr(0, target.find('?')); // what manager.filter and skip_paths match
     // Never blocks this thread: a session that must be fetched or waited for
     // is waited for on troupe's threads, and the coroutine resumes here.
     error_code ec;
-    auto scope = co_await sessions.async_begin_request({id, view(req.target()), {}}, redirect_error(use_awaitable, ec));
+    auto scope = co_await sessions.async_begin_request({id, path, {}}, redirect_error(use_awaitable, ec));
     if (ec) { // session_unavailable (it exists but could not be had: retry later) or stopped
         res.result(http::status::service_unavailable);
         res.body() = R"({"error":")" + ec.message() + "\"}";
@@ -75,12 +77,12 @@ asio::awaitable<void> run(troupe::engine::channel& channel, const troupe::conf::
     auto executor = co_await asio::this_coro::executor;
     sessions = co_await troupe::managers::async_make_manager(
         channel, troupe::managers::manager_config_from(config.manager), use_awaitable);
-    asio::ip::tcp::acceptor acceptor(executor, {asio::ip::make_address(config.receiver.address), port});
+    asio::ip::tcp::acceptor acceptor(executor, {asio::ip::make_address(config.http.address), port});
     asio::signal_set signals(executor, SIGINT, SIGTERM);
     signals.async_wait([&](error_code, int) { acceptor.close(); });
     std::printf("beast_counter: node %s serving on port %u\n", config.cluster.node.c_str(), port);
     std::fflush(stdout);
-    for (error_code ec; !ec;) {
+    for (error_code ec; ec != asio::error::operation_aborted;) { // aborted: closed by the signal
         auto socket = co_await acceptor.async_accept(redirect_error(use_awaitable, ec));
         if (!ec) {
             asio::co_spawn(executor, serve(std::move(socket), *sessions), asio::detached);
@@ -107,7 +109,7 @@ int main(int argc, char** argv) try {
     troupe::engine::channel channel(config);
     channel.start();
     std::unique_ptr<session_manager> sessions;
-    asio::io_context io;
+    asio::io_context io; // after `sessions`: destroyed first, with any handler still holding a scope
     asio::co_spawn(io, run(channel, config, port, sessions), [](std::exception_ptr e) {
         if (e) {
             std::rethrow_exception(e); // out of io.run(), to the catch below

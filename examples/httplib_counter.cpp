@@ -8,6 +8,8 @@
 
 #include <httplib.h>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -73,17 +75,23 @@ int main(int argc, char** argv) try {
 
     httplib::Server server;
     server.Get("/counter", [&](const httplib::Request& req, httplib::Response& res) { count(*sessions, req, res); });
+    std::atomic<bool> failed{false};
     std::thread stopper([&] {
         int signal = 0;
         sigwait(&stop_signals, &signal);
+        // stop() before listen() began would be lost: wait (bounded) for it.
+        for (int i = 0; i < 500 && !server.is_running() && !failed; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
         server.stop();
     });
     std::printf("httplib_counter: node %s serving http://%s:%d/counter\n", config.cluster.node.c_str(),
-                config.receiver.address.c_str(), port);
+                config.http.address.c_str(), port);
     std::fflush(stdout);
-    const bool listened = server.listen(config.receiver.address, port);
+    const bool listened = server.listen(config.http.address, port);
     if (!listened) {
-        std::fprintf(stderr, "httplib_counter: cannot listen on %s:%d\n", config.receiver.address.c_str(), port);
+        failed = true;
+        std::fprintf(stderr, "httplib_counter: cannot listen on %s:%d\n", config.http.address.c_str(), port);
         pthread_kill(stopper.native_handle(), SIGTERM);
     }
     stopper.join();

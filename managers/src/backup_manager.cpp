@@ -43,16 +43,18 @@ backup_manager::backup_manager(std::unique_ptr<link> l, manager_config config)
 backup_manager::~backup_manager() { stop(); }
 
 void backup_manager::stop() {
-    replication_core::stop();
-    {
-        // Fetches waiting for answers give up now (they see stopping_).
-        std::lock_guard lock(rounds_mutex_);
-        for (auto& [request, r] : rounds_) {
-            std::lock_guard rl(r->mutex);
-            r->cv.notify_all();
-        }
-    }
+    replication_core::stop(); // wakes the fetches (wake_waits) before joining the wait threads
+    wake_waits();
     reacquirer_.stop();
+}
+
+void backup_manager::wake_waits() {
+    // Fetches waiting for answers give up now (they see stopping_).
+    std::lock_guard lock(rounds_mutex_);
+    for (auto& [request, r] : rounds_) {
+        std::lock_guard rl(r->mutex);
+        r->cv.notify_all();
+    }
 }
 
 bool backup_manager::member_now(const member_id& m) const {
@@ -1032,13 +1034,16 @@ backup_manager::copy_counts backup_manager::copy_whole(const std::vector<std::sh
             // (lineage.hpp): if this node is on the losing side of a cut it
             // has not noticed yet, the step cannot outrank what the others
             // acknowledged.
-            replicate_async(due[k], false, false, [p](end_result r) {
+            auto copied = std::make_shared<end_slot>();
+            copied->on_complete([p](std::tuple<boost::system::error_code, end_result> t) {
+                const auto& r = std::get<1>(t);
                 const bool failed = r.error || (r.send && !r.send->ok());
                 std::lock_guard lock(p->mutex);
                 p->failed += failed ? 1 : 0;
                 --p->left;
                 p->cv.notify_all();
             });
+            replicate_async(due[k], false, false, std::move(copied));
         }
         std::unique_lock lock(p->mutex);
         p->cv.wait_for(lock, link_->wait_limit(), [&] { return p->left == 0; });

@@ -124,6 +124,7 @@ protected:
     void majority_regained_locked() override;
 
     std::shared_ptr<session> wait_for(std::string_view id, lookup& l) override;
+    void wake_waits() override;
     bool unverified(std::string_view id) override;
     bool known_past_locked(const std::string& id, std::uint64_t version) const override;
     std::shared_ptr<session> find_moved(const std::string& id, lookup& l) override;

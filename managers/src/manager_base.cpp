@@ -110,6 +110,7 @@ bool manager_base::look_up(request_scope::state& st, bool may_wait) {
         return true;
     }
     std::string id = st.cookie_id;
+    bool alias_hit = false; // counted once the lookup is over (a first try may give up)
     auto s = store_.find(id);
     if (!s) {
         // The id was route-rewritten a while ago (the alias table: for
@@ -129,7 +130,7 @@ bool manager_base::look_up(request_scope::state& st, bool may_wait) {
                 }
             }
             if (s) {
-                counters_.alias_hits.fetch_add(1, std::memory_order_relaxed);
+                alias_hit = true;
                 id = s->id(); // a fetch may have followed the alias further
             }
         }
@@ -144,6 +145,9 @@ bool manager_base::look_up(request_scope::state& st, bool may_wait) {
             return false;
         }
         st.unavailable = l.unavailable;
+    }
+    if (alias_hit) {
+        counters_.alias_hits.fetch_add(1, std::memory_order_relaxed);
     }
     if (s && session_access::begin_use(*s, now())) {
         st.s = std::move(s);
@@ -167,11 +171,37 @@ request_scope manager_base::finish_begin(std::unique_ptr<request_scope::state> s
         ec = make_error_code(errc::stopped);
         return request_scope(nullptr);
     }
+    if (stopped()) {
+        // Stopped while the lookup waited (the wait returned for it): no
+        // session, not even a new one in place of one that may exist. The
+        // scope ends here, releasing the session's use.
+        ec = make_error_code(errc::stopped);
+        request_scope(std::move(st)).end_unwaited();
+        return request_scope(nullptr);
+    }
     if (st->unavailable) {
         counters_.requests_unavailable.fetch_add(1, std::memory_order_relaxed);
         ec = make_error_code(errc::session_unavailable);
     }
     return request_scope(std::move(st));
+}
+
+void manager_base::look_up_waiting(std::unique_ptr<request_scope::state> st, const std::shared_ptr<begin_slot>& slot) {
+    boost::system::error_code ec;
+    std::optional<request_scope> scope;
+    try {
+        look_up(*st, true);
+        scope.emplace(finish_begin(std::move(st), ec));
+    } catch (const std::exception& e) {
+        // The scope (if the session's use began) ends as a dropped one.
+        if (st) {
+            request_scope(std::move(st)).end_unwaited();
+        }
+        log()->error("context {}: an asynchronous begin failed while it waited: {}", config_.context, e.what());
+        ec = make_error_code(errc::session_unavailable);
+        scope.emplace(request_scope(nullptr));
+    }
+    slot->complete(ec, std::move(*scope));
 }
 
 request_scope manager_base::begin_request(const request_info& request, boost::system::error_code& ec) {
@@ -182,33 +212,27 @@ request_scope manager_base::begin_request(const request_info& request, boost::sy
     return finish_begin(std::move(st), ec);
 }
 
-void manager_base::begin_request_async(const request_info& request, begin_handler done) {
+void manager_base::begin_into(const request_info& request, std::shared_ptr<begin_slot> slot) {
     auto st = open(request);
     if (st && !look_up(*st, false)) {
         // The session must be waited for: on a wait thread. The state moves
         // there (a std::function must be copyable, hence the shared_ptr).
         counters_.async_waits.fetch_add(1, std::memory_order_relaxed);
-        auto job = std::make_shared<std::pair<std::unique_ptr<request_scope::state>, begin_handler>>(
-            std::move(st), std::move(done));
-        const bool queued = waits_.submit([this, job] {
-            auto& [state, handler] = *job;
-            look_up(*state, true);
-            boost::system::error_code ec;
-            auto scope = finish_begin(std::move(state), ec);
-            auto h = std::move(handler);
-            h(ec, std::move(scope));
-        });
-        if (!queued) { // stopped meanwhile
-            auto& [state, handler] = *job;
-            state.reset();
-            auto h = std::move(handler);
-            h(make_error_code(errc::stopped), request_scope(nullptr));
+        auto state = std::make_shared<std::unique_ptr<request_scope::state>>(std::move(st));
+        const auto queued = waits_.submit([this, state, slot] { look_up_waiting(std::move(*state), slot); });
+        if (queued != wait_pool::submitted::queued) {
+            // Stopped meanwhile, or too many begins waiting already (a
+            // flood of ids no member holds): this one fails at once.
+            state->reset();
+            slot->complete(make_error_code(queued == wait_pool::submitted::stopped ? errc::stopped
+                                                                                   : errc::session_unavailable),
+                           request_scope(nullptr));
         }
         return;
     }
     boost::system::error_code ec;
     auto scope = finish_begin(std::move(st), ec);
-    done(ec, std::move(scope));
+    slot->complete(ec, std::move(scope));
 }
 
 std::string manager_base::new_id() const {
@@ -369,7 +393,7 @@ void manager_base::finish_async(const std::shared_ptr<session>& s, bool replicat
 
 void manager_base::replicate_async(const std::shared_ptr<session>& s, bool replicates, bool ends_use,
                                    result_handler done) {
-    done(replicate(s, replicates, ends_use));
+    deliver(done, replicate(s, replicates, ends_use));
 }
 
 end_result manager_base::replicate(const std::shared_ptr<session>& s, bool replicates, bool ends_use) {
@@ -459,8 +483,10 @@ std::size_t manager_base::expire_now() {
 bool manager_base::await_state_transfer(std::chrono::milliseconds) { return true; }
 
 void manager_base::stop() {
-    // Replicating managers have woken every wait by now (their stop() ends
-    // here): the queued asynchronous begins finish at once.
+    // Replicating managers have woken their own waits by now (their stop()
+    // ends here), fetches are woken here: the asynchronous begins queued or
+    // waiting finish at once (with errc::stopped).
+    wake_waits();
     waits_.stop();
     if (stopped_.exchange(true)) {
         return;

@@ -42,8 +42,14 @@ struct manager_counters {
     std::atomic<std::uint64_t> replication_failures{0};
 };
 
-/// Completion of the managers' own asynchronous ends (the scope adds the code).
-using result_handler = std::function<void(end_result)>;
+/// Where the managers' asynchronous ends deliver their result.
+using end_slot = completion_slot<boost::system::error_code, end_result>;
+using result_handler = std::shared_ptr<end_slot>;
+
+inline void deliver(const result_handler& to, end_result r) {
+    const auto ec = r.error;
+    to->complete(ec, std::move(r));
+}
 
 /// Marks `r` failed: errc::replication_failed, `why` in its detail.
 inline void fail(end_result& r, std::string why) {
@@ -68,7 +74,7 @@ public:
 
     using session_manager::begin_request;
     request_scope begin_request(const request_info& request, boost::system::error_code& ec) override;
-    void begin_request_async(const request_info& request, begin_handler done) override;
+    void begin_into(const request_info& request, std::shared_ptr<begin_slot> slot) override;
     void add_listener(session_listener listener) override;
     std::shared_ptr<session> find(std::string_view id) const override;
     std::size_t size() const override;
@@ -110,6 +116,9 @@ protected:
     /// Stops the timer thread (idempotent).
     void stop_base();
     bool stopped() const noexcept { return stopped_.load(); }
+    /// The first thing a stop() does: begins fail from now on (and a begin
+    /// whose wait the stop ends, by ending a transfer or waking it, fails too).
+    void refuse_begins() noexcept { stopped_.store(true); }
 
     /// What end() does with what the request changed (`ends_use`: called for
     /// a request's end, whose use of the session ends with it; else a copy
@@ -136,6 +145,9 @@ protected:
         (void)new_id, (void)version;
         id_gone(old_id);
     }
+    /// Wakes every wait of a begin (stop(): before the wait threads are
+    /// joined); the waits see the manager stopping and return.
+    virtual void wake_waits() {}
     /// Extra wait for sessions another member served last (their expiry is its job).
     virtual std::chrono::milliseconds expiry_grace() const { return std::chrono::milliseconds(0); }
     /// begin_request found no session for `id`, or one it must not serve yet:
@@ -191,6 +203,9 @@ private:
     /// Finds the session for `st`'s cookie id and begins its use. @return
     /// false (nothing done) when it must wait and `may_wait` is false.
     bool look_up(request_scope::state& st, bool may_wait);
+    /// look_up() on a wait thread, then the result to `slot`, exactly once
+    /// whatever happens.
+    void look_up_waiting(std::unique_ptr<request_scope::state> st, const std::shared_ptr<begin_slot>& slot);
     request_scope finish_begin(std::unique_ptr<request_scope::state> st, boost::system::error_code& ec);
 
     manager_config config_;

@@ -174,6 +174,7 @@ void replication_core::stop() {
     if (stopping_.exchange(true)) {
         return;
     }
+    refuse_begins();
     if (config().expire_sessions_on_shutdown) {
         // Tomcat's expireSessionsOnShutdown: every session ends, here and on
         // every member.
@@ -400,7 +401,7 @@ end_result replication_core::replicate(const std::shared_ptr<session>& s, bool r
 void replication_core::replicate_async(const std::shared_ptr<session>& s, bool replicates, bool ends_use,
                                        result_handler done) {
     if (stopping_ || !engine::send_options::wants_ack(config().send_options)) {
-        done(replicate(s, replicates, ends_use));
+        deliver(done, replicate(s, replicates, ends_use));
         return;
     }
     auto waiter = make_waiter(s);
@@ -420,7 +421,7 @@ void replication_core::replicate_async(const std::shared_ptr<session>& s, bool r
         if (!result.send) {
             result.send = std::move(merged);
         }
-        done(std::move(result));
+        deliver(done, std::move(result));
     };
     const auto sent = send_changes(s, replicates, ends_use, waiter);
     if (sent.messages == 0) {
@@ -429,7 +430,7 @@ void replication_core::replicate_async(const std::shared_ptr<session>& s, bool r
         if (sent.superseded) {
             superseded(result, s->id());
         }
-        done(std::move(result));
+        deliver(done, std::move(result));
         return;
     }
     if (!waiter->poll()) {

@@ -21,7 +21,7 @@ void request_scope::end_unwaited() noexcept {
         return;
     }
     try {
-        end_async([](boost::system::error_code, const end_result&) {});
+        end_into(std::make_shared<detail::end_slot>());
     } catch (const std::exception& e) {
         log()->error("request scope: ending a dropped scope threw: {}", e.what());
     } catch (...) {
@@ -110,26 +110,40 @@ end_result request_scope::end(boost::system::error_code& ec) {
 }
 
 void request_scope::end_async(end_handler done) {
+    auto slot = std::make_shared<detail::end_slot>();
+    end_into(slot);
+    slot->on_complete([done = std::move(done)](std::tuple<boost::system::error_code, end_result> r) {
+        done(std::get<0>(r), std::move(std::get<1>(r)));
+    });
+}
+
+void request_scope::end_into(std::shared_ptr<detail::end_slot> slot) {
     if (!state_) {
-        done({}, {});
+        slot->complete({}, {});
         return;
     }
     if (state_->ended) {
-        done(state_->result.error, state_->result);
+        slot->complete(state_->result.error, state_->result);
         return;
     }
     state_->ended = true;
     if (!state_->s) {
-        done({}, {});
+        slot->complete({}, {});
         return;
     }
-    state_->mgr->finish_async(state_->s, state_->replicates,
-                              [mgr = state_->mgr, from = state_->renamed_from, s = state_->s,
-                               done = std::move(done)](end_result r) mutable {
-                                  state::undo_failed_rename(*mgr, s, from, r);
-                                  const auto ec = r.error;
-                                  done(ec, std::move(r));
-                              });
+    if (state_->renamed_from.empty()) {
+        state_->mgr->finish_async(state_->s, state_->replicates, std::move(slot));
+        return;
+    }
+    // A route rewrite that fails is taken back before the caller hears of it.
+    auto renamed = std::make_shared<detail::end_slot>();
+    renamed->on_complete([mgr = state_->mgr, from = state_->renamed_from, s = state_->s,
+                          slot = std::move(slot)](std::tuple<boost::system::error_code, end_result> t) {
+        auto& r = std::get<1>(t);
+        state::undo_failed_rename(*mgr, s, from, r);
+        detail::deliver(slot, std::move(r));
+    });
+    state_->mgr->finish_async(state_->s, state_->replicates, std::move(renamed));
 }
 
 } // namespace troupe::managers

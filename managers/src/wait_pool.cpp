@@ -13,18 +13,29 @@ wait_pool::wait_pool(std::string name, std::size_t max_threads)
 
 wait_pool::~wait_pool() { stop(); }
 
-bool wait_pool::submit(std::function<void()> job) {
+namespace {
+/// Set on a pool thread whose pool stop() left it running (the job stopped
+/// its own manager): after the job it ends without touching the pool.
+thread_local bool orphaned = false;
+} // namespace
+
+wait_pool::submitted wait_pool::submit(std::function<void()> job) {
     std::lock_guard lock(mutex_);
     if (stopping_) {
-        return false;
+        return submitted::stopped;
+    }
+    if (jobs_.size() >= max_queued) {
+        return submitted::full;
+    }
+    // Every queued job gets a thread of its own while there is room: two
+    // submits before an idle thread wakes must not share it (the second
+    // would wait out the first's wait).
+    if (jobs_.size() + 1 > idle_ && threads_.size() < max_threads_) {
+        threads_.emplace_back([this] { run(); }); // may throw: then nothing is queued
     }
     jobs_.push_back(std::move(job));
-    if (idle_ == 0 && threads_.size() < max_threads_) {
-        threads_.emplace_back([this] { run(); });
-    } else {
-        cv_.notify_one();
-    }
-    return true;
+    cv_.notify_one();
+    return submitted::queued;
 }
 
 void wait_pool::stop() {
@@ -39,7 +50,8 @@ void wait_pool::stop() {
         if (t.get_id() != std::this_thread::get_id()) {
             t.join();
         } else {
-            t.detach(); // a job stopping its own manager: the thread ends after it
+            orphaned = true; // a job stopping its own manager: the thread ends after it
+            t.detach();
         }
     }
 }
@@ -70,6 +82,9 @@ void wait_pool::run() {
             log()->error("{}: an asynchronous wait threw", name_);
         }
         job = nullptr; // destroyed outside the lock: it may hold a request scope
+        if (orphaned) {
+            return; // the pool may be gone
+        }
         lock.lock();
     }
 }

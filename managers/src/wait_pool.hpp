@@ -21,17 +21,22 @@ namespace troupe::managers::detail {
 /// stop().
 ///
 /// @par Thread safety
-/// submit() and stop() may be called from any thread but a pool thread (stop
-/// joins them).
+/// submit() and stop() may be called from any thread. On a pool thread
+/// (a job that stops or destroys its own manager), stop() leaves that thread
+/// to end by itself after the job, without touching the pool again.
 class wait_pool {
 public:
+    static constexpr std::size_t max_queued = 10000;
+
     wait_pool(std::string name, std::size_t max_threads);
     ~wait_pool();
     wait_pool(const wait_pool&) = delete;
     wait_pool& operator=(const wait_pool&) = delete;
 
-    /// @return false after stop() (the job is not run).
-    bool submit(std::function<void()> job);
+    enum class submitted { queued, stopped, full };
+    /// Queues `job`; not after stop(), nor beyond max_queued jobs waiting
+    /// for a thread (then it is not run).
+    submitted submit(std::function<void()> job);
     /// Runs the jobs already queued (the manager has woken every wait, so
     /// they finish at once), then joins. Idempotent.
     void stop();

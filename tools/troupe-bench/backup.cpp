@@ -176,14 +176,15 @@ private:
         const auto t0 = now_ns();
         std::uint64_t failures = 0;
         for (std::size_t i = 0; i < count; ++i) {
-            auto r = manager_->begin_request("", "/bench");
+            boost::system::error_code ec; // counted, never thrown: a member must not die of a refusal
+            auto r = manager_->begin_request({"", "/bench", {}}, ec);
             r.session(true)->set("data", data);
             own_.push_back(r.session_id());
             if (cmd.value("ids", false)) {
                 ids.push_back(own_.back());
             }
-            const auto res = r.end();
-            failures += res.send && !res.send->ok() ? 1 : 0;
+            const auto res = r.end(ec);
+            failures += ec || (res.send && !res.send->ok()) ? 1 : 0;
         }
         return {{"done", true},
                 {"seconds", static_cast<double>(now_ns() - t0) / 1e9},
@@ -212,7 +213,8 @@ private:
                     auto data = payload(size, 2 + c);
                     for (std::uint64_t i = c; i < n; i += callers) {
                         const auto t0 = now_ns();
-                        auto r = manager_->begin_request(own_[c + callers * (i / callers % share)], "/bench");
+                        boost::system::error_code ec; // unavailable or refused: counted, not thrown
+                        auto r = manager_->begin_request({own_[c + callers * (i / callers % share)], "/bench", {}}, ec);
                         auto* s = r.session();
                         if (s == nullptr) {
                             failures.fetch_add(1);
@@ -220,8 +222,8 @@ private:
                         }
                         data[i % data.size()] = static_cast<std::uint8_t>(i);
                         s->set("data", data);
-                        const auto res = r.end();
-                        failures.fetch_add(res.send && !res.send->ok() ? 1 : 0);
+                        const auto res = r.end(ec);
+                        failures.fetch_add(ec || (res.send && !res.send->ok()) ? 1 : 0);
                         if (measured) {
                             per[c].total_ns.push_back(now_ns() - t0);
                         }

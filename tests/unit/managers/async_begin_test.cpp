@@ -206,3 +206,23 @@ TEST_CASE("attribute errors are session_errors with their own codes", "[managers
     CHECK_FALSE(s->contains("bad")); // nothing stored
     CHECK(s->get<std::string>("n") == "text");
 }
+
+TEST_CASE("stop() while an asynchronous begin waits: it completes with errc::stopped and no session",
+          "[managers][async][errors]") {
+    delta_cluster c;
+    auto& a = c.add("a");
+    const auto id = create(a, "user", "ann");
+    REQUIRE(c.pump());
+    auto& b = c.add("b", false); // in transfer: the begin waits
+    REQUIRE(b.transferring());
+    std::promise<std::pair<error_code, bool>> got;
+    b.async_begin_request({id, "/", {}}, [&](error_code ec, request_scope scope) {
+        got.set_value({ec, scope.session(true) != nullptr});
+    });
+    b.stop(); // wakes the wait, joins the wait thread: the handler has its answer
+    auto result = got.get_future();
+    REQUIRE(result.wait_for(10s) == std::future_status::ready);
+    const auto [ec, has_session] = result.get();
+    CHECK(ec == errc::stopped);
+    CHECK_FALSE(has_session); // never an empty session in place of one that exists
+}

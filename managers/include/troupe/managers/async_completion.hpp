@@ -35,6 +35,14 @@ public:
         waiter(std::tuple<Args...>(std::move(args)...));
     }
 
+    /// The result, if it is here already (then nobody else gets it).
+    std::optional<std::tuple<Args...>> take() {
+        std::lock_guard lock(mutex_);
+        auto ready = std::move(result_);
+        result_.reset();
+        return ready;
+    }
+
     void on_complete(std::function<void(std::tuple<Args...>)> waiter) {
         std::optional<std::tuple<Args...>> ready;
         {
@@ -63,6 +71,15 @@ auto complete_from(std::shared_ptr<completion_slot<Args...>> slot, CompletionTok
     return boost::asio::async_initiate<CompletionToken, Signature>(
         [slot = std::move(slot)](auto handler) {
             using handler_type = decltype(handler);
+            if (auto ready = slot->take()) {
+                // The usual case: the call's work finished inside it. The
+                // posted operation keeps the executor busy by itself.
+                auto executor = boost::asio::get_associated_executor(handler);
+                boost::asio::post(executor, [h = std::move(handler), result = std::move(*ready)]() mutable {
+                    std::apply(std::move(h), std::move(result));
+                });
+                return;
+            }
             auto work = boost::asio::make_work_guard(handler);
             // std::function copies; handlers may only move.
             auto shared = std::make_shared<handler_type>(std::move(handler));

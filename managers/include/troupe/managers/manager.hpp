@@ -74,7 +74,13 @@ public:
     /// else on one of the manager's wait threads once it came or the wait
     /// gave up. Prefer async_begin_request(), which never completes inside the
     /// call. `request` is read before this returns.
-    virtual void begin_request_async(const request_info& request, begin_handler done) = 0;
+    void begin_request_async(const request_info& request, begin_handler done) {
+        auto slot = std::make_shared<begin_slot>();
+        begin_into(request, slot);
+        slot->on_complete([done = std::move(done)](std::tuple<boost::system::error_code, request_scope> r) {
+            done(std::get<0>(r), std::move(std::get<1>(r)));
+        });
+    }
 
     /// Starts the request's scope in Asio's style: the completion signature
     /// is `void(boost::system::error_code, request_scope)`, and `token` any
@@ -93,10 +99,8 @@ public:
     ///         {cookie_id, path, {}}, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     template <typename CompletionToken>
     auto async_begin_request(const request_info& request, CompletionToken&& token) {
-        auto slot = std::make_shared<detail::completion_slot<boost::system::error_code, request_scope>>();
-        begin_request_async(request, [slot](boost::system::error_code ec, request_scope scope) {
-            slot->complete(ec, std::move(scope));
-        });
+        auto slot = std::make_shared<begin_slot>();
+        begin_into(request, slot);
         return detail::complete_from<void(boost::system::error_code, request_scope)>(
             std::move(slot), std::forward<CompletionToken>(token));
     }
@@ -131,7 +135,11 @@ public:
     virtual std::string copies_json(std::size_t limit) const = 0;
 
 protected:
+    using begin_slot = detail::completion_slot<boost::system::error_code, request_scope>;
     session_manager() = default;
+    /// Begins the request; the result goes to `slot`, at once when the
+    /// session is at hand, else from a wait thread.
+    virtual void begin_into(const request_info& request, std::shared_ptr<begin_slot> slot) = 0;
 
 private:
     static std::string begin_failure(const request_info& request, boost::system::error_code ec);

@@ -19,9 +19,12 @@ namespace troupe::managers {
 struct end_result {
     bool replicated = false;                 ///< something (create, delta, id change, expire) was sent
     std::optional<engine::send_result> send; ///< with ack/sync options: what the sends achieved
-    /// errc::replication_failed when on_replication_failure = fail and a send
-    /// failed (the end() form throws it; end(ec) and the asynchronous forms
-    /// pass it on); else empty.
+    /// errc::replication_failed when the change does not stand: a send
+    /// failed and on_replication_failure = fail, or, whatever the policy, the
+    /// change was refused (the session changed elsewhere meanwhile, a newer
+    /// copy replaced this one, this node is on the minority side of a cut).
+    /// The end() form throws it; end(ec) and the asynchronous forms pass it
+    /// on. Else empty.
     boost::system::error_code error;
     std::string detail; ///< why, in words, when `error` is set (also logged)
     /// The request route-rewrote the session's id and failed: the rename was
@@ -88,8 +91,8 @@ public:
     /// it blocks until the members answered (the transport's ack timeout bounds
     /// it); on a troupe I/O thread it does not wait, and fails. Idempotent:
     /// later calls return (or throw) what the first did.
-    /// @throws session_error errc::replication_failed when a send failed and
-    /// on_replication_failure = fail.
+    /// @throws session_error errc::replication_failed when the change does
+    /// not stand (see end_result::error).
     end_result end();
     /// end() that reports the failure in `ec` instead of throwing.
     end_result end(boost::system::error_code& ec);
@@ -113,13 +116,15 @@ public:
     /// as having work until then. It completes at once when there is nothing
     /// to wait for, else when every member answered or the transport's ack
     /// timeout passed. Stop the manager and the channel (which completes every
-    /// pending end) before destroying the handler's io_context.
+    /// pending end) before destroying the handler's io_context, and destroy
+    /// (or run out) the io_context before destroying the manager: a handler
+    /// still queued there may hold a scope, whose end needs the manager.
     ///
     ///     auto result = co_await scope.async_end(boost::asio::use_awaitable);
     template <typename CompletionToken>
     auto async_end(CompletionToken&& token) {
         auto slot = std::make_shared<detail::completion_slot<boost::system::error_code, end_result>>();
-        end_async([slot](boost::system::error_code ec, end_result r) { slot->complete(ec, std::move(r)); });
+        end_into(slot);
         return detail::complete_from<void(boost::system::error_code, end_result)>(
             std::move(slot), std::forward<CompletionToken>(token));
     }
@@ -130,6 +135,8 @@ private:
     friend class detail::manager_base;
     explicit request_scope(std::unique_ptr<state> s);
     void end_unwaited() noexcept;
+    /// Ends the request; the result goes to `slot`, now or later.
+    void end_into(std::shared_ptr<detail::completion_slot<boost::system::error_code, end_result>> slot);
     std::unique_ptr<state> state_;
 };
 
