@@ -109,7 +109,12 @@ void make_manager_async(engine::channel& channel, manager_config config,
     // where `done` drops it). It ends with the wait, bounded by the timeout.
     std::thread([m = std::move(m), done = std::move(done), wait]() mutable {
         m->await_state_transfer(wait);
-        done({}, std::move(m));
+        try {
+            done({}, std::move(m));
+        } catch (...) {
+            // A throwing callback must not end the process from this thread;
+            // the token forms never throw here (they post).
+        }
     }).detach();
 }
 

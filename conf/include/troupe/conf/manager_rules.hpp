@@ -4,7 +4,8 @@
 // The rules for the `manager.*` values, in one place: the cluster file's
 // validator (conf::check) and the managers' own validate() (for a
 // manager_config built in code) both call these, so the two cannot disagree.
-// Each returns what is wrong with a value, or nothing.
+// Each returns what is wrong with a value, or nothing. All are pure functions, safe
+// from any thread.
 
 #include <array>
 #include <cstdint>
@@ -21,8 +22,9 @@ inline constexpr std::array<std::string_view, 3> types{"backup", "delta", "stand
 /// A DATA frame carries the context in at most this many bytes.
 inline constexpr std::size_t max_context_bytes = 255;
 
-/// "expected one of backup, delta, standard (got 'x')".
+/// One of `types`; otherwise "expected one of backup, delta, standard (got 'x')".
 std::optional<std::string> type_problem(std::string_view type);
+/// The channel context: not empty, at most max_context_bytes.
 std::optional<std::string> context_problem(std::string_view context);
 /// RFC 6265 cookie-name: an RFC 2616 token (visible ASCII, no separators).
 std::optional<std::string> cookie_problem(std::string_view cookie);

@@ -63,6 +63,7 @@ enum class error {
     trailing_bytes,        ///< bytes left after the message
 };
 
+/// The "troupe.managers" category (wire-level rejections).
 const boost::system::error_category& managers_category() noexcept;
 
 inline boost::system::error_code make_error_code(error e) noexcept {
@@ -71,6 +72,7 @@ inline boost::system::error_code make_error_code(error e) noexcept {
 
 } // namespace troupe::managers
 
+/// Both enums convert to boost::system::error_code implicitly.
 template <>
 struct boost::system::is_error_code_enum<troupe::managers::error> : std::true_type {};
 template <>

@@ -36,6 +36,7 @@ using begin_handler = std::function<void(boost::system::error_code, request_scop
 /// request scopes from many threads at once.
 class session_manager {
 public:
+    /// Stops the manager (see stop()) and joins its threads.
     virtual ~session_manager();
     session_manager(const session_manager&) = delete;
     session_manager& operator=(const session_manager&) = delete;
@@ -105,11 +106,14 @@ public:
             std::move(slot), std::forward<CompletionToken>(token));
     }
 
+    /// Adds a listener for session events (created, destroyed, attribute
+    /// changes); listeners are never removed. Any thread, at any time.
     virtual void add_listener(session_listener listener) = 0;
     /// This member's copy of session `id` (read-only), or nullptr.
     virtual std::shared_ptr<session> find(std::string_view id) const = 0;
     /// Sessions held here (primaries and copies).
     virtual std::size_t size() const = 0;
+    /// The ids of the sessions held here, in no particular order (a snapshot).
     virtual std::vector<std::string> session_ids() const = 0;
     /// Expires sessions idle past their max inactive interval now (the timer
     /// does it every expiry_interval). @return how many expired.
@@ -122,6 +126,7 @@ public:
     /// expire_sessions_on_shutdown, expires this node's sessions everywhere
     /// first.
     virtual void stop() = 0;
+    /// The settings the manager was made with (immutable).
     virtual const manager_config& config() const noexcept = 0;
     /// Counters as JSON text (for /stats and troupe-ctl).
     virtual std::string stats_json() const = 0;

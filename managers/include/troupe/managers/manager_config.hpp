@@ -80,6 +80,7 @@ struct request_info {
 
 /// What a session event listener is told.
 struct session_event {
+    /// What happened.
     enum class kind { created, destroyed, attribute_added, attribute_replaced, attribute_removed } what;
     std::string session_id;
     std::string attribute;   ///< attribute events only

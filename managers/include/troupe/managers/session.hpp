@@ -16,6 +16,7 @@
 
 namespace troupe::managers {
 
+/// The clock of session times (creation, access, expiry).
 using wall_clock = std::chrono::system_clock;
 
 /// One change carried by a delta: an attribute set or removed, or a new max
@@ -47,12 +48,16 @@ struct session_access;
 /// it, and two requests that set different attributes both keep their writes.
 class session {
 public:
+    /// Made by the managers (a request's create, a replica, a transfer).
     session(std::string id, wall_clock::time_point created, std::chrono::seconds max_inactive);
     session(const session&) = delete;
     session& operator=(const session&) = delete;
 
+    /// The current id.
     std::string id() const;
+    /// When it was created (manager_config::now's clock).
     wall_clock::time_point created() const;
+    /// When a request last used it.
     wall_clock::time_point last_accessed() const;
     /// Zero or negative: never expires.
     std::chrono::seconds max_inactive() const;
@@ -60,9 +65,14 @@ public:
     std::uint64_t version() const;
     /// False once invalidated or expired.
     bool valid() const;
+    /// A copy of one attribute's type tag and bytes; nullopt when absent
+    /// (decode_attribute<T>() or session_handle::get<T>() type it).
     std::optional<attribute> get(std::string_view name) const;
+    /// Whether the attribute is set.
     bool contains(std::string_view name) const;
+    /// A copy of every attribute, by name.
     std::map<std::string, attribute, std::less<>> attributes() const;
+    /// The names of the attributes set, sorted.
     std::vector<std::string> attribute_names() const;
 
 private:

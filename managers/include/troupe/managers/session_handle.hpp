@@ -37,6 +37,8 @@ protected:
 
 } // namespace detail
 
+class request_scope;
+
 /// What a request handler holds: typed access to its session. Every write is
 /// applied at once (other requests on the session see it) and marked, so that
 /// request_scope::end() replicates it in one delta. Obtained from
@@ -45,8 +47,9 @@ protected:
 /// On an invalidated session, writes do nothing and reads see what was there.
 ///
 /// @par Thread safety
-/// One handle per request; several requests may hold handles on one session.
-class request_scope;
+/// One handle per request, used by the request's thread; several requests
+/// (on any threads) may hold handles on one session at once: every call
+/// locks the session, and modify() runs its function under that lock.
 class session_handle {
 public:
     /// Only a request scope makes handles (it holds the key).
@@ -60,11 +63,17 @@ public:
     session_handle(const session_handle&) = delete;
     session_handle& operator=(const session_handle&) = delete;
 
+    /// The session's id (changes with request_scope::rotate_id() or a route rewrite).
     std::string id() const { return s_->id(); }
+    /// When the session was created (manager_config::now's clock).
     wall_clock::time_point created() const { return s_->created(); }
+    /// When a request last used it, on whichever member.
     wall_clock::time_point last_accessed() const { return s_->last_accessed(); }
+    /// Idle time before it expires; zero or negative: never.
     std::chrono::seconds max_inactive() const { return s_->max_inactive(); }
+    /// Advances by one with every replicated change.
     std::uint64_t version() const { return s_->version(); }
+    /// False once invalidated or expired.
     bool valid() const { return s_->valid(); }
 
     /// Strings (anything convertible to std::string_view), integers and raw bytes
@@ -105,23 +114,31 @@ public:
         });
     }
 
+    /// Removes an attribute (no-op when absent); replicated with the request.
     void remove(std::string_view name) { backend_->remove_attribute(name); }
+    /// Whether the attribute is set.
     bool contains(std::string_view name) const { return s_->contains(name); }
+    /// The names of the attributes set, sorted.
     std::vector<std::string> attribute_names() const { return s_->attribute_names(); }
     /// Zero or negative: never expires.
     void set_max_inactive(std::chrono::seconds interval) { backend_->set_max_inactive(interval); }
     /// Ends the session now, here and (when the request ends) on every member.
     void invalidate() { backend_->invalidate(); }
+    /// The read-only session (for pages that list every attribute, tools, tests).
     const std::shared_ptr<session>& underlying() const { return s_; }
 
 private:
     template <typename T>
     static attribute encode_value(std::string_view name, const T& value) {
-        try {
-            return encode_attribute(value);
-        } catch (const boost::archive::archive_exception& e) {
-            throw attribute_error(std::string(name), std::string("does not encode: ") + e.what(),
-                                  errc::encode_failed);
+        if constexpr (detail::is_text_v<T> || detail::is_bytes_v<T> || detail::is_integer_v<T>) {
+            return encode_attribute(value); // no archive: nothing to catch (nor to link)
+        } else {
+            try {
+                return encode_attribute(value);
+            } catch (const boost::archive::archive_exception& e) {
+                throw attribute_error(std::string(name), std::string("does not encode: ") + e.what(),
+                                      errc::encode_failed);
+            }
         }
     }
 

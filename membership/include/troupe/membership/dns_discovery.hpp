@@ -27,19 +27,24 @@ namespace troupe::membership {
 /// Only an answer with records replaces the list.
 ///
 /// @par Thread safety
-/// start()/stop() from one thread; `found` runs on an I/O thread of the given
-/// io_context, one call at a time.
+/// Distinct objects: safe. Shared objects: start()/stop() from one thread, not an
+/// I/O thread of the io_context; counters() from any thread. `found` runs on an
+/// I/O thread of the given io_context, one call at a time.
 class dns_discovery {
 public:
     /// The addresses (sorted, unique, IPv4 dotted or IPv6 text) of the latest answer.
     using found_handler = std::function<void(const std::vector<std::string>& addresses)>;
 
+    /// Will resolve `settings.name`; nothing happens until start().
     dns_discovery(boost::asio::io_context& io, conf::dns_section settings);
+    /// Calls stop().
     ~dns_discovery();
 
-    /// Resolves now, then every interval.
+    /// Resolves now, then every interval. Once only: no restart after stop().
     void start(found_handler found);
     /// Cancels the timer and any lookup in flight; `found` is not called after it returns.
+    /// Idempotent. Waits up to 1 s for the io_context to apply it: that promise holds
+    /// only when another thread runs the io_context.
     void stop();
     /// Counters as "name": value pairs, for /stats and /metrics.
     std::vector<std::pair<std::string, std::uint64_t>> counters() const;

@@ -14,14 +14,17 @@ namespace troupe::membership {
 /// new incarnation at the same endpoint replaces them.
 ///
 /// @par Thread safety
-/// None: the channel guards it with its own mutex.
+/// Distinct objects: safe. Shared objects: const members safe; unsafe while any
+/// thread modifies it (the channel guards it with its own mutex).
 class member_table {
 public:
+    /// The clock of `since` and of every `now`.
     using clock = std::chrono::steady_clock;
 
+    /// One member and when it entered its current state.
     struct entry {
-        member m;
-        clock::time_point since;
+        member m;                ///< the member, with its current state
+        clock::time_point since; ///< when that state began
     };
 
     /// A member completed a handshake. Returns every change in order: an older
@@ -33,9 +36,11 @@ public:
     std::optional<member> set_state(const member_id& id, member_state state,
                                     clock::time_point now = clock::now());
 
+    /// The entry of `id`, whatever its state; nullopt when unknown.
     std::optional<entry> find(const member_id& id) const;
     /// The newest member at host:port, whatever its state.
     std::optional<entry> find_endpoint(const std::string& endpoint) const;
+    /// Every entry, gone and left included, in the order first seen (a copy).
     std::vector<entry> all() const { return entries_; }
     /// Alive or suspect: the ones a send goes to.
     std::vector<member> sendable() const;

@@ -23,8 +23,12 @@ namespace troupe::transport {
 ///     PING/PONG body: token u64
 ///     BYE body: reason_len u16 | reason
 ///     HELLO/AUTH: see hello.hpp
+///
+/// The functions below are pure (no shared state): safe from any thread.
 inline constexpr std::uint32_t frame_magic = 0x54525550; // "TRUP"
+/// The only frame version this build reads and writes.
 inline constexpr std::uint8_t frame_version = 1;
+/// Bytes of the fixed header before every body.
 inline constexpr std::size_t header_size = 12;
 /// Largest body accepted before the handshake completes: an unauthenticated
 /// peer can never make us allocate more than this.
@@ -32,38 +36,44 @@ inline constexpr std::uint32_t max_handshake_body = 1024;
 /// DATA overhead beyond the payload: id, options, context length, context (≤ 255).
 inline constexpr std::uint32_t data_overhead = 8 + 4 + 1 + 255;
 
+/// The header's type byte; any other value is error::unknown_type.
 enum class frame_type : std::uint8_t {
-    hello = 1,
-    auth = 2,
-    data = 3,
-    ack = 4,
-    nack = 5,
-    ping = 6,
-    pong = 7,
-    bye = 8,
+    hello = 1, ///< handshake: identity, versions, nonce (hello.hpp)
+    auth = 2,  ///< handshake: the connector's HMAC proof
+    data = 3,  ///< a message for a listener context
+    ack = 4,   ///< a DATA frame was accepted (and, for sync, processed)
+    nack = 5,  ///< a DATA frame failed at the receiver (ack_status says why)
+    ping = 6,  ///< keep-alive or verification probe; answered by PONG
+    pong = 7,  ///< the answer to a PING, echoing its token
+    bye = 8,   ///< the sender closes, with a reason
 };
 
+/// "HELLO", "DATA", ...; "UNKNOWN" for any other value.
 std::string_view to_string(frame_type type) noexcept;
 
 /// NACK statuses.
 enum class ack_status : std::uint8_t {
-    ok = 0,
-    listener_failed = 1,
-    no_listener = 2,
+    ok = 0,              ///< in ACK frames
+    listener_failed = 1, ///< the listener threw (or refused); the reason holds its text
+    no_listener = 2,     ///< no listener for the context on the receiver
 };
 
+/// Bytes of one or more encoded frames.
 using buffer = std::vector<std::uint8_t>;
+/// An encoded frame shared by the queues of several members (never modified).
 using frame_ptr = std::shared_ptr<const buffer>;
 
 /// A complete frame inside a receive buffer; `body` points into that buffer.
 struct frame_view {
-    frame_type type{};
-    std::uint16_t flags = 0;
-    std::span<const std::uint8_t> body;
+    frame_type type{};                  ///< a valid frame_type
+    std::uint16_t flags = 0;            ///< as sent (0 in v1)
+    std::span<const std::uint8_t> body; ///< body_len bytes after the header
 };
 
-/// Result of looking at the front of a receive buffer.
+/// Result of looking at the front of a receive buffer. A `bad` one's `ec` is
+/// bad_magic, unsupported_version, unknown_type or frame_too_large.
 struct decode_result {
+    /// A whole frame; more bytes needed; or a stream that can never be valid.
     enum class kind { frame, need_more, bad } what = kind::need_more;
     std::size_t consumed = 0;         ///< bytes of the frame (kind::frame)
     std::size_t needed = 0;           ///< total bytes the next frame needs (kind::need_more, once known)
@@ -71,34 +81,49 @@ struct decode_result {
 };
 
 /// Looks for one frame at the front of `data`. The header's length is checked
-/// against `max_body` before anyone allocates for it.
+/// against `max_body` before anyone allocates for it. Errors are transport::error
+/// codes; a short buffer is kind::need_more, never an error.
 decode_result decode_frame(std::span<const std::uint8_t> data, std::uint32_t max_body,
                            frame_view& out) noexcept;
 
+/// A parsed DATA body; the views point into the body.
 struct data_view {
-    std::uint64_t id = 0;
-    std::uint32_t options = 0;
-    std::string_view context;
-    std::span<const std::uint8_t> payload;
+    std::uint64_t id = 0;                  ///< the sender's message id, echoed by ACK/NACK
+    std::uint32_t options = 0;             ///< send_options bits
+    std::string_view context;              ///< the listener context (at most 255 bytes)
+    std::span<const std::uint8_t> payload; ///< the rest of the body
 };
 
+/// A parsed ACK or NACK body; `reason` points into the body.
 struct ack_view {
-    std::uint64_t id = 0;
-    ack_status status = ack_status::ok;
-    std::string_view reason;
+    std::uint64_t id = 0;               ///< the DATA frame answered
+    ack_status status = ack_status::ok; ///< why a NACK failed
+    std::string_view reason;            ///< a NACK's text (the listener's exception)
 };
 
+/// Parses a DATA body; everything after the context is payload.
+/// @return error::truncated, or success.
 boost::system::error_code parse_data(std::span<const std::uint8_t> body, data_view& out) noexcept;
+/// Parses an ACK or NACK body.
+/// @return error::truncated, error::malformed_body (trailing bytes, unknown status), or success.
 boost::system::error_code parse_ack(std::span<const std::uint8_t> body, ack_view& out) noexcept;
+/// Parses a PING or PONG body.
+/// @return error::truncated, error::malformed_body (trailing bytes), or success.
 boost::system::error_code parse_token(std::span<const std::uint8_t> body, std::uint64_t& out) noexcept;
+/// Parses a BYE body; `reason` points into `body`.
+/// @return error::truncated, error::malformed_body (trailing bytes), or success.
 boost::system::error_code parse_bye(std::span<const std::uint8_t> body, std::string_view& reason) noexcept;
 
 /// Encoders append one whole frame to `out`.
+/// A DATA frame; a context over 255 bytes is cut (the channel refuses those first).
 void append_data(buffer& out, std::uint64_t id, std::uint32_t options, std::string_view context,
                  std::span<const std::uint8_t> payload);
+/// An ACK or NACK (`type`); a reason over 1024 bytes is cut.
 void append_ack(buffer& out, frame_type type, std::uint64_t id, ack_status status,
                 std::string_view reason);
+/// A PING or PONG (`type`) carrying `token`.
 void append_token(buffer& out, frame_type type, std::uint64_t token);
+/// A BYE; a reason over 512 bytes is cut.
 void append_bye(buffer& out, std::string_view reason);
 /// Header for a frame whose body the caller appends next.
 void append_header(buffer& out, frame_type type, std::uint16_t flags, std::uint32_t body_len);
