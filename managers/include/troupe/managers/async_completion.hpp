@@ -85,13 +85,15 @@ auto complete_from(std::shared_ptr<completion_slot<Args...>> slot, CompletionTok
             auto shared = std::make_shared<handler_type>(std::move(handler));
             slot->on_complete([shared, work](std::tuple<Args...> result) mutable {
                 auto executor = work.get_executor();
-                boost::asio::post(executor, [shared = std::move(shared), work = std::move(work),
-                                             result = std::move(result)]() mutable {
+                boost::asio::post(executor, [shared = std::move(shared), result = std::move(result)]() mutable {
                     handler_type h = std::move(*shared);
                     shared.reset();
-                    work.reset();
                     std::apply(std::move(h), std::move(result));
                 });
+                // Released here, after post() returned, not in the handler:
+                // the context cannot run out of work (and its owner destroy
+                // it) while this thread is still inside post().
+                work.reset();
             });
         },
         token);
