@@ -64,42 +64,64 @@ std::string problems_text(const std::vector<std::string>& problems) {
     return text;
 }
 
+/// What the three forms share: the settings checked once, the manager made
+/// and started (a replicating one may still be receiving the cluster's
+/// sessions). Null with `problems` filled when the settings are invalid.
+std::unique_ptr<session_manager> start(engine::channel& channel, manager_config config,
+                                       std::vector<std::string>& problems) {
+    problems = validate(config);
+    if (!problems.empty()) {
+        return nullptr;
+    }
+    return detail::find_manager_type(config.type)->make(channel, std::move(config));
+}
+
+/// How long a maker waits for the state transfer: its timeout, plus the
+/// discovery that comes before it.
+std::chrono::milliseconds transfer_wait(const session_manager& m) {
+    return m.config().state_transfer_timeout + std::chrono::seconds(1);
+}
+
 } // namespace
 
 std::unique_ptr<session_manager> make_manager(engine::channel& channel, manager_config config,
                                               boost::system::error_code& ec) {
     ec = {};
-    if (!validate(config).empty()) {
+    std::vector<std::string> problems;
+    auto m = start(channel, std::move(config), problems);
+    if (!m) {
         ec = make_error_code(errc::invalid_config);
         return nullptr;
     }
     // Like Tomcat's DeltaManager: returns once the sessions are here (or the
     // timeout passed), so the node serves no request without them. Not on an
     // I/O thread, which the transfer itself needs.
-    const auto wait = config.state_transfer_timeout + std::chrono::seconds(1);
-    auto m = detail::find_manager_type(config.type)->make(channel, std::move(config));
     if (!transport::on_io_thread()) {
-        m->await_state_transfer(wait);
+        m->await_state_transfer(transfer_wait(*m));
     }
     return m;
 }
 
 std::unique_ptr<session_manager> make_manager(engine::channel& channel, manager_config config) {
-    if (auto problems = validate(config); !problems.empty()) {
+    std::vector<std::string> problems;
+    auto m = start(channel, std::move(config), problems);
+    if (!m) {
         throw session_error(errc::invalid_config, problems_text(problems));
     }
-    boost::system::error_code ec;
-    return make_manager(channel, std::move(config), ec);
+    if (!transport::on_io_thread()) {
+        m->await_state_transfer(transfer_wait(*m));
+    }
+    return m;
 }
 
 void make_manager_async(engine::channel& channel, manager_config config,
                         std::function<void(boost::system::error_code, std::unique_ptr<session_manager>)> done) {
-    if (!validate(config).empty()) {
+    std::vector<std::string> problems;
+    auto m = start(channel, std::move(config), problems);
+    if (!m) {
         done(make_error_code(errc::invalid_config), nullptr);
         return;
     }
-    const auto wait = config.state_transfer_timeout + std::chrono::seconds(1);
-    std::unique_ptr<session_manager> m = detail::find_manager_type(config.type)->make(channel, std::move(config));
     if (m->await_state_transfer(std::chrono::milliseconds(0))) {
         done({}, std::move(m));
         return;
@@ -107,6 +129,7 @@ void make_manager_async(engine::channel& channel, manager_config config,
     // The transfer is waited for on a thread of its own (a manager is made
     // once; its own threads cannot be used: the manager may end up destroyed
     // where `done` drops it). It ends with the wait, bounded by the timeout.
+    const auto wait = transfer_wait(*m);
     std::thread([m = std::move(m), done = std::move(done), wait]() mutable {
         m->await_state_transfer(wait);
         try {

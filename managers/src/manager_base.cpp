@@ -19,7 +19,7 @@ std::string session_manager::begin_failure(const request_info& request, boost::s
         return "session " + std::string(request.cookie_id) +
                " exists in the cluster but could not be had in time (answer 503)";
     }
-    return "begin_request";
+    return "the session manager is stopped";
 }
 
 namespace detail {

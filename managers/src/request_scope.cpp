@@ -112,9 +112,7 @@ end_result request_scope::end(boost::system::error_code& ec) {
 void request_scope::end_async(end_handler done) {
     auto slot = std::make_shared<detail::end_slot>();
     end_into(slot);
-    slot->on_complete([done = std::move(done)](std::tuple<boost::system::error_code, end_result> r) {
-        done(std::get<0>(r), std::move(std::get<1>(r)));
-    });
+    detail::call_when_done(slot, std::move(done));
 }
 
 void request_scope::end_into(std::shared_ptr<detail::end_slot> slot) {

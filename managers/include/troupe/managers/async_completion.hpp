@@ -62,6 +62,13 @@ private:
     std::function<void(std::tuple<Args...>)> waiter_;
 };
 
+/// Calls `f(args...)` with `slot`'s result once it is there: now, or on
+/// whichever thread completes it (the plain-callback forms).
+template <typename... Args, typename F>
+void call_when_done(const std::shared_ptr<completion_slot<Args...>>& slot, F f) {
+    slot->on_complete([f = std::move(f)](std::tuple<Args...> result) mutable { std::apply(f, std::move(result)); });
+}
+
 /// Hands `slot`'s result to `token`'s handler in Asio's way: posted to the
 /// handler's associated executor (never run inside the initiating call, nor
 /// on a troupe thread unless that is the executor), which counts as having

@@ -78,9 +78,7 @@ public:
     void begin_request_async(const request_info& request, begin_handler done) {
         auto slot = std::make_shared<begin_slot>();
         begin_into(request, slot);
-        slot->on_complete([done = std::move(done)](std::tuple<boost::system::error_code, request_scope> r) {
-            done(std::get<0>(r), std::move(std::get<1>(r)));
-        });
+        detail::call_when_done(slot, std::move(done));
     }
 
     /// Starts the request's scope in Asio's style: the completion signature
