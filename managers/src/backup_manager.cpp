@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -37,12 +38,16 @@ backup_manager::backup_manager(std::unique_ptr<link> l, manager_config config)
     , reacquirer_("troupe-reacq-" + this->config().context) {
     // Registered before start() starts the timer thread.
     timers().every(this->config().access_batch_interval, [this] { send_locations(); });
+    timers().every(audit_interval, [this] { audit_copies(); });
     reacquirer_.start();
 }
 
 backup_manager::~backup_manager() { stop(); }
 
 void backup_manager::stop() {
+    if (!stopping_) {
+        send_locations(); // the moves of the last batch interval: the old backups drop their copies
+    }
     replication_core::stop(); // wakes the fetches (wake_waits) before joining the wait threads
     wake_waits();
     reacquirer_.stop();
@@ -85,6 +90,9 @@ bool backup_manager::needs_whole_copy(session& s, const std::vector<member_id>& 
     if (r.copy_at == to.front()) {
         return false;
     }
+    // The old backup is told when this copy stands: the one in step, or the
+    // one a failed step left behind (its copy is older than the new one).
+    const auto previous = r.copy_at.is_nil() ? r.was_copy_at : r.copy_at;
     session_access::set_copy_at(s, to.front());
     stats_->whole_copies.fetch_add(1, std::memory_order_relaxed);
     wire::location_entry e;
@@ -93,7 +101,7 @@ bool backup_manager::needs_whole_copy(session& s, const std::vector<member_id>& 
     e.backup = to.front();
     auto key = e.id; // the right side of `=` is evaluated first: it moves e
     std::lock_guard lock(outbox_mutex_);
-    unconfirmed_[std::move(key)] = {std::move(e), r.copy_at};
+    unconfirmed_[std::move(key)] = {std::move(e), previous};
     return true;
 }
 
@@ -190,6 +198,171 @@ void backup_manager::send_location_chunks(const std::vector<member_id>& to, std:
     flush();
 }
 
+// ---------------------------------------------------------------------------
+// The copy audit (audit_copies, answer_check): a stale copy is asked about,
+// and the primary's answer retires it.
+
+void backup_manager::audit_copies() {
+    // Not while this node's copies are in doubt (a pause, a heal, a minority):
+    // reconciliation settles them first, and an answer then might be stale.
+    if (stopping_ || unverified_.load(std::memory_order_acquire) || minority_.load(std::memory_order_acquire)) {
+        return;
+    }
+    std::lock_guard audit(audit_mutex_);
+    stats_->audit_rounds.fetch_add(1, std::memory_order_relaxed);
+    if (const auto epoch = membership_epoch_.load(std::memory_order_relaxed); epoch != audit_epoch_) {
+        audit_epoch_ = epoch; // a join or departure may have moved any backup
+        audit_asked_.clear();
+    }
+    struct held {
+        std::string id;
+        std::uint64_t version;
+        member_id handed_to;
+    };
+    std::vector<held> ask;
+    std::vector<std::shared_ptr<session>> recopy;
+    std::unordered_map<std::string, std::uint64_t> seen;
+    const bool others = !link_->members().empty();
+    for (std::size_t shard = 0; shard < session_store::shard_count && !stopping_; ++shard) {
+        for (auto& s : store().shard_snapshot(shard)) {
+            const auto stamp = session_access::valid_stamp(*s);
+            if (!stamp) {
+                continue;
+            }
+            const auto r = session_access::roles_of(*s);
+            if (r.primary && (!r.copy_at.is_nil() || !others)) {
+                continue; // served here with a copy in step (or alone): nothing to ask
+            }
+            auto id = s->id();
+            const auto last = audit_seen_.find(id);
+            const bool unchanged = last != audit_seen_.end() && last->second == stamp->version;
+            seen.emplace(id, stamp->version);
+            if (!unchanged) {
+                continue; // changed since the last round: in step, or on its way
+            }
+            if (r.primary) {
+                recopy.push_back(std::move(s)); // a failed step left one copy, and no request came since
+            } else {
+                ask.push_back({std::move(id), stamp->version, r.handed_to});
+            }
+        }
+    }
+    audit_seen_.swap(seen);
+    if (!recopy.empty() && restores_running_.load() == 0) {
+        // On the bulk thread, paced like a rebalancing: a whole copy each.
+        stats_->audit_recopied.fetch_add(recopy.size(), std::memory_order_relaxed);
+        bulk_.post([this, recopy = std::move(recopy)] {
+            copy_whole(recopy, rebalance_pause);
+            send_locations();
+        });
+    }
+    if (ask.empty()) {
+        return;
+    }
+    std::map<member_id, std::vector<std::pair<std::string, std::uint64_t>>> by_primary;
+    {
+        std::lock_guard lock(repl_mutex_);
+        for (auto& h : ask) {
+            auto primary = h.handed_to;
+            if (primary.is_nil()) {
+                if (auto it = locations_.find(h.id); it != locations_.end()) {
+                    primary = it->second.primary;
+                }
+            }
+            if (primary.is_nil() || primary == self_.id) {
+                continue; // no primary known: its departure or a fetch settles it
+            }
+            if (auto asked = audit_asked_.find(h.id);
+                asked != audit_asked_.end() && asked->second == std::make_pair(h.version, primary)) {
+                continue; // asked already, and nothing changed since
+            }
+            by_primary[primary].emplace_back(std::move(h.id), h.version);
+        }
+    }
+    for (auto& [primary, entries] : by_primary) {
+        if (!member_now(primary)) {
+            continue; // gone: restore_copies promotes or re-copies; asked again next round
+        }
+        wire::backup_check_msg m;
+        std::size_t bytes = 0;
+        auto flush = [&] {
+            if (m.entries.empty()) {
+                return;
+            }
+            stats_->audit_asked.fetch_add(m.entries.size(), std::memory_order_relaxed);
+            link_->send({primary}, wire::encode(m), engine::send_options::async, count_failures());
+            m.entries.clear();
+            bytes = 0;
+        };
+        for (auto& [id, version] : entries) {
+            audit_asked_[id] = {version, primary};
+            bytes += wire::backup_check_entry_size(id.size());
+            m.entries.emplace_back(std::move(id), version);
+            if (bytes >= locations_chunk_bytes) {
+                flush();
+            }
+        }
+        flush();
+    }
+}
+
+void backup_manager::answer_check(const member& from, const wire::backup_check_msg& m) {
+    if (unverified_.load(std::memory_order_acquire) || minority_.load(std::memory_order_acquire)) {
+        return; // this node's own roles are in doubt: the asker keeps its copy and asks again later
+    }
+    std::vector<wire::location_entry> answer;
+    std::vector<std::pair<std::string, std::uint64_t>> not_served; // not primary here: what the locations say
+    for (const auto& [id, version] : m.entries) {
+        auto s = find(id);
+        std::optional<wire::stamp> stamp;
+        session_access::roles r;
+        if (s) {
+            // Under the order lock, as a fetch's hand-over and a request's
+            // step are: the roles read are the ones the answer describes.
+            std::lock_guard order(session_access::order(*s));
+            stamp = session_access::valid_stamp(*s);
+            r = stamp ? session_access::roles_of(*s) : session_access::roles{};
+        }
+        if (!stamp || !r.primary) {
+            not_served.emplace_back(id, version);
+            continue;
+        }
+        // Served here, with a backup other than the asker in step, and newer
+        // than the asker's copy: two members hold more than it does.
+        if (r.copy_at.is_nil() || r.copy_at == from.id || stamp->version <= version) {
+            continue;
+        }
+        {
+            std::lock_guard lock(outbox_mutex_);
+            if (unconfirmed_.count(id) > 0) {
+                continue; // the whole copy to the new backup has not stood yet
+            }
+        }
+        answer.push_back({id, self_.id, r.copy_at, stamp->version, false});
+    }
+    if (!not_served.empty()) {
+        // Handed over from here (a fetch), or moved on since: the location
+        // this node holds, the very entry the asker missed. A hand-over's
+        // (no backup yet) is as safe: this node keeps its handed-over copy,
+        // newer than the asker's, until the new primary's backup holds more.
+        std::lock_guard lock(repl_mutex_);
+        for (auto& [id, version] : not_served) {
+            const auto it = locations_.find(id);
+            if (it == locations_.end()) {
+                continue;
+            }
+            const auto& known = it->second;
+            if (known.primary.is_nil() || known.primary == from.id || known.backup == from.id ||
+                known.version <= version) {
+                continue;
+            }
+            answer.push_back({std::move(id), known.primary, known.backup, known.version, false});
+        }
+    }
+    stats_->audit_answered.fetch_add(answer.size(), std::memory_order_relaxed);
+    send_location_chunks({from.id}, std::move(answer));
+}
+
 void backup_manager::expired_here(const std::shared_ptr<session>& s) {
     // Only the primary ends a session for the others; a backup's or a
     // handed-over copy that expires here ends quietly (the primary serves it
@@ -279,6 +452,7 @@ void backup_manager::own_message(const member& from, wire::message& m) {
     switch (wire::type_of(m)) {
     case wire::msg_type::fetch: answer_fetch(from, std::get<wire::fetch_msg>(m)); break;
     case wire::msg_type::fetch_reply: on_fetch_reply(from, std::get<wire::fetch_reply_msg>(m)); break;
+    case wire::msg_type::backup_check: answer_check(from, std::get<wire::backup_check_msg>(m)); break;
     case wire::msg_type::locations: {
         actions a;
         {
@@ -826,6 +1000,7 @@ void backup_manager::member_alive_locked(const member& m, actions& a) {
     // live (not their data), in bounded chunks off the receive path: a request
     // for one of them there asks its primary first instead of every member.
     // Then it takes the backups rendezvous hashing now gives it, gradually.
+    membership_epoch_.fetch_add(1, std::memory_order_relaxed);
     restores_running_.fetch_add(1);
     a.then.push_back([this, to = m.id] {
         bulk_.post([this, to] {
@@ -836,6 +1011,7 @@ void backup_manager::member_alive_locked(const member& m, actions& a) {
 }
 
 void backup_manager::member_departed_locked(const member& m, actions& a) {
+    membership_epoch_.fetch_add(1, std::memory_order_relaxed);
     restores_running_.fetch_add(1);
     a.then.push_back([this, gone = m.id, since = steady::now()] {
         bulk_.post([this, gone, since] {
@@ -1180,6 +1356,10 @@ void backup_manager::add_stats(nlohmann::json& j) const {
     b["rebalanced"] = s.rebalanced.load();
     b["welcomes_skipped"] = s.welcomes_skipped.load();
     b["copies_dropped"] = s.copies_dropped.load();
+    b["audit"] = {{"rounds", s.audit_rounds.load()},
+                  {"asked", s.audit_asked.load()},
+                  {"answered", s.audit_answered.load()},
+                  {"recopied", s.audit_recopied.load()}};
 }
 
 void backup_manager::add_metrics(std::string& out) const {
@@ -1214,6 +1394,12 @@ void backup_manager::add_metrics(std::string& out) const {
     line("troupe_backup_demotions_total", "", s.demotions.load());
     out += "# TYPE troupe_backup_reacquired_total counter\n";
     line("troupe_backup_reacquired_total", "", s.reacquired.load());
+    out += "# TYPE troupe_backup_copies_dropped_total counter\n";
+    line("troupe_backup_copies_dropped_total", "", s.copies_dropped.load());
+    out += "# TYPE troupe_backup_audit_total counter\n";
+    line("troupe_backup_audit_total", "{what=\"asked\"}", s.audit_asked.load());
+    line("troupe_backup_audit_total", "{what=\"answered\"}", s.audit_answered.load());
+    line("troupe_backup_audit_total", "{what=\"recopied\"}", s.audit_recopied.load());
     out += "# TYPE troupe_backup_restore_last_seconds gauge\n";
     const auto ms = s.last_restore_ms.load();
     out += "troupe_backup_restore_last_seconds " + (ms < 0 ? std::string("NaN") : std::to_string(ms / 1000.0)) + "\n";

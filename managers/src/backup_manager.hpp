@@ -86,6 +86,8 @@ public:
     std::uint64_t fetches() const { return stats_->fetches.load(); }
     /// Sessions copied to a new backup after a member left (not yet all done: false).
     bool restoring() const { return restores_running_.load() > 0; }
+    /// One round of the copy audit (the timer runs it every audit_interval).
+    void audit_now() { audit_copies(); }
 
     /// How long one member may take to answer a fetch before the next is asked.
     static constexpr std::chrono::milliseconds fetch_step{1000};
@@ -100,6 +102,10 @@ public:
     /// How long reacquire_doubted waits for this node to be able to fetch
     /// (reconciled, and the view no longer healing: healing_window is 10 s).
     static constexpr std::chrono::milliseconds reacquire_wait{15000};
+    /// How often the copy audit runs (audit_copies): a copy unchanged for a
+    /// whole round is asked about once per version, and again after each
+    /// membership change.
+    static constexpr std::chrono::milliseconds audit_interval{4000};
 
 protected:
     std::string_view type_name() const noexcept override { return "backup"; }
@@ -170,6 +176,7 @@ private:
             reacquired{0};
         std::atomic<std::uint64_t> locations_sent{0}, locations_received{0}, copies_dropped{0}, location_catch_ups{0}, rebalanced{0},
             welcomes_skipped{0};
+        std::atomic<std::uint64_t> audit_rounds{0}, audit_asked{0}, audit_answered{0}, audit_recopied{0};
         std::atomic<std::int64_t> last_restore_ms{-1};
         mutable std::mutex latency_mutex;
         std::vector<std::uint32_t> latency_us; ///< the last fetches' latencies (a ring)
@@ -207,6 +214,25 @@ private:
     copy_counts reacquire_doubted(const std::vector<std::string>& ids);
     /// Posts reacquire_doubted(ids) to reacquirer_ and logs what it did.
     void post_reacquire(std::vector<std::string> ids, std::chrono::steady_clock::time_point since);
+    /// The copy audit, a safety net under the location messages (which go
+    /// once, unacknowledged): an old backup whose move notice was lost (its
+    /// holder was restarting, the batch was sent while its sender stopped,
+    /// or a failed step made the primary forget it) would keep a stale copy
+    /// for good. Each round, for the copies held here but not served that
+    /// did not change since the last round, the member taken for their
+    /// primary (the location's, or the one a fetch handed it to) gets one
+    /// BACKUP_CHECK; answer_check() answers with a LOCATIONS entry, which
+    /// retires the copy. Also re-copies the primaries left with a single
+    /// copy by a failed step that no request has replicated since.
+    void audit_copies();
+    /// A BACKUP_CHECK: for each session served here whose backup is another
+    /// member, in step (no failed step since, its whole copy confirmed),
+    /// and newer than the asker's copy, the location (self, backup,
+    /// version); on_locations() at the asker then drops its copy, which two
+    /// members now hold newer. For one not served here, the location this
+    /// node knows (a hand-over's, or a later one) when newer than the
+    /// asker's copy. Nothing for the others: the asker keeps its copy.
+    void answer_check(const membership::member& from, const wire::backup_check_msg& m);
     void queue_location(wire::location_entry e);
     void send_locations();
     /// `entries` as LOCATIONS messages of at most locations_chunk_bytes each
@@ -250,6 +276,16 @@ private:
     static constexpr std::size_t max_renames_pending = 100000;
 
     std::atomic<int> restores_running_{0};
+
+    /// Membership changes seen (joins, departures): the audit asks again.
+    std::atomic<std::uint64_t> membership_epoch_{0};
+    std::mutex audit_mutex_; ///< one audit round at a time; guards the three below
+    std::uint64_t audit_epoch_ = 0;
+    /// Copies held but not served, or served with no copy in step, at the
+    /// last round: id → version.
+    std::unordered_map<std::string, std::uint64_t> audit_seen_;
+    /// id → the version asked about, and whom.
+    std::unordered_map<std::string, std::pair<std::uint64_t, membership::member_id>> audit_asked_;
 };
 
 } // namespace troupe::managers::detail

@@ -50,7 +50,7 @@ void delta_manager::start_transfer_locked(actions& a) {
     });
     if (!catching_up_) {
         catching_up_ = true;
-        catch_up_started_ = steady::now();
+        catch_up_started_ = steady_now();
         transfer_.started = catch_up_started_;
         transfer_.sessions = 0;
         transfer_.chunks = 0;
@@ -101,7 +101,7 @@ void delta_manager::transfer_send_failed(std::uint64_t request, const engine::se
             // ask it again shortly (the transfer timeout bounds the whole).
             SPDLOG_LOGGER_DEBUG(log(), "context {}: asking {} failed ({}); retrying", config().context,
                                 describe(transfer_.source), r.describe());
-            transfer_.retry_at = steady::now() + std::chrono::milliseconds(200);
+            transfer_.retry_at = steady_now() + std::chrono::milliseconds(200);
         }
     }
     run(a);
@@ -115,7 +115,7 @@ void delta_manager::next_source_locked(const std::string& why, actions& a) {
 }
 
 void delta_manager::finish_transfer_locked(bool ok, const std::string& why, actions& a) {
-    const auto t = steady::now();
+    const auto t = steady_now();
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - transfer_.started).count();
     if (ok) {
         log()->info("context {}: state transfer from {} done: {} sessions in {} chunks ({} bytes) in {} ms; "
@@ -248,7 +248,7 @@ void delta_manager::add_catch_up_stats_locked(nlohmann::json& j) const {
     t["queued"] = queue_.size();
     t["detail"] = transfer_.detail;
     if (transfer_.state != "none") {
-        const auto end = catching_up_ ? steady::now() : transfer_.finished;
+        const auto end = catching_up_ ? steady_now() : transfer_.finished;
         t["duration_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(end - transfer_.started).count();
     }
 }

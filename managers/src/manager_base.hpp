@@ -103,6 +103,21 @@ public:
     end_result finish(const std::shared_ptr<session>& s, bool replicates);
     void finish_async(const std::shared_ptr<session>& s, bool replicates, result_handler done);
     wall_clock::time_point now() const { return config_.now ? config_.now() : wall_clock::now(); }
+    /// The manager's monotonic time (manager_config::steady_now): timeouts,
+    /// holds and retries that housekeeping decides are measured on it.
+    std::chrono::steady_clock::time_point steady_now() const {
+        return config_.steady_now ? config_.steady_now() : std::chrono::steady_clock::now();
+    }
+    /// `t`, a time on steady_now()'s clock, as a deadline for a real wait (a
+    /// condition variable): the same time left, counted on the steady clock.
+    /// With a manual clock that does not move, the whole remainder is waited
+    /// unless housekeeping ends the wait first.
+    std::chrono::steady_clock::time_point real_deadline(std::chrono::steady_clock::time_point t) const {
+        if (!config_.steady_now) {
+            return t;
+        }
+        return std::chrono::steady_clock::now() + (t - config_.steady_now());
+    }
     std::string new_id() const;
     const std::string& node() const noexcept { return node_; }
     manager_counters& counters() noexcept { return counters_; }

@@ -125,7 +125,7 @@ void replication_core::start_reconcile_locked(const member& m, bool blocking, wi
             // again under a new request; the old answer is ignored.
             r.mode = mode;
             r.request = random_request();
-            r.started = steady::now();
+            r.started = steady_now();
             a.reconcile.emplace_back(m.id, r.request, mode);
             log()->info("context {}: reconciling with {} ({}, requests wait for it)", config().context, describe(m),
                         mode_name(mode));
@@ -134,7 +134,7 @@ void replication_core::start_reconcile_locked(const member& m, bool blocking, wi
         return;
     }
     r.request = random_request();
-    r.started = steady::now();
+    r.started = steady_now();
     r.blocking = blocking;
     r.mode = mode;
     counters_->reconciles_started.fetch_add(1, std::memory_order_relaxed);
@@ -166,7 +166,7 @@ void replication_core::reconcile_send_failed(const member_id& to, std::uint64_t 
     std::lock_guard lock(repl_mutex_);
     auto it = reconciling_.find(to);
     if (it != reconciling_.end() && it->second.request == request) {
-        it->second.retry_at = steady::now() + std::chrono::milliseconds(200);
+        it->second.retry_at = steady_now() + std::chrono::milliseconds(200);
     }
 }
 
@@ -179,7 +179,7 @@ bool replication_core::digest_complete_locked(const member& from, std::uint64_t 
     counters_->reconciles_completed.fetch_add(1, std::memory_order_relaxed);
     log()->info("context {}: digest of {} in: {} entries, {} copies to fetch, in {} ms", config().context,
                 describe(from), r.entries, r.fetches,
-                std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - r.started).count());
+                std::chrono::duration_cast<std::chrono::milliseconds>(steady_now() - r.started).count());
     reconciling_.erase(it);
     update_unverified_locked();
     repl_cv_.notify_all();
@@ -285,7 +285,7 @@ void replication_core::note_pause_locked(std::chrono::milliseconds gap, actions&
     log()->warn("context {}: this process did not run for {} ms (stopped, or a VM or GC pause): the others may "
                 "have removed it; reconciling with {} member(s) before serving",
                 config().context, gap.count(), members.size());
-    pause_hold_until_ = steady::now() + pause_hold;
+    pause_hold_until_ = steady_now() + pause_hold;
     own_copies_doubted_locked(a);
     for (const auto& m : members) {
         if (m.state == membership::member_state::alive) {
@@ -305,7 +305,7 @@ replication_core::cluster_size replication_core::cluster_size_locked() const {
     cluster_size n;
     n.in_view = seen.size();
     n.in_view_first_name = *seen.begin();
-    const auto t = steady::now();
+    const auto t = steady_now();
     for (const auto& [id, d] : departed_) {
         if (d.failed && t - d.at < minority_window) {
             seen.insert(d.name); // a restarted member with the same name counts once
@@ -346,15 +346,15 @@ void replication_core::update_unverified_locked() {
             actions unused;
             own_copies_doubted_locked(unused);
         } else {
-            majority_since_ = steady::now();
+            majority_since_ = steady_now();
             majority_regained_locked();
         }
     }
-    unverified_.store(blocking || minority || steady::now() < pause_hold_until_, std::memory_order_release);
+    unverified_.store(blocking || minority || steady_now() < pause_hold_until_, std::memory_order_release);
 }
 
 bool replication_core::healing_locked() const {
-    if (minority_.load(std::memory_order_acquire) || steady::now() - majority_since_ >= healing_window) {
+    if (minority_.load(std::memory_order_acquire) || steady_now() - majority_since_ >= healing_window) {
         return false;
     }
     const auto n = cluster_size_locked();
@@ -370,7 +370,7 @@ bool replication_core::unverified_locked(const std::string& id) const {
     if (minority_.load(std::memory_order_relaxed)) {
         return true; // the others may be serving it: wait for them to reappear
     }
-    if (steady::now() < pause_hold_until_ && link_->members().empty()) {
+    if (steady_now() < pause_hold_until_ && link_->members().empty()) {
         return true; // paused and alone: the others may be about to reappear
     }
     return awaiting_.count(id) > 0;
@@ -440,9 +440,9 @@ std::shared_ptr<session> replication_core::wait_for(std::string_view id, lookup&
     if (catching_up_) {
         deadline = catch_up_started_ + config().state_transfer_timeout;
     } else if (unverified) {
-        deadline = steady::now() + unverified_wait;
+        deadline = steady_now() + unverified_wait;
     } else if (awaiting_.count(key) > 0) {
-        deadline = steady::now() + request_retry_after;
+        deadline = steady_now() + request_retry_after;
     } else {
         return find(key);
     }
@@ -459,9 +459,17 @@ std::shared_ptr<session> replication_core::wait_for(std::string_view id, lookup&
     // A catch-up's bound follows its current phase: discovery ends by
     // beginning the transfer, whose timeout counts from then.
     const auto limit = [&] { return catching_up_ ? catch_up_started_ + config().state_transfer_timeout : deadline; };
+    // The bound is on the manager's clock; the wait is real (real_deadline),
+    // computed again only when the bound moves.
     bool settled = true;
+    auto bound = limit();
+    auto until = real_deadline(bound);
     while (!ready()) {
-        if (repl_cv_.wait_until(lock, limit()) == std::cv_status::timeout && steady::now() >= limit()) {
+        if (limit() != bound) {
+            bound = limit();
+            until = real_deadline(bound);
+        }
+        if (repl_cv_.wait_until(lock, until) == std::cv_status::timeout && limit() == bound) {
             settled = ready();
             break;
         }

@@ -210,7 +210,7 @@ void replication_core::run(actions& a) {
 bool replication_core::tombstoned_locked(const std::string& id) const { return tombstones_.count(id) > 0; }
 
 void replication_core::tombstone_locked(const std::string& id, std::uint64_t version, bool route, std::string to) {
-    const auto t = steady::now();
+    const auto t = steady_now();
     route = route && !to.empty(); // a rename that does not say where to is an end
     auto [it, fresh] = tombstones_.try_emplace(id, tombstone{t, version, route, route ? std::move(to) : std::string{}});
     if (!fresh) {
@@ -340,7 +340,7 @@ void replication_core::await_locked(const std::string& id, const member_id& ask,
     }
     if (fresh || w.answered) {
         w.asked = ask;
-        w.asked_at = steady::now();
+        w.asked_at = steady_now();
         w.answered = false;
         ++w.attempts;
         a.requests[ask].push_back(id);
@@ -408,7 +408,7 @@ void replication_core::drain_locked(const std::string& id, actions& a) {
         const auto ask = w.buffered.front().first;
         w.answered = false;
         w.asked = ask;
-        w.asked_at = steady::now();
+        w.asked_at = steady_now();
         ++w.attempts;
         a.requests[ask].push_back(id);
     }
@@ -510,12 +510,12 @@ void replication_core::on_member(const member& m) {
             if (departed_.erase(m.id) > 0) {
                 // Re-admitted (delta_reconcile.cpp, cases 3 and 4).
                 start_reconcile_locked(m, true, wire::get_all_msg::mode::rejoin, a);
-            } else if (steady::now() < pause_hold_until_) {
+            } else if (steady_now() < pause_hold_until_) {
                 start_reconcile_locked(m, true, wire::get_all_msg::mode::reconcile, a);
             }
             member_alive_locked(m, a);
         } else if (m.state == membership::member_state::gone || m.state == membership::member_state::left) {
-            departed_[m.id] = {steady::now(), m.name, m.state == membership::member_state::gone};
+            departed_[m.id] = {steady_now(), m.name, m.state == membership::member_state::gone};
             update_unverified_locked();
             if (reconciling_.erase(m.id) > 0) {
                 counters_->reconciles_abandoned.fetch_add(1, std::memory_order_relaxed);
@@ -534,7 +534,7 @@ void replication_core::on_member(const member& m) {
                 for (const auto& o : others) {
                     if (o.id != m.id && o.state == membership::member_state::alive) {
                         w.asked = o.id;
-                        w.asked_at = steady::now();
+                        w.asked_at = steady_now();
                         w.answered = false;
                         a.requests[o.id].push_back(id);
                         break;
@@ -550,7 +550,7 @@ void replication_core::housekeeping() {
     actions a;
     {
         std::lock_guard lock(repl_mutex_);
-        const auto t = steady::now();
+        const auto t = steady_now();
         reconcile_housekeeping_locked(t, a);
         if (discovering_ && link_->discovered()) {
             discovered_locked(a); // the link's event is on its way: no need to wait for it

@@ -101,7 +101,7 @@ void replication_core::start() {
             // from before the first event can arrive.
             discovering_ = true;
             catching_up_ = true;
-            catch_up_started_ = steady::now();
+            catch_up_started_ = steady_now();
         }
     }
     link_->attach({[this](const member& from, std::span<const std::uint8_t> payload) { on_message(from, payload); },
@@ -138,7 +138,7 @@ void replication_core::discovered_locked(actions& a) {
     }
     discovering_ = false;
     catching_up_ = false; // begin_catch_up_locked sets it again if it finds a source
-    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - catch_up_started_);
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(steady_now() - catch_up_started_);
     SPDLOG_LOGGER_DEBUG(log(), "context {}: discovery done after {} ms", config().context, waited.count());
     begin_catch_up_locked(a);
     if (!catching_up_) {
@@ -211,11 +211,18 @@ bool replication_core::await_state_transfer(std::chrono::milliseconds limit) {
     std::unique_lock lock(repl_mutex_);
     // `limit` counts from the start of the current phase: discovery, then the
     // transfer, each bounded on its own.
+    // The bound is on the manager's clock; the wait is real (real_deadline),
+    // computed again when a new phase moves the bound.
     const auto done = [&] { return !catching_up_ || stopping_; };
+    auto bound = catch_up_started_ + limit;
+    auto until = real_deadline(bound);
     while (!done()) {
-        const auto deadline = catch_up_started_ + limit;
-        if (repl_cv_.wait_until(lock, deadline) == std::cv_status::timeout && !done() &&
-            steady::now() >= catch_up_started_ + limit) {
+        if (catch_up_started_ + limit != bound) {
+            bound = catch_up_started_ + limit;
+            until = real_deadline(bound);
+        }
+        if (repl_cv_.wait_until(lock, until) == std::cv_status::timeout && !done() &&
+            catch_up_started_ + limit == bound) {
             return false;
         }
     }

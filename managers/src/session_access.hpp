@@ -7,6 +7,7 @@
 #include <troupe/managers/manager.hpp>
 #include <troupe/managers/session.hpp>
 
+#include "session_state.hpp"
 #include "wire.hpp"
 
 #include <chrono>
@@ -51,18 +52,18 @@ struct outgoing {
 };
 
 struct session_access {
-    static std::mutex& order(session& s) noexcept { return s.order_; }
+    static std::mutex& order(session& s) noexcept { return s.d_->order; }
     /// Moves the copy to (version, tag), remembering the step it leaves. Caller holds mutex(s).
     static void step_locked(session& s, std::uint64_t version, std::uint64_t tag);
     static bool lineage_has_locked(const session& s, std::uint64_t version, std::uint64_t tag);
     /// The id's storage, for the store's keys (which view it). Callers hold the
     /// store shard's lock; renames change it only under both shards' locks.
-    static std::string_view key(const session& s) noexcept { return s.id_; }
+    static std::string_view key(const session& s) noexcept { return s.d_->id; }
     static void set_id(session& s, std::string id) {
-        std::lock_guard lock(s.mutex_);
-        s.id_ = std::move(id);
-        if (s.replicated_id_ == s.id_) {
-            s.replicated_id_.clear(); // renamed and back before either went out: no rename
+        std::lock_guard lock(s.d_->mutex);
+        s.d_->id = std::move(id);
+        if (s.d_->replicated_id == s.d_->id) {
+            s.d_->replicated_id.clear(); // renamed and back before either went out: no rename
         }
     }
 
@@ -81,7 +82,7 @@ struct session_access {
     static bool invalidate(session& s);
     /// Before a rename: remembers the id replicas know, once.
     static void note_rename_locked(session& s);
-    static std::mutex& mutex(session& s) noexcept { return s.mutex_; }
+    static std::mutex& mutex(session& s) noexcept { return s.d_->mutex; }
 
     /// Commits what requests changed since the last commit, without replication
     /// (the standard manager): one version step if anything changed. With
@@ -123,6 +124,9 @@ struct session_access {
         bool primary = true;
         membership::member_id handed_to; ///< who alone may change it: a fetcher, or this node once primary
         membership::member_id copy_at;   ///< nil: no whole copy in step known
+        /// The member copy_at last named before a failed step cleared it: the
+        /// old backup, told when the next whole copy goes elsewhere.
+        membership::member_id was_copy_at;
         /// Served here until a pause demoted it (demote): where its backup
         /// was then. Nil once anything settles its role again.
         membership::member_id doubted_backup;
@@ -141,6 +145,7 @@ struct session_access {
     /// it can no longer commit, and changes from others apply again.
     /// @return true if it was primary here.
     static bool demote(session& s);
+    /// Nil: the backup may have missed a step (was_copy_at remembers it).
     static void set_copy_at(session& s, const membership::member_id& m);
 
     // ---- expiry

@@ -17,6 +17,7 @@ constexpr std::size_t min_accessed = min_id + 4;
 constexpr std::size_t min_digest = min_id + 8 + 8 + 8 + 1;
 constexpr std::size_t member_id_size = 16;
 constexpr std::size_t min_location = min_id + 2 * member_id_size + 8 + 1;
+constexpr std::size_t min_backup_check = min_id + 8;
 // A location entry's flags.
 constexpr std::uint8_t location_gone = 1;
 constexpr std::uint8_t location_renamed = 2; // only with location_gone; the new id (str8) follows
@@ -236,6 +237,7 @@ std::string_view to_string(msg_type t) noexcept {
     case msg_type::fetch: return "fetch";
     case msg_type::fetch_reply: return "fetch-reply";
     case msg_type::locations: return "locations";
+    case msg_type::backup_check: return "backup-check";
     }
     return "unknown";
 }
@@ -455,6 +457,18 @@ boost::system::error_code decode(std::span<const std::uint8_t> bytes, message& o
         out = std::move(m);
         break;
     }
+    case msg_type::backup_check: {
+        backup_check_msg m;
+        const auto n = r.count(min_backup_check);
+        m.entries.reserve(n);
+        for (std::uint32_t i = 0; i < n && !r.failed(); ++i) {
+            auto id = r.id();
+            const auto version = r.u64();
+            m.entries.emplace_back(std::move(id), version);
+        }
+        out = std::move(m);
+        break;
+    }
     default: return make_error_code(error::unknown_type);
     }
     if (r.failed()) {
@@ -546,6 +560,8 @@ std::size_t digest_entry_size(std::size_t id_size, std::size_t to_size) {
 std::size_t location_entry_size(std::size_t id_size, std::size_t to_size) {
     return 1 + id_size + 2 * member_id_size + 8 + 1 + (to_size > 0 ? 1 + to_size : 0);
 }
+
+std::size_t backup_check_entry_size(std::size_t id_size) { return 1 + id_size + 8; }
 
 void append_member_id(buffer& out, const membership::member_id& m) {
     out.insert(out.end(), m.bytes.begin(), m.bytes.end());
@@ -731,6 +747,12 @@ buffer encode(const message& msg) {
                     if (renamed) {
                         append_str8(out, e.to);
                     }
+                }
+            } else if constexpr (std::is_same_v<T, backup_check_msg>) {
+                append_u32(out, static_cast<std::uint32_t>(m.entries.size()));
+                for (const auto& [id, version] : m.entries) {
+                    append_str8(out, id);
+                    append_u64(out, version);
                 }
             }
         },

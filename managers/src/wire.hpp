@@ -13,6 +13,7 @@
 #include <troupe/managers/attribute.hpp>
 #include <troupe/managers/error.hpp>
 #include <troupe/managers/session.hpp>
+#include <troupe/membership/member.hpp>
 
 #include <array>
 #include <cstddef>
@@ -57,6 +58,7 @@ enum class msg_type : std::uint8_t {
     fetch = 14,            ///< "hand me this session: I serve it from now on"
     fetch_reply = 15,      ///< the whole session, or where it went, or that it is not here
     locations = 16,        ///< batched: where sessions live now (primary, backup), or that they ended
+    backup_check = 17,     ///< a holder asks the primary whether the copies it holds are still needed
 };
 
 std::string_view to_string(msg_type t) noexcept;
@@ -226,10 +228,18 @@ struct locations_msg {
     std::vector<location_entry> entries;
 };
 
+/// Copies a member holds but does not serve, sent to the member it takes for
+/// their primary: is each still this session's backup? The primary answers
+/// with a LOCATIONS entry for each it serves; one naming another backup that
+/// holds a newer version retires the copy (backup_manager::audit_copies).
+struct backup_check_msg {
+    std::vector<std::pair<std::string, std::uint64_t>> entries; ///< id, the holder's version
+};
+
 using message = std::variant<created_msg, delta_msg, expired_msg, accessed_msg, id_changed_msg,
                              get_all_msg, all_data_msg, transfer_complete_msg, no_such_context_msg,
                              get_sessions_msg, session_data_msg, digest_msg, newer_copy_msg,
-                             fetch_msg, fetch_reply_msg, locations_msg>;
+                             fetch_msg, fetch_reply_msg, locations_msg, backup_check_msg>;
 
 msg_type type_of(const message& m) noexcept;
 
@@ -262,6 +272,8 @@ std::size_t session_size(std::size_t id_size, std::size_t attribute_count, std::
 std::size_t digest_entry_size(std::size_t id_size, std::size_t to_size = 0);
 /// Bytes a location entry for this id takes.
 std::size_t location_entry_size(std::size_t id_size, std::size_t to_size = 0);
+/// Bytes a BACKUP_CHECK entry for this id takes.
+std::size_t backup_check_entry_size(std::size_t id_size);
 
 /// DELTA: the head, then exactly `changes` append_set/remove/max_inactive.
 void begin_delta(buffer& out, std::string_view id, std::uint64_t before, std::uint64_t after,

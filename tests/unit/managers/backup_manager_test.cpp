@@ -136,24 +136,37 @@ std::pair<std::string, std::string> counter_on_a(backup_cluster& c) {
     return {std::move(id), std::move(backup)};
 }
 
-/// A session made on a (three members a, b, c) whose backup stays the same
-/// member when the third one (`proxy`) serves it; a answers no fetch from now
-/// on (the freeze tests' filter).
+/// A session made on a (members a, b, c), the member backing it, and the
+/// third member, chosen so that the third's own backup for it is a
+/// (`moves_to_a`: served there, its backup moves) or the same member.
+struct session_case {
+    std::string id, backup, third;
+};
+
+session_case session_on_a(backup_cluster& c, session_manager& a, bool moves_to_a) {
+    session_case f;
+    for (int i = 0; i < 64 && f.third.empty(); ++i) {
+        f.id = create_counter(a);
+        f.backup = expected_backup(c, f.id, "a");
+        const auto other = f.backup == "b" ? "c" : "b";
+        if (expected_backup(c, f.id, other) == (moves_to_a ? "a" : f.backup)) {
+            f.third = other;
+        }
+    }
+    REQUIRE_FALSE(f.third.empty());
+    return f;
+}
+
+/// A session made on a whose backup stays the same member when the third
+/// one (`proxy`) serves it; a answers no fetch from now on (the freeze
+/// tests' filter).
 struct frozen_primary_case {
     std::string id, backup, proxy;
 };
 
 frozen_primary_case session_with_steady_backup(backup_cluster& c, session_manager& a) {
-    frozen_primary_case f;
-    for (int i = 0; i < 64 && f.proxy.empty(); ++i) {
-        f.id = create_counter(a);
-        f.backup = expected_backup(c, f.id, "a");
-        const auto other = f.backup == "b" ? "c" : "b";
-        if (expected_backup(c, f.id, other) == f.backup) {
-            f.proxy = other;
-        }
-    }
-    REQUIRE_FALSE(f.proxy.empty());
+    auto [id, backup, third] = session_on_a(c, a, false);
+    frozen_primary_case f{id, backup, third};
     REQUIRE(increment(a, f.id) == 1);
     const auto a_id = c.bus.id_of("a");
     c.bus.filter = [a_id](const fake_bus::envelope& e) {
@@ -794,6 +807,155 @@ TEST_CASE("a joining member takes the backups rendezvous hashing now gives it, i
     // The sessions go on from there.
     pumper p(c.bus);
     CHECK(increment(a, ids.front()) == 2);
+}
+
+} // namespace troupe::test
+
+namespace troupe::test {
+namespace {
+
+/// counter_on_a() with the replication pumped, and settled.
+std::pair<std::string, std::string> settled_counter_on_a(backup_cluster& c) {
+    std::pair<std::string, std::string> made;
+    {
+        pumper p(c.bus);
+        made = counter_on_a(c);
+    }
+    REQUIRE(c.pump());
+    return made;
+}
+
+/// One request on `primary` whose step to `backup` fails: under sync it
+/// fails, and the primary no longer knows a copy in step.
+void fail_step(backup_cluster& c, session_manager& primary, const std::string& id, const std::string& backup) {
+    const auto to = c.bus.id_of(backup);
+    c.bus.filter = [to](const fake_bus::envelope& e) {
+        return e.to == to && type_of(e.payload) == wire::msg_type::delta ? verdict::fail : verdict::deliver;
+    };
+    {
+        pumper p(c.bus);
+        CHECK(increment(primary, id) == -2);
+    }
+    c.bus.filter = nullptr;
+    REQUIRE(c.pump());
+}
+
+/// Two audit rounds on `n` (the first notes each copy's version, the
+/// second asks about those unchanged since), the answers delivered.
+void audit_twice(backup_cluster& c, backup_manager& n) {
+    n.audit_now();
+    n.audit_now();
+    REQUIRE(c.pump());
+}
+
+} // namespace
+
+TEST_CASE("an old backup whose move notices were all lost is retired by the copy audit", "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = members_abc(c);
+    session_case s;
+    {
+        pumper p(c.bus);
+        s = session_on_a(c, a, true);
+        REQUIRE(increment(a, s.id) == 1);
+    }
+    const auto& [id, old_backup, mover] = s;
+    REQUIRE(c.pump());
+    // Every LOCATIONS message to the old backup is lost (it was restarting,
+    // say): the hand-over notice, the mover's batch.
+    const auto old_id = c.bus.id_of(old_backup);
+    c.bus.filter = [old_id](const fake_bus::envelope& e) {
+        return e.to == old_id && type_of(e.payload) == wire::msg_type::locations ? verdict::drop : verdict::deliver;
+    };
+    {
+        pumper p(c.bus);
+        REQUIRE(increment(node(c, mover), id) == 2);
+    }
+    for (auto& n : c.nodes) {
+        n->flush_locations();
+    }
+    REQUIRE(c.pump());
+    c.bus.filter = nullptr;
+    auto h = where(c, id);
+    CHECK(h.primary == std::vector<std::string>{mover});
+    // Three copies: a (the mover's backup) and the old backup's stale one,
+    // still a backup, or handed over (the mover's fetch may have asked it).
+    CHECK(h.backup.size() + h.handed_over.size() == 2);
+    CHECK(h.backup.size() >= 1);
+    CHECK(value(node(c, old_backup), id) == 1);
+
+    // The mover's backup is in step: its audit asks, and keeps its copy.
+    audit_twice(c, a);
+    CHECK(value(a, id) == 2);
+    // The old backup asks the member it takes for the primary: a (which
+    // forwards the location it holds: the mover serves it, a backs it,
+    // newer), or the mover if it handed its copy over to it (which vouches
+    // for a); either way the copy goes.
+    auto& old = node(c, old_backup);
+    audit_twice(c, old);
+    CHECK(old.find(id) == nullptr);
+    h = where(c, id);
+    CHECK(h.primary == std::vector<std::string>{mover});
+    CHECK(h.backup == std::vector<std::string>{"a"});
+    CHECK(value(node(c, mover), id) == 2);
+    CHECK(value(a, id) == 2);
+    CHECK(stats(old)["backup"]["audit"]["asked"] >= 1); // and the other sessions it backs, in step
+    CHECK(stats(a)["backup"]["audit"]["answered"].get<int>() + stats(node(c, mover))["backup"]["audit"]["answered"].get<int>() == 1);
+    CHECK(stats(old)["backup"]["copies_dropped"] == 1);
+    CHECK(h.handed_over.empty());
+}
+
+TEST_CASE("the copy audit keeps a copy nobody holds newer, and asks once per version", "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = members_abc(c);
+    const auto [id, b] = settled_counter_on_a(c);
+    auto& backup = node(c, b);
+    // In step: the primary holds the same version, so nothing answers.
+    audit_twice(c, backup);
+    CHECK(value(backup, id) == 1);
+    CHECK(stats(backup)["backup"]["audit"]["asked"] == 1);
+    CHECK(stats(a)["backup"]["audit"]["answered"] == 0);
+    // Asked already at this version: not again, until a membership change.
+    audit_twice(c, backup);
+    CHECK(stats(backup)["backup"]["audit"]["asked"] == 1);
+    // A copy that changes between rounds is in step: not asked about.
+    backup.audit_now();
+    {
+        pumper p(c.bus);
+        REQUIRE(increment(a, id) == 2);
+    }
+    REQUIRE(c.pump());
+    backup.audit_now();
+    CHECK(stats(backup)["backup"]["audit"]["asked"] == 1);
+    // A copy whose primary cannot vouch for a second copy (its step to the
+    // backup failed, so it does not know where one stands) stays.
+    fail_step(c, a, id, b);
+    audit_twice(c, backup);
+    CHECK(backup.find(id) != nullptr);
+}
+
+TEST_CASE("a primary left with one copy by a failed step copies it again without waiting for a request",
+          "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = members_abc(c);
+    const auto [id, b] = settled_counter_on_a(c);
+    fail_step(c, a, id, b);
+    CHECK(a.roles().single_copy == 1);
+    {
+        pumper p(c.bus);
+        a.audit_now(); // notes it
+        a.audit_now(); // unchanged since: a whole copy to its backup
+        for (int i = 0; i < 500 && a.roles().single_copy > 0; ++i) {
+            std::this_thread::sleep_for(2ms);
+        }
+    }
+    REQUIRE(c.pump());
+    CHECK(a.roles().single_copy == 0);
+    CHECK(stats(a)["backup"]["audit"]["recopied"] == 1);
+    const auto h = where(c, id);
+    CHECK(h.primary == std::vector<std::string>{"a"});
+    CHECK(h.backup == std::vector<std::string>{b});
+    CHECK(value(node(c, b), id) == value(a, id));
 }
 
 } // namespace troupe::test

@@ -91,6 +91,7 @@ struct cluster_of {
         // route_rewrite_test.cpp turns it on.
         c.route_rewrite = false;
         c.now = [this] { return clock.now(); };
+        c.steady_now = [this] { return clock.steady_now(); };
         if (tweak) {
             tweak(c);
         }

@@ -369,7 +369,7 @@ TEST_CASE("a state transfer that does not complete times out and says what was m
     auto& b = c.add("b", false);
     REQUIRE(c.pump());
     CHECK(b.transferring());
-    std::this_thread::sleep_for(350ms);
+    c.clock.advance_steady(350ms); // past the timeout, without waiting for it
     b.housekeeping_now();
     CHECK_FALSE(b.transferring());
     const auto st = stats(b)["state_transfer"];

@@ -473,7 +473,6 @@ TEST_CASE("a sync request does not wait for a frozen member once half of the gro
     c.bus.filter = [&](const fake_bus::envelope& e) { return e.to == c_id ? verdict::hold : verdict::deliver; };
     for (const bool blocking : {true, false}) {
         INFO((blocking ? "end()" : "end_async()"));
-        const auto t0 = std::chrono::steady_clock::now();
         auto r = a.begin_request(id, "/");
         r.session()->set("k", blocking ? "1" : "2");
         end_result res;
@@ -485,12 +484,12 @@ TEST_CASE("a sync request does not wait for a frozen member once half of the gro
             r.end_async([&ended](boost::system::error_code, end_result e) { ended.set_value(std::move(e)); });
             res = ended.get_future().get();
         }
-        const auto took = std::chrono::steady_clock::now() - t0;
         CHECK(res.detail.empty());
-        if (blocking) {
-            CHECK(took >= 450ms); // the first waited for c a while; the second
-        }                         // does not: c was skipped and is silent since
-        CHECK(took < 2500ms);     // not for the transport's ack timeout
+        // Each ended by the early rule, not by the transport's ack timeout:
+        // c was skipped. That the second did not wait for c at all (c is a
+        // known laggard) is send_waiter_test's, on a clock of its own: here
+        // the time waited would be a timing assertion.
+        CHECK(repl(a, "laggards_skipped") == (blocking ? 1 : 2));
     }
     CHECK(repl(a, "laggards_skipped") == 2);
     CHECK(get(b, id, "k") == "2");

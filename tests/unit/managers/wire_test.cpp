@@ -67,6 +67,7 @@ std::vector<wire::message> samples() {
     l.entries.push_back({"ended.n", p, {}, 4, true, false});
     l.entries.push_back({"renamed.n", p, {}, 5, true, true, "renamed.m"}); // a route rewrite's old id
     out.push_back(l);
+    out.push_back(wire::backup_check_msg{{{"held.n", 83}, {"other.m", UINT64_MAX}}});
     return out;
 }
 
@@ -208,7 +209,7 @@ TEST_CASE("wrong magic, codec version and type are rejected", "[managers]") {
     bad = bytes;
     bad[3] = 0;
     CHECK(decode(bad) == error::unknown_type);
-    bad[3] = 17; // after locations
+    bad[3] = 18; // after backup_check
     CHECK(decode(bad) == error::unknown_type);
     bad[3] = 0xff;
     CHECK(decode(bad) == error::unknown_type);

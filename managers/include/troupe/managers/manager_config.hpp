@@ -59,6 +59,13 @@ struct manager_config {
     /// The wall clock for creation, access and expiry; empty: system_clock::now.
     /// Unit tests inject a manual clock.
     std::function<wall_clock::time_point()> now;
+    /// The monotonic clock for what housekeeping decides by time: a state
+    /// transfer's timeout, reconciliation retries, the hold after a pause, the
+    /// healing window; empty: steady_clock::now. Unit tests inject a manual
+    /// clock and run housekeeping themselves. A thread that blocks (a request
+    /// waiting for a session) still bounds its wait by the real clock, and a
+    /// freeze of this process is still measured on it.
+    std::function<std::chrono::steady_clock::time_point()> steady_now;
 };
 
 /// The `manager:` section of a cluster file (conf::load_file) as a

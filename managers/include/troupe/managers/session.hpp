@@ -2,13 +2,11 @@
 #pragma once
 
 #include <troupe/managers/attribute.hpp>
-#include <troupe/membership/member.hpp>
 
-#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
-#include <mutex>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,6 +48,7 @@ class session {
 public:
     /// Made by the managers (a request's create, a replica, a transfer).
     session(std::string id, wall_clock::time_point created, std::chrono::seconds max_inactive);
+    ~session();
     session(const session&) = delete;
     session& operator=(const session&) = delete;
 
@@ -78,37 +77,11 @@ public:
 private:
     friend struct detail::session_access;
 
-    mutable std::mutex mutex_; ///< everything below
-    std::mutex order_;         ///< held while a version is assigned and its message queued
-    std::string id_;
-    std::string replicated_id_; ///< the id replicas know, when it differs from id_ (after a rotation)
-    wall_clock::time_point created_;
-    wall_clock::time_point accessed_;
-    std::chrono::seconds max_inactive_;
-    std::uint64_t version_ = 0;
-    std::map<std::string, attribute, std::less<>> attributes_;
-    std::vector<std::string> dirty_; ///< names changed since the last delta
-    std::uint64_t tag_ = 0;         ///< the lineage of the current version (lineage.hpp)
-    /// The tags of versions version_-1 .. version_-4 of this lineage (0: not
-    /// known): a late duplicate delta is told from one built on a stale copy,
-    /// and divergence is noticed. Whole copies carry them.
-    std::array<std::uint64_t, 4> ancestors_{};
-    std::uint64_t acked_ = 0; ///< the last version that may have been acknowledged (lineage.hpp)
-    /// Requests in flight when a newer copy was installed over this one: their
-    /// changes were computed from the old copy and must not be replicated.
-    std::uint32_t superseded_ = 0;
-    std::uint32_t in_use_ = 0;      ///< requests holding it (expiry skips it)
-    bool valid_ = true;
-    bool max_inactive_dirty_ = false;
-    bool announced_ = false; ///< replicas know it (CREATED sent, or received from one)
-    bool local_ = true;      ///< last served by this node (it then expires it for all)
-    bool expired_ = false;   ///< destroyed by expiry rather than invalidate()
-    // The backup manager's roles (managers/src/backup_manager.hpp); the delta
-    // manager never hands a copy over, so they do not change what it does.
-    bool primary_ = true;             ///< made, fetched or promoted here: served without asking
-    membership::member_id handed_to_; ///< given to this member by a fetch: no change from anyone else
-    membership::member_id copy_at_;   ///< the member holding a whole copy in step (nil: none known)
-    membership::member_id doubted_backup_; ///< demoted after a pause: where its copy_at_ was (nil: not demoted)
+    /// Everything else: the times, attributes and version, and what
+    /// replication keeps per copy (lineage, roles). Defined in the managers'
+    /// private session_state.hpp: no part of the API.
+    struct state;
+    std::unique_ptr<state> d_;
 };
 
 } // namespace troupe::managers
