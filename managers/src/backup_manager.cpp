@@ -35,11 +35,15 @@ constexpr auto busy_pause = std::chrono::milliseconds(50);
 
 backup_manager::backup_manager(std::unique_ptr<link> l, manager_config config)
     : replication_core(std::move(l), std::move(config))
-    , reacquirer_("troupe-reacq-" + this->config().context) {
+    , reacquirer_("troupe-reacq-" + this->config().context)
+    , auditor_("troupe-audit-" + this->config().context) {
     // Registered before start() starts the timer thread.
     timers().every(this->config().access_batch_interval, [this] { send_locations(); });
-    timers().every(audit_interval, [this] { audit_copies(); });
     reacquirer_.start();
+    // Its own thread: a round walks the whole store, and on the timer thread
+    // a long one would read as a pause of this process (note_tick).
+    auditor_.every(audit_interval, [this] { audit_copies(); });
+    auditor_.start();
 }
 
 backup_manager::~backup_manager() { stop(); }
@@ -51,6 +55,7 @@ void backup_manager::stop() {
     replication_core::stop(); // wakes the fetches (wake_waits) before joining the wait threads
     wake_waits();
     reacquirer_.stop();
+    auditor_.stop();
 }
 
 void backup_manager::wake_waits() {
@@ -92,7 +97,8 @@ bool backup_manager::needs_whole_copy(session& s, const std::vector<member_id>& 
     }
     // The old backup is told when this copy stands: the one in step, or the
     // one a failed step left behind (its copy is older than the new one).
-    const auto previous = r.copy_at.is_nil() ? r.was_copy_at : r.copy_at;
+    // (After a pause took the session back here: where its backup was then.)
+    const auto previous = !r.copy_at.is_nil() ? r.copy_at : !r.was_copy_at.is_nil() ? r.was_copy_at : r.doubted_backup;
     session_access::set_copy_at(s, to.front());
     stats_->whole_copies.fetch_add(1, std::memory_order_relaxed);
     wire::location_entry e;
@@ -205,10 +211,14 @@ void backup_manager::send_location_chunks(const std::vector<member_id>& to, std:
 void backup_manager::audit_copies() {
     // Not while this node's copies are in doubt (a pause, a heal, a minority):
     // reconciliation settles them first, and an answer then might be stale.
-    if (stopping_ || unverified_.load(std::memory_order_acquire) || minority_.load(std::memory_order_acquire)) {
+    // Nor while copies move after a membership change (restore_copies,
+    // welcome): the next round asks about what they leave behind.
+    if (stopping_ || unverified_.load(std::memory_order_acquire) || minority_.load(std::memory_order_acquire) ||
+        restores_running_.load() > 0) {
         return;
     }
     std::lock_guard audit(audit_mutex_);
+    const auto round = ++audit_round_;
     stats_->audit_rounds.fetch_add(1, std::memory_order_relaxed);
     if (const auto epoch = membership_epoch_.load(std::memory_order_relaxed); epoch != audit_epoch_) {
         audit_epoch_ = epoch; // a join or departure may have moved any backup
@@ -241,25 +251,46 @@ void backup_manager::audit_copies() {
                 continue; // changed since the last round: in step, or on its way
             }
             if (r.primary) {
-                recopy.push_back(std::move(s)); // a failed step left one copy, and no request came since
+                // A failed step left one copy, and no request came since; a
+                // copy that failed again waits audit_retry_rounds.
+                auto tried = audit_recopied_.find(id);
+                if (tried == audit_recopied_.end() || round - tried->second >= audit_retry_rounds) {
+                    audit_recopied_[id] = round;
+                    recopy.push_back(std::move(s));
+                }
             } else {
                 ask.push_back({std::move(id), stamp->version, r.handed_to});
             }
         }
     }
     audit_seen_.swap(seen);
-    if (!recopy.empty() && restores_running_.load() == 0) {
-        // On the bulk thread, paced like a rebalancing: a whole copy each.
+    // Copies no longer held (dropped, ended, served here now) are forgotten.
+    for (auto it = audit_asked_.begin(); it != audit_asked_.end();) {
+        it = audit_seen_.count(it->first) > 0 ? std::next(it) : audit_asked_.erase(it);
+    }
+    for (auto it = audit_recopied_.begin(); it != audit_recopied_.end();) {
+        it = audit_seen_.count(it->first) > 0 ? std::next(it) : audit_recopied_.erase(it);
+    }
+    if (!recopy.empty() && !recopy_pending_.exchange(true)) {
+        // On the bulk thread, paced like a rebalancing: a whole copy each;
+        // one such task at a time.
+        if (recopy.size() > audit_batch) {
+            recopy.resize(audit_batch);
+        }
         stats_->audit_recopied.fetch_add(recopy.size(), std::memory_order_relaxed);
-        bulk_.post([this, recopy = std::move(recopy)] {
-            copy_whole(recopy, rebalance_pause);
-            send_locations();
-        });
+        if (!bulk_.post([this, recopy = std::move(recopy)] {
+                copy_whole(recopy, rebalance_pause);
+                send_locations();
+                recopy_pending_.store(false);
+            })) {
+            recopy_pending_.store(false);
+        }
     }
     if (ask.empty()) {
         return;
     }
     std::map<member_id, std::vector<std::pair<std::string, std::uint64_t>>> by_primary;
+    std::size_t asked_now = 0;
     {
         std::lock_guard lock(repl_mutex_);
         for (auto& h : ask) {
@@ -272,10 +303,16 @@ void backup_manager::audit_copies() {
             if (primary.is_nil() || primary == self_.id) {
                 continue; // no primary known: its departure or a fetch settles it
             }
-            if (auto asked = audit_asked_.find(h.id);
-                asked != audit_asked_.end() && asked->second == std::make_pair(h.version, primary)) {
-                continue; // asked already, and nothing changed since
+            if (auto asked = audit_asked_.find(h.id); asked != audit_asked_.end() &&
+                                                      asked->second.version == h.version &&
+                                                      asked->second.primary == primary &&
+                                                      round - asked->second.round < audit_retry_rounds) {
+                continue; // asked already, nothing changed since, and not long ago (a declined one is asked again)
             }
+            if (asked_now == audit_batch) {
+                break; // the rest next round
+            }
+            ++asked_now;
             by_primary[primary].emplace_back(std::move(h.id), h.version);
         }
     }
@@ -295,7 +332,7 @@ void backup_manager::audit_copies() {
             bytes = 0;
         };
         for (auto& [id, version] : entries) {
-            audit_asked_[id] = {version, primary};
+            audit_asked_[id] = {version, primary, round};
             bytes += wire::backup_check_entry_size(id.size());
             m.entries.emplace_back(std::move(id), version);
             if (bytes >= locations_chunk_bytes) {
@@ -307,56 +344,73 @@ void backup_manager::audit_copies() {
 }
 
 void backup_manager::answer_check(const member& from, const wire::backup_check_msg& m) {
-    if (unverified_.load(std::memory_order_acquire) || minority_.load(std::memory_order_acquire)) {
-        return; // this node's own roles are in doubt: the asker keeps its copy and asks again later
+    // Not while this node's own roles are in doubt, nor while it copies
+    // sessions after a membership change (a backup it names may have just
+    // left): the asker keeps its copy and asks again later.
+    if (unverified_.load(std::memory_order_acquire) || minority_.load(std::memory_order_acquire) ||
+        restores_running_.load() > 0) {
+        return;
     }
+    const auto members = link_->members();
+    const auto in_view = [&members](const member_id& id) {
+        return std::any_of(members.begin(), members.end(), [&](const member& x) { return x.id == id; });
+    };
     std::vector<wire::location_entry> answer;
-    std::vector<std::pair<std::string, std::uint64_t>> not_served; // not primary here: what the locations say
+    struct not_served_here {
+        std::string id;
+        std::uint64_t version;                   ///< the asker's
+        std::optional<std::uint64_t> mine;       ///< this node's (handed-over) copy's
+    };
+    std::vector<not_served_here> not_served;
     for (const auto& [id, version] : m.entries) {
         auto s = find(id);
         std::optional<wire::stamp> stamp;
         session_access::roles r;
+        bool confirmed = false;
         if (s) {
             // Under the order lock, as a fetch's hand-over and a request's
-            // step are: the roles read are the ones the answer describes.
+            // step are, and under outbox_mutex_: a failed whole copy clears
+            // copy_at before it erases its unconfirmed_ entry, so a copy_at
+            // read with no entry pending names a backup that took the copy.
             std::lock_guard order(session_access::order(*s));
+            std::lock_guard lock(outbox_mutex_);
             stamp = session_access::valid_stamp(*s);
             r = stamp ? session_access::roles_of(*s) : session_access::roles{};
+            confirmed = unconfirmed_.count(id) == 0;
         }
         if (!stamp || !r.primary) {
-            not_served.emplace_back(id, version);
+            not_served.push_back({id, version, stamp ? std::optional(stamp->version) : std::nullopt});
             continue;
         }
-        // Served here, with a backup other than the asker in step, and newer
-        // than the asker's copy: two members hold more than it does.
-        if (r.copy_at.is_nil() || r.copy_at == from.id || stamp->version <= version) {
+        // Served here, with a backup other than the asker in step and in the
+        // view, and newer than the asker's copy: two members hold more than it.
+        if (r.copy_at.is_nil() || r.copy_at == from.id || !confirmed || !in_view(r.copy_at) ||
+            stamp->version <= version) {
             continue;
-        }
-        {
-            std::lock_guard lock(outbox_mutex_);
-            if (unconfirmed_.count(id) > 0) {
-                continue; // the whole copy to the new backup has not stood yet
-            }
         }
         answer.push_back({id, self_.id, r.copy_at, stamp->version, false});
     }
     if (!not_served.empty()) {
         // Handed over from here (a fetch), or moved on since: the location
-        // this node holds, the very entry the asker missed. A hand-over's
-        // (no backup yet) is as safe: this node keeps its handed-over copy,
-        // newer than the asker's, until the new primary's backup holds more.
+        // this node holds, the very entry the asker missed, when its members
+        // are in the view. A hand-over's (no backup yet) only while this node
+        // keeps the handed-over copy, as new as the location: it stays until
+        // the new primary's backup holds more.
         std::lock_guard lock(repl_mutex_);
-        for (auto& [id, version] : not_served) {
-            const auto it = locations_.find(id);
+        for (auto& n : not_served) {
+            const auto it = locations_.find(n.id);
             if (it == locations_.end()) {
                 continue;
             }
             const auto& known = it->second;
             if (known.primary.is_nil() || known.primary == from.id || known.backup == from.id ||
-                known.version <= version) {
+                known.version <= n.version || !in_view(known.primary)) {
                 continue;
             }
-            answer.push_back({std::move(id), known.primary, known.backup, known.version, false});
+            if (known.backup.is_nil() ? n.mine.value_or(0) < known.version : !in_view(known.backup)) {
+                continue;
+            }
+            answer.push_back({std::move(n.id), known.primary, known.backup, known.version, false});
         }
     }
     stats_->audit_answered.fetch_add(answer.size(), std::memory_order_relaxed);

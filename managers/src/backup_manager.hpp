@@ -106,6 +106,12 @@ public:
     /// whole round is asked about once per version, and again after each
     /// membership change.
     static constexpr std::chrono::milliseconds audit_interval{4000};
+    /// A copy asked about (or a primary copied again) that nothing changed
+    /// is tried again after this many rounds (the answer may have been
+    /// declined: the primary was reconciling, or restoring copies).
+    static constexpr std::uint64_t audit_retry_rounds = 8;
+    /// Copies asked about, and primaries copied again, per round at most.
+    static constexpr std::size_t audit_batch = 16384;
 
 protected:
     std::string_view type_name() const noexcept override { return "backup"; }
@@ -248,6 +254,8 @@ private:
     /// Runs reacquire_doubted: its fetches block, and must not hold up the
     /// core's bulk thread, which answers the other members' digests.
     worker reacquirer_;
+    /// Runs audit_copies every audit_interval.
+    worker auditor_;
 
     // Under repl_mutex_ (the core's).
     std::unordered_map<std::string, location> locations_;
@@ -279,13 +287,20 @@ private:
 
     /// Membership changes seen (joins, departures): the audit asks again.
     std::atomic<std::uint64_t> membership_epoch_{0};
-    std::mutex audit_mutex_; ///< one audit round at a time; guards the three below
+    std::mutex audit_mutex_; ///< one audit round at a time; guards the five below
     std::uint64_t audit_epoch_ = 0;
+    std::uint64_t audit_round_ = 0;
     /// Copies held but not served, or served with no copy in step, at the
     /// last round: id → version.
     std::unordered_map<std::string, std::uint64_t> audit_seen_;
-    /// id → the version asked about, and whom.
-    std::unordered_map<std::string, std::pair<std::uint64_t, membership::member_id>> audit_asked_;
+    struct asked {
+        std::uint64_t version = 0;
+        membership::member_id primary; ///< whom
+        std::uint64_t round = 0;       ///< when
+    };
+    std::unordered_map<std::string, asked> audit_asked_;
+    std::unordered_map<std::string, std::uint64_t> audit_recopied_; ///< id → the round it was last copied again
+    std::atomic<bool> recopy_pending_{false}; ///< a re-copy task is on the bulk thread
 };
 
 } // namespace troupe::managers::detail

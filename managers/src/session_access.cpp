@@ -301,6 +301,7 @@ void session_access::make_backup(session& s) {
     s.d_->primary = false;
     s.d_->handed_to = {};
     s.d_->copy_at = {};
+    s.d_->was_copy_at = {};
     s.d_->doubted_backup = {};
 }
 
@@ -309,6 +310,7 @@ void session_access::hand_over(session& s, const membership::member_id& to) {
     s.d_->primary = false;
     s.d_->handed_to = to;
     s.d_->copy_at = {};
+    s.d_->was_copy_at = {};
     s.d_->doubted_backup = {};
 }
 
@@ -321,6 +323,7 @@ bool session_access::demote(session& s) {
     s.d_->handed_to = {};
     s.d_->doubted_backup = s.d_->copy_at;
     s.d_->copy_at = {};
+    s.d_->was_copy_at = {};
     s.d_->superseded = s.d_->in_use;
     return true;
 }

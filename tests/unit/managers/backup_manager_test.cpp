@@ -840,6 +840,40 @@ void fail_step(backup_cluster& c, session_manager& primary, const std::string& i
     REQUIRE(c.pump());
 }
 
+/// A session made on a, served next on the member whose backup for it is
+/// a, while every LOCATIONS message to its first backup is lost (it was
+/// restarting, say): that old backup keeps a stale copy, a third one.
+session_case stale_old_backup(backup_cluster& c, session_manager& a) {
+    session_case s;
+    {
+        pumper p(c.bus);
+        s = session_on_a(c, a, true);
+        REQUIRE(increment(a, s.id) == 1);
+    }
+    REQUIRE(c.pump());
+    const auto old_id = c.bus.id_of(s.backup);
+    c.bus.filter = [old_id](const fake_bus::envelope& e) {
+        return e.to == old_id && type_of(e.payload) == wire::msg_type::locations ? verdict::drop : verdict::deliver;
+    };
+    {
+        pumper p(c.bus);
+        REQUIRE(increment(node(c, s.third), s.id) == 2);
+    }
+    for (auto& n : c.nodes) {
+        n->flush_locations();
+    }
+    REQUIRE(c.pump());
+    c.bus.filter = nullptr;
+    const auto h = where(c, s.id);
+    CHECK(h.primary == std::vector<std::string>{s.third});
+    // Three copies: a (the mover's backup) and the old backup's stale one,
+    // still a backup, or handed over (the mover's fetch may have asked it).
+    CHECK(h.backup.size() + h.handed_over.size() == 2);
+    CHECK(h.backup.size() >= 1);
+    CHECK(value(node(c, s.backup), s.id) == 1);
+    return s;
+}
+
 /// Two audit rounds on `n` (the first notes each copy's version, the
 /// second asks about those unchanged since), the answers delivered.
 void audit_twice(backup_cluster& c, backup_manager& n) {
@@ -853,37 +887,7 @@ void audit_twice(backup_cluster& c, backup_manager& n) {
 TEST_CASE("an old backup whose move notices were all lost is retired by the copy audit", "[managers][backup]") {
     backup_cluster c(use_sync);
     auto& a = members_abc(c);
-    session_case s;
-    {
-        pumper p(c.bus);
-        s = session_on_a(c, a, true);
-        REQUIRE(increment(a, s.id) == 1);
-    }
-    const auto& [id, old_backup, mover] = s;
-    REQUIRE(c.pump());
-    // Every LOCATIONS message to the old backup is lost (it was restarting,
-    // say): the hand-over notice, the mover's batch.
-    const auto old_id = c.bus.id_of(old_backup);
-    c.bus.filter = [old_id](const fake_bus::envelope& e) {
-        return e.to == old_id && type_of(e.payload) == wire::msg_type::locations ? verdict::drop : verdict::deliver;
-    };
-    {
-        pumper p(c.bus);
-        REQUIRE(increment(node(c, mover), id) == 2);
-    }
-    for (auto& n : c.nodes) {
-        n->flush_locations();
-    }
-    REQUIRE(c.pump());
-    c.bus.filter = nullptr;
-    auto h = where(c, id);
-    CHECK(h.primary == std::vector<std::string>{mover});
-    // Three copies: a (the mover's backup) and the old backup's stale one,
-    // still a backup, or handed over (the mover's fetch may have asked it).
-    CHECK(h.backup.size() + h.handed_over.size() == 2);
-    CHECK(h.backup.size() >= 1);
-    CHECK(value(node(c, old_backup), id) == 1);
-
+    const auto [id, old_backup, mover] = stale_old_backup(c, a);
     // The mover's backup is in step: its audit asks, and keeps its copy.
     audit_twice(c, a);
     CHECK(value(a, id) == 2);
@@ -894,7 +898,7 @@ TEST_CASE("an old backup whose move notices were all lost is retired by the copy
     auto& old = node(c, old_backup);
     audit_twice(c, old);
     CHECK(old.find(id) == nullptr);
-    h = where(c, id);
+    const auto h = where(c, id);
     CHECK(h.primary == std::vector<std::string>{mover});
     CHECK(h.backup == std::vector<std::string>{"a"});
     CHECK(value(node(c, mover), id) == 2);
@@ -903,6 +907,31 @@ TEST_CASE("an old backup whose move notices were all lost is retired by the copy
     CHECK(stats(a)["backup"]["audit"]["answered"].get<int>() + stats(node(c, mover))["backup"]["audit"]["answered"].get<int>() == 1);
     CHECK(stats(old)["backup"]["copies_dropped"] == 1);
     CHECK(h.handed_over.empty());
+}
+
+TEST_CASE("a copy audit question lost on the way is asked again some rounds later", "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = members_abc(c);
+    const auto [id, old_backup, mover] = stale_old_backup(c, a);
+    auto& old = node(c, old_backup);
+    c.bus.filter = [](const fake_bus::envelope& e) {
+        return type_of(e.payload) == wire::msg_type::backup_check ? verdict::drop : verdict::deliver;
+    };
+    audit_twice(c, old);
+    c.bus.filter = nullptr;
+    CHECK(old.find(id) != nullptr);
+    const auto asked = stats(old)["backup"]["audit"]["asked"].get<std::uint64_t>();
+    for (std::uint64_t i = 0; i + 1 < backup_manager::audit_retry_rounds; ++i) {
+        old.audit_now(); // asked already, not long ago
+    }
+    REQUIRE(c.pump());
+    CHECK(stats(old)["backup"]["audit"]["asked"] == asked);
+    CHECK(old.find(id) != nullptr);
+    old.audit_now(); // audit_retry_rounds since: again
+    REQUIRE(c.pump());
+    CHECK(stats(old)["backup"]["audit"]["asked"].get<std::uint64_t>() > asked);
+    CHECK(old.find(id) == nullptr);
+    CHECK(where(c, id).backup == std::vector<std::string>{"a"});
 }
 
 TEST_CASE("the copy audit keeps a copy nobody holds newer, and asks once per version", "[managers][backup]") {
