@@ -67,7 +67,11 @@ namespace troupe::managers::detail {
 ///    the only one; if it left while this node was cut off from most members,
 ///    the same happens once a majority is back and the view has healed;
 ///  - a backup that does not take a change fails the request under ack/sync
-///    (strict_replication): there is no third copy to make it safe.
+///    (strict_replication): there is no third copy to make it safe;
+///  - an old backup that missed every notice of its session's move (it was
+///    restarting, the batch left with a stopping primary, a failed step made
+///    the primary forget it): the copy audit (audit_copies) retires it, and
+///    copies again a primary a failed step left with one copy.
 class backup_manager final : public replication_core {
 public:
     backup_manager(std::unique_ptr<link> l, manager_config config);
