@@ -107,32 +107,37 @@ bool backup_manager::needs_whole_copy(session& s, const std::vector<member_id>& 
     e.backup = to.front();
     auto key = e.id; // the right side of `=` is evaluated first: it moves e
     std::lock_guard lock(outbox_mutex_);
-    unconfirmed_[std::move(key)] = {std::move(e), previous};
+    // Called under the order lock, before the step's version is taken: the
+    // whole copy goes with the next one.
+    unconfirmed_[std::move(key)] = {std::move(e), previous, s.version() + 1};
     return true;
 }
 
-void backup_manager::replicated(const std::shared_ptr<session>& s, bool ok) {
+void backup_manager::replicated(const std::shared_ptr<session>& s, std::uint64_t step, bool ok) {
     const auto id = s->id();
     const auto version = s->version();
     const bool valid = s->valid();
-    if (!ok) {
-        // The backup may not hold this step: the next change goes whole.
-        session_access::set_copy_at(*s, {});
-    }
     std::unique_lock lock(outbox_mutex_);
-    if (ok) {
-        if (auto r = renamed_from_.find(id); r != renamed_from_.end()) {
-            // The rename stands at the backup: the old ids end for the others.
-            std::move(r->second.begin(), r->second.end(), std::back_inserter(outbox_));
-            renamed_from_.erase(r);
-        }
-    }
     auto it = unconfirmed_.find(id);
+    // A step sent before the pending whole copy went to the old backup: its
+    // answer says nothing of the new one (which answer_check relies on).
+    const bool before_copy = it != unconfirmed_.end() && step < it->second.step;
     if (!ok) {
-        if (it != unconfirmed_.end()) {
-            unconfirmed_.erase(it);
+        if (!before_copy) {
+            // The backup may not hold this step: the next change goes whole.
+            // Under outbox_mutex_, before the entry goes: answer_check reads
+            // both under it.
+            session_access::set_copy_at(*s, {});
+            if (it != unconfirmed_.end()) {
+                unconfirmed_.erase(it);
+            }
         }
         return;
+    }
+    if (auto r = renamed_from_.find(id); r != renamed_from_.end()) {
+        // The rename stands at the backup: the old ids end for the others.
+        std::move(r->second.begin(), r->second.end(), std::back_inserter(outbox_));
+        renamed_from_.erase(r);
     }
     if (!valid) {
         // Invalidated here: the proxies forget it, handed-over copies end.
@@ -144,10 +149,10 @@ void backup_manager::replicated(const std::shared_ptr<session>& s, bool ok) {
         outbox_.push_back(std::move(e));
         return;
     }
-    if (it != unconfirmed_.end()) {
+    if (it != unconfirmed_.end() && !before_copy) {
         // Only now: a member that drops its copy on this location may do so
-        // because the new backup holds the session.
-        it->second.entry.version = version;
+        // because the new backup holds the session (at least that step).
+        it->second.entry.version = std::min(version, std::max(step, it->second.step));
         auto entry = it->second.entry;
         const auto previous = it->second.previous;
         outbox_.push_back(std::move(it->second.entry));
@@ -211,10 +216,7 @@ void backup_manager::send_location_chunks(const std::vector<member_id>& to, std:
 void backup_manager::audit_copies() {
     // Not while this node's copies are in doubt (a pause, a heal, a minority):
     // reconciliation settles them first, and an answer then might be stale.
-    // Nor while copies move after a membership change (restore_copies,
-    // welcome): the next round asks about what they leave behind.
-    if (stopping_ || unverified_.load(std::memory_order_acquire) || minority_.load(std::memory_order_acquire) ||
-        restores_running_.load() > 0) {
+    if (stopping_ || unverified_.load(std::memory_order_acquire) || minority_.load(std::memory_order_acquire)) {
         return;
     }
     std::lock_guard audit(audit_mutex_);
@@ -254,8 +256,8 @@ void backup_manager::audit_copies() {
                 // A failed step left one copy, and no request came since; a
                 // copy that failed again waits audit_retry_rounds.
                 auto tried = audit_recopied_.find(id);
-                if (tried == audit_recopied_.end() || round - tried->second >= audit_retry_rounds) {
-                    audit_recopied_[id] = round;
+                if ((tried == audit_recopied_.end() || round - tried->second >= audit_retry_rounds) &&
+                    recopy.size() < restore_batch) {
                     recopy.push_back(std::move(s));
                 }
             } else {
@@ -271,18 +273,26 @@ void backup_manager::audit_copies() {
     for (auto it = audit_recopied_.begin(); it != audit_recopied_.end();) {
         it = audit_seen_.count(it->first) > 0 ? std::next(it) : audit_recopied_.erase(it);
     }
-    if (!recopy.empty() && !recopy_pending_.exchange(true)) {
-        // On the bulk thread, paced like a rebalancing: a whole copy each;
+    if (!recopy.empty() && restores_running_.load() == 0 && !recopy_pending_.exchange(true)) {
+        // On the bulk thread (one batch of restore_batch, as a restore's),
         // one such task at a time.
-        if (recopy.size() > audit_batch) {
-            recopy.resize(audit_batch);
+        std::vector<std::string> ids;
+        for (const auto& s : recopy) {
+            ids.push_back(s->id());
         }
-        stats_->audit_recopied.fetch_add(recopy.size(), std::memory_order_relaxed);
-        if (!bulk_.post([this, recopy = std::move(recopy)] {
+        if (bulk_.post([this, recopy = std::move(recopy)] {
+                struct clear_pending {
+                    std::atomic<bool>& flag;
+                    ~clear_pending() { flag.store(false); }
+                } guard{recopy_pending_};
                 copy_whole(recopy, rebalance_pause);
                 send_locations();
-                recopy_pending_.store(false);
             })) {
+            stats_->audit_recopied.fetch_add(ids.size(), std::memory_order_relaxed);
+            for (auto& id : ids) {
+                audit_recopied_[std::move(id)] = round;
+            }
+        } else {
             recopy_pending_.store(false);
         }
     }
@@ -291,6 +301,7 @@ void backup_manager::audit_copies() {
     }
     std::map<member_id, std::vector<std::pair<std::string, std::uint64_t>>> by_primary;
     std::size_t asked_now = 0;
+    std::unordered_map<std::string, std::uint64_t> pending_tries;
     {
         std::lock_guard lock(repl_mutex_);
         for (auto& h : ask) {
@@ -303,12 +314,20 @@ void backup_manager::audit_copies() {
             if (primary.is_nil() || primary == self_.id) {
                 continue; // no primary known: its departure or a fetch settles it
             }
-            if (auto asked = audit_asked_.find(h.id); asked != audit_asked_.end() &&
-                                                      asked->second.version == h.version &&
-                                                      asked->second.primary == primary &&
-                                                      round - asked->second.round < audit_retry_rounds) {
-                continue; // asked already, nothing changed since, and not long ago (a declined one is asked again)
+            std::uint64_t tries = 0;
+            if (auto asked = audit_asked_.find(h.id);
+                asked != audit_asked_.end() && asked->second.version == h.version && asked->second.primary == primary) {
+                // Asked already and nothing changed: again after
+                // audit_retry_rounds (the answer may have been declined or
+                // lost), then twice as long each time, up to 32 times as
+                // long (an in-step backup gets no answer at all).
+                tries = asked->second.tries;
+                if (round - asked->second.round < (audit_retry_rounds << std::min<std::uint64_t>(tries - 1, 5))) {
+                    continue;
+                }
             }
+            ++tries;
+            pending_tries[h.id] = tries;
             if (asked_now == audit_batch) {
                 break; // the rest next round
             }
@@ -332,7 +351,7 @@ void backup_manager::audit_copies() {
             bytes = 0;
         };
         for (auto& [id, version] : entries) {
-            audit_asked_[id] = {version, primary, round};
+            audit_asked_[id] = {version, primary, round, pending_tries[id]};
             bytes += wire::backup_check_entry_size(id.size());
             m.entries.emplace_back(std::move(id), version);
             if (bytes >= locations_chunk_bytes) {
@@ -344,11 +363,10 @@ void backup_manager::audit_copies() {
 }
 
 void backup_manager::answer_check(const member& from, const wire::backup_check_msg& m) {
-    // Not while this node's own roles are in doubt, nor while it copies
-    // sessions after a membership change (a backup it names may have just
-    // left): the asker keeps its copy and asks again later.
-    if (unverified_.load(std::memory_order_acquire) || minority_.load(std::memory_order_acquire) ||
-        restores_running_.load() > 0) {
+    // Not while this node's own roles are in doubt: the asker keeps its copy
+    // and asks again later. (A backup that just left, before restore_copies
+    // replaced it, is not named: only members in the view are.)
+    if (unverified_.load(std::memory_order_acquire) || minority_.load(std::memory_order_acquire)) {
         return;
     }
     const auto members = link_->members();

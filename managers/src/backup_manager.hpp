@@ -114,7 +114,8 @@ public:
     /// is tried again after this many rounds (the answer may have been
     /// declined: the primary was reconciling, or restoring copies).
     static constexpr std::uint64_t audit_retry_rounds = 8;
-    /// Copies asked about, and primaries copied again, per round at most.
+    /// Copies asked about per round at most (primaries copied again: one
+    /// batch of restore_batch).
     static constexpr std::size_t audit_batch = 16384;
 
 protected:
@@ -131,7 +132,7 @@ protected:
     void add_catch_up_stats_locked(nlohmann::json& j) const override;
 
     bool needs_whole_copy(session& s, const std::vector<membership::member_id>& to) override;
-    void replicated(const std::shared_ptr<session>& s, bool ok) override;
+    void replicated(const std::shared_ptr<session>& s, std::uint64_t step, bool ok) override;
     bool strict_replication() const override { return true; }
     void own_message(const membership::member& from, wire::message& m) override;
     void received_locked(const membership::member& from, const wire::message& m, actions& a) override;
@@ -275,6 +276,9 @@ private:
     struct pending_move {
         wire::location_entry entry;
         membership::member_id previous; ///< the backup before (nil: none known), told at once when it stands
+        /// The step (version) that carries the whole copy: an earlier step's
+        /// answer (to the old backup) neither confirms nor fails it.
+        std::uint64_t step = 0;
     };
     std::unordered_map<std::string, pending_move> unconfirmed_;
     std::vector<wire::location_entry> outbox_;
@@ -301,6 +305,7 @@ private:
         std::uint64_t version = 0;
         membership::member_id primary; ///< whom
         std::uint64_t round = 0;       ///< when
+        std::uint64_t tries = 0;       ///< how often at this version (the wait doubles)
     };
     std::unordered_map<std::string, asked> audit_asked_;
     std::unordered_map<std::string, std::uint64_t> audit_recopied_; ///< id → the round it was last copied again

@@ -365,7 +365,7 @@ void replication_core::account(end_result& result, const std::shared_ptr<session
     // Standing: the copy's stamp says so (acknowledge above). A failed step
     // stays unacknowledged, so it cannot outrank a copy that holds
     // acknowledged changes (lineage.hpp).
-    replicated(s, !result.error);
+    replicated(s, version, !result.error);
     result.send = std::move(merged);
 }
 
@@ -388,7 +388,7 @@ end_result replication_core::replicate(const std::shared_ptr<session>& s, bool r
             if (sent.client_change) {
                 session_access::acknowledge(*s, sent.version, sent.tag);
             }
-            replicated(s, true); // queued: all async options promise
+            replicated(s, sent.version, true); // queued: all async options promise
         }
         return result;
     }

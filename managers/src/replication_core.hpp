@@ -220,7 +220,9 @@ protected:
     }
     /// A request's replication ended: `ok` when it stands (acknowledged as the
     /// options ask, or queued under async). Not under any lock.
-    virtual void replicated(const std::shared_ptr<session>& s, bool ok) { (void)s, (void)ok; }
+    virtual void replicated(const std::shared_ptr<session>& s, std::uint64_t step, bool ok) {
+        (void)s, (void)step, (void)ok;
+    }
     /// Every destination must take a change for the request to stand: no
     /// early rule, and a failed send fails it whatever on_replication_failure says.
     virtual bool strict_replication() const { return false; }

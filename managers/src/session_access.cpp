@@ -321,7 +321,7 @@ bool session_access::demote(session& s) {
     }
     s.d_->primary = false;
     s.d_->handed_to = {};
-    s.d_->doubted_backup = s.d_->copy_at;
+    s.d_->doubted_backup = !s.d_->copy_at.is_nil() ? s.d_->copy_at : s.d_->was_copy_at;
     s.d_->copy_at = {};
     s.d_->was_copy_at = {};
     s.d_->superseded = s.d_->in_use;

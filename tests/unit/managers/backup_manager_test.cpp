@@ -934,6 +934,70 @@ TEST_CASE("a copy audit question lost on the way is asked again some rounds late
     CHECK(where(c, id).backup == std::vector<std::string>{"a"});
 }
 
+TEST_CASE("an old backup's answer to an earlier step does not stand for the new backup's whole copy",
+          "[managers][backup]") {
+    backup_cluster c(use_sync);
+    auto& a = c.add("a");
+    c.add("b");
+    const auto ids = counters_on(c, a, 40); // every backup on b
+    const auto b_id = c.bus.id_of("b");
+    // Each session's next step to b waits (the old backup is slow)...
+    c.bus.filter = [b_id](const fake_bus::envelope& e) {
+        return e.to == b_id && type_of(e.payload) == wire::msg_type::delta ? verdict::hold : verdict::deliver;
+    };
+    std::atomic<int> ended{0};
+    std::vector<request_scope> requests;
+    for (const auto& id : ids) {
+        auto r = a.begin_request({id, "/app", {}});
+        r.session()->modify<int>("n", [](int& n) { ++n; });
+        r.end_async([&ended](boost::system::error_code, end_result) { ++ended; });
+    }
+    c.bus.deliver_queued();
+    REQUIRE(c.bus.held() == ids.size());
+    // ... when c joins and takes about half of the backups: their whole
+    // copies to c wait too.
+    std::size_t moving = 0;
+    {
+        pumper p(c.bus);
+        c.bus.filter = [b_id](const fake_bus::envelope& e) {
+            const auto t = type_of(e.payload);
+            return (e.to == b_id && t == wire::msg_type::delta) || t == wire::msg_type::created ? verdict::hold
+                                                                                                 : verdict::deliver;
+        };
+        c.add("c", false);
+        for (const auto& id : ids) {
+            moving += expected_backup(c, id, "a") == "c" ? 1 : 0;
+        }
+        REQUIRE(moving > 0);
+        for (int i = 0; i < 1000 && c.bus.held() < ids.size() + moving; ++i) {
+            std::this_thread::sleep_for(2ms);
+        }
+        REQUIRE(c.bus.held() == ids.size() + moving);
+        // b answers the earlier steps: that says nothing of c's copies, so b
+        // is not told to drop its own.
+        c.bus.release_held_if([b_id](const fake_bus::envelope& e) { return e.to == b_id; }, false);
+        for (int i = 0; i < 1000 && ended.load() < static_cast<int>(ids.size()); ++i) {
+            std::this_thread::sleep_for(2ms);
+        }
+        for (const auto& id : ids) {
+            INFO(id);
+            CHECK(value(node(c, "b"), id) == 2);
+        }
+        // The whole copies to c fail: b's copies are the second ones still.
+        c.bus.filter = nullptr;
+        c.bus.release_held(true);
+    }
+    REQUIRE(c.pump());
+    CHECK(ended.load() == static_cast<int>(ids.size()));
+    for (const auto& id : ids) {
+        INFO(id);
+        const auto h = where(c, id);
+        CHECK(h.primary == std::vector<std::string>{"a"});
+        CHECK(value(a, id) == 2);
+        CHECK(h.backup.size() + h.handed_over.size() >= 1); // never a single copy
+    }
+}
+
 TEST_CASE("the copy audit keeps a copy nobody holds newer, and asks once per version", "[managers][backup]") {
     backup_cluster c(use_sync);
     auto& a = members_abc(c);

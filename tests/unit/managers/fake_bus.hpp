@@ -305,10 +305,19 @@ public:
     /// Answers the held messages: delivered, or failed (`fail`) as a member
     /// that never woke up. @return how many.
     std::size_t release_held(bool fail) {
+        return release_held_if([](const envelope&) { return true; }, fail);
+    }
+
+    /// release_held() for the held messages `which` picks; the others stay held.
+    std::size_t release_held_if(const std::function<bool(const envelope&)>& which, bool fail) {
         std::deque<envelope> held;
         {
             std::lock_guard lock(mutex_);
-            held.swap(held_);
+            std::deque<envelope> keep;
+            for (auto& e : held_) {
+                (which(e) ? held : keep).push_back(std::move(e));
+            }
+            held_.swap(keep);
         }
         for (auto& e : held) {
             if (fail) {
