@@ -335,7 +335,9 @@ void backup_manager::audit_copies() {
             by_primary[primary].emplace_back(std::move(h.id), h.version);
         }
     }
-    for (auto& [primary, entries] : by_primary) {
+    for (auto& asked_of : by_primary) {
+        const auto primary = asked_of.first; // not a structured binding: clang 14 cannot capture one
+        auto& entries = asked_of.second;
         if (!member_now(primary)) {
             continue; // gone: restore_copies promotes or re-copies; asked again next round
         }

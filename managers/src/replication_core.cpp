@@ -138,7 +138,8 @@ void replication_core::discovered_locked(actions& a) {
     }
     discovering_ = false;
     catching_up_ = false; // begin_catch_up_locked sets it again if it finds a source
-    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(steady_now() - catch_up_started_);
+    [[maybe_unused]] const auto waited =
+        std::chrono::duration_cast<std::chrono::milliseconds>(steady_now() - catch_up_started_);
     SPDLOG_LOGGER_DEBUG(log(), "context {}: discovery done after {} ms", config().context, waited.count());
     begin_catch_up_locked(a);
     if (!catching_up_) {
