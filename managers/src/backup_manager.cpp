@@ -232,9 +232,7 @@ void backup_manager::audit_copies() {
         member_id handed_to;
     };
     std::vector<held> ask;
-    std::vector<std::shared_ptr<session>> recopy;
     std::unordered_map<std::string, std::uint64_t> seen;
-    const bool others = !link_->members().empty();
     for (std::size_t shard = 0; shard < session_store::shard_count && !stopping_; ++shard) {
         for (auto& s : store().shard_snapshot(shard)) {
             const auto stamp = session_access::valid_stamp(*s);
@@ -242,8 +240,13 @@ void backup_manager::audit_copies() {
                 continue;
             }
             const auto r = session_access::roles_of(*s);
-            if (r.primary && (!r.copy_at.is_nil() || !others)) {
-                continue; // served here with a copy in step (or alone): nothing to ask
+            if (r.primary) {
+                // Served here: nothing to ask. (One left with a single copy by
+                // a failed step is not copied again here: on a member cut off
+                // before it notices, that unacknowledged step would outrank
+                // the copy the others promoted, and the heal would leave the
+                // session without a primary. Its next request copies it.)
+                continue;
             }
             auto id = s->id();
             const auto last = audit_seen_.find(id);
@@ -252,49 +255,13 @@ void backup_manager::audit_copies() {
             if (!unchanged) {
                 continue; // changed since the last round: in step, or on its way
             }
-            if (r.primary) {
-                // A failed step left one copy, and no request came since; a
-                // copy that failed again waits audit_retry_rounds.
-                auto tried = audit_recopied_.find(id);
-                if ((tried == audit_recopied_.end() || round - tried->second >= audit_retry_rounds) &&
-                    recopy.size() < restore_batch) {
-                    recopy.push_back(std::move(s));
-                }
-            } else {
-                ask.push_back({std::move(id), stamp->version, r.handed_to});
-            }
+            ask.push_back({std::move(id), stamp->version, r.handed_to});
         }
     }
     audit_seen_.swap(seen);
     // Copies no longer held (dropped, ended, served here now) are forgotten.
     for (auto it = audit_asked_.begin(); it != audit_asked_.end();) {
         it = audit_seen_.count(it->first) > 0 ? std::next(it) : audit_asked_.erase(it);
-    }
-    for (auto it = audit_recopied_.begin(); it != audit_recopied_.end();) {
-        it = audit_seen_.count(it->first) > 0 ? std::next(it) : audit_recopied_.erase(it);
-    }
-    if (!recopy.empty() && restores_running_.load() == 0 && !recopy_pending_.exchange(true)) {
-        // On the bulk thread (one batch of restore_batch, as a restore's),
-        // one such task at a time.
-        std::vector<std::string> ids;
-        for (const auto& s : recopy) {
-            ids.push_back(s->id());
-        }
-        if (bulk_.post([this, recopy = std::move(recopy)] {
-                struct clear_pending {
-                    std::atomic<bool>& flag;
-                    ~clear_pending() { flag.store(false); }
-                } guard{recopy_pending_};
-                copy_whole(recopy, rebalance_pause);
-                send_locations();
-            })) {
-            stats_->audit_recopied.fetch_add(ids.size(), std::memory_order_relaxed);
-            for (auto& id : ids) {
-                audit_recopied_[std::move(id)] = round;
-            }
-        } else {
-            recopy_pending_.store(false);
-        }
     }
     if (ask.empty()) {
         return;
@@ -1432,8 +1399,7 @@ void backup_manager::add_stats(nlohmann::json& j) const {
     b["copies_dropped"] = s.copies_dropped.load();
     b["audit"] = {{"rounds", s.audit_rounds.load()},
                   {"asked", s.audit_asked.load()},
-                  {"answered", s.audit_answered.load()},
-                  {"recopied", s.audit_recopied.load()}};
+                  {"answered", s.audit_answered.load()}};
 }
 
 void backup_manager::add_metrics(std::string& out) const {
@@ -1473,7 +1439,6 @@ void backup_manager::add_metrics(std::string& out) const {
     out += "# TYPE troupe_backup_audit_total counter\n";
     line("troupe_backup_audit_total", "{what=\"asked\"}", s.audit_asked.load());
     line("troupe_backup_audit_total", "{what=\"answered\"}", s.audit_answered.load());
-    line("troupe_backup_audit_total", "{what=\"recopied\"}", s.audit_recopied.load());
     out += "# TYPE troupe_backup_restore_last_seconds gauge\n";
     const auto ms = s.last_restore_ms.load();
     out += "troupe_backup_restore_last_seconds " + (ms < 0 ? std::string("NaN") : std::to_string(ms / 1000.0)) + "\n";

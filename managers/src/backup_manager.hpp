@@ -70,8 +70,7 @@ namespace troupe::managers::detail {
 ///    (strict_replication): there is no third copy to make it safe;
 ///  - an old backup that missed every notice of its session's move (it was
 ///    restarting, the batch left with a stopping primary, a failed step made
-///    the primary forget it): the copy audit (audit_copies) retires it, and
-///    copies again a primary a failed step left with one copy.
+///    the primary forget it): the copy audit (audit_copies) retires it.
 class backup_manager final : public replication_core {
 public:
     backup_manager(std::unique_ptr<link> l, manager_config config);
@@ -110,12 +109,11 @@ public:
     /// whole round is asked about once per version, and again after each
     /// membership change.
     static constexpr std::chrono::milliseconds audit_interval{4000};
-    /// A copy asked about (or a primary copied again) that nothing changed
-    /// is tried again after this many rounds (the answer may have been
-    /// declined: the primary was reconciling, or restoring copies).
+    /// A copy asked about that nothing changed is asked again after this
+    /// many rounds, then twice as long each time (the answer may have been
+    /// declined or lost).
     static constexpr std::uint64_t audit_retry_rounds = 8;
-    /// Copies asked about per round at most (primaries copied again: one
-    /// batch of restore_batch).
+    /// Copies asked about per round at most.
     static constexpr std::size_t audit_batch = 16384;
 
 protected:
@@ -187,7 +185,7 @@ private:
             reacquired{0};
         std::atomic<std::uint64_t> locations_sent{0}, locations_received{0}, copies_dropped{0}, location_catch_ups{0}, rebalanced{0},
             welcomes_skipped{0};
-        std::atomic<std::uint64_t> audit_rounds{0}, audit_asked{0}, audit_answered{0}, audit_recopied{0};
+        std::atomic<std::uint64_t> audit_rounds{0}, audit_asked{0}, audit_answered{0};
         std::atomic<std::int64_t> last_restore_ms{-1};
         mutable std::mutex latency_mutex;
         std::vector<std::uint32_t> latency_us; ///< the last fetches' latencies (a ring)
@@ -233,8 +231,10 @@ private:
     /// did not change since the last round, the member taken for their
     /// primary (the location's, or the one a fetch handed it to) gets one
     /// BACKUP_CHECK; answer_check() answers with a LOCATIONS entry, which
-    /// retires the copy. Also re-copies the primaries left with a single
-    /// copy by a failed step that no request has replicated since.
+    /// retires the copy. (A primary a failed step left with one copy waits
+    /// for its next request: copied again from here, an unacknowledged step
+    /// on a member cut off unnoticed would outrank the copy the others
+    /// promoted.)
     void audit_copies();
     /// A BACKUP_CHECK: for each session served here whose backup is another
     /// member, in step (no failed step since, its whole copy confirmed),
@@ -308,8 +308,6 @@ private:
         std::uint64_t tries = 0;       ///< how often at this version (the wait doubles)
     };
     std::unordered_map<std::string, asked> audit_asked_;
-    std::unordered_map<std::string, std::uint64_t> audit_recopied_; ///< id → the round it was last copied again
-    std::atomic<bool> recopy_pending_{false}; ///< a re-copy task is on the bulk thread
 };
 
 } // namespace troupe::managers::detail

@@ -1027,28 +1027,5 @@ TEST_CASE("the copy audit keeps a copy nobody holds newer, and asks once per ver
     CHECK(backup.find(id) != nullptr);
 }
 
-TEST_CASE("a primary left with one copy by a failed step copies it again without waiting for a request",
-          "[managers][backup]") {
-    backup_cluster c(use_sync);
-    auto& a = members_abc(c);
-    const auto [id, b] = settled_counter_on_a(c);
-    fail_step(c, a, id, b);
-    CHECK(a.roles().single_copy == 1);
-    {
-        pumper p(c.bus);
-        a.audit_now(); // notes it
-        a.audit_now(); // unchanged since: a whole copy to its backup
-        for (int i = 0; i < 500 && a.roles().single_copy > 0; ++i) {
-            std::this_thread::sleep_for(2ms);
-        }
-    }
-    REQUIRE(c.pump());
-    CHECK(a.roles().single_copy == 0);
-    CHECK(stats(a)["backup"]["audit"]["recopied"] == 1);
-    const auto h = where(c, id);
-    CHECK(h.primary == std::vector<std::string>{"a"});
-    CHECK(h.backup == std::vector<std::string>{b});
-    CHECK(value(node(c, b), id) == value(a, id));
-}
 
 } // namespace troupe::test
