@@ -126,10 +126,13 @@ void backup_manager::replicated(const std::shared_ptr<session>& s, std::uint64_t
         if (!before_copy) {
             // The backup may not hold this step: the next change goes whole.
             // Under outbox_mutex_, before the entry goes: answer_check reads
-            // both under it.
-            session_access::set_copy_at(*s, {});
+            // both under it. A failed whole copy leaves the backup before it
+            // as the one holding the last acknowledged step.
             if (it != unconfirmed_.end()) {
+                session_access::whole_copy_failed(*s, it->second.previous);
                 unconfirmed_.erase(it);
+            } else {
+                session_access::set_copy_at(*s, {});
             }
         }
         return;
@@ -1072,11 +1075,21 @@ void backup_manager::own_copies_doubted_locked(actions& a) {
     // acknowledged changes of one are lost. Every copy served here becomes a
     // plain copy: the next request fetches the session (from this very copy
     // when nobody moved past it), so one primary remains.
+    //
+    // Each remembers the backup whose loss would leave this copy alone
+    // (doubted_backup: restore_copies and majority_regained_locked fetch it
+    // again when that member is gone). While a whole copy to a new backup is
+    // unconfirmed (a departure's restore still in flight), that is the backup
+    // before it, not the new one. Under outbox_mutex_ with the session's own
+    // lock inside it, the order replicated() takes them in.
     (void)a;
     std::uint64_t demoted = 0;
+    std::lock_guard lock(outbox_mutex_);
     for (std::size_t shard = 0; shard < session_store::shard_count; ++shard) {
         for (const auto& s : store().shard_snapshot(shard)) {
-            demoted += session_access::demote(*s) ? 1 : 0;
+            const auto pending = unconfirmed_.find(s->id());
+            const auto in_step = pending != unconfirmed_.end() ? pending->second.previous : member_id{};
+            demoted += session_access::demote(*s, in_step) ? 1 : 0;
         }
     }
     stats_->demotions.fetch_add(demoted, std::memory_order_relaxed);

@@ -314,14 +314,16 @@ void session_access::hand_over(session& s, const membership::member_id& to) {
     s.d_->doubted_backup = {};
 }
 
-bool session_access::demote(session& s) {
+bool session_access::demote(session& s, const membership::member_id& in_step) {
     std::lock_guard lock(s.d_->mutex);
     if (!s.d_->primary) {
         return false;
     }
     s.d_->primary = false;
     s.d_->handed_to = {};
-    s.d_->doubted_backup = !s.d_->copy_at.is_nil() ? s.d_->copy_at : s.d_->was_copy_at;
+    s.d_->doubted_backup = !in_step.is_nil()           ? in_step
+                           : !s.d_->copy_at.is_nil() ? s.d_->copy_at
+                                                     : s.d_->was_copy_at;
     s.d_->copy_at = {};
     s.d_->was_copy_at = {};
     s.d_->superseded = s.d_->in_use;
@@ -334,6 +336,16 @@ void session_access::set_copy_at(session& s, const membership::member_id& m) {
         s.d_->was_copy_at = s.d_->copy_at;
     }
     s.d_->copy_at = m;
+}
+
+void session_access::whole_copy_failed(session& s, const membership::member_id& previous) {
+    std::lock_guard lock(s.d_->mutex);
+    if (!previous.is_nil()) {
+        s.d_->was_copy_at = previous;
+    } else if (!s.d_->copy_at.is_nil()) {
+        s.d_->was_copy_at = s.d_->copy_at;
+    }
+    s.d_->copy_at = {};
 }
 
 bool session_access::acknowledge(session& s, std::uint64_t version, std::uint64_t tag) {

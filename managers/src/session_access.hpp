@@ -143,10 +143,17 @@ struct session_access {
     /// This node may have been replaced as its primary while away (a pause, a
     /// removal): no longer served here until fetched again; a request holding
     /// it can no longer commit, and changes from others apply again.
+    /// `in_step`: the backup holding its last acknowledged step when copy_at
+    /// names a whole copy not confirmed yet (nil: copy_at, or was_copy_at);
+    /// the one whose loss leaves this copy alone, so the one to watch.
     /// @return true if it was primary here.
-    static bool demote(session& s);
+    static bool demote(session& s, const membership::member_id& in_step = {});
     /// Nil: the backup may have missed a step (was_copy_at remembers it).
     static void set_copy_at(session& s, const membership::member_id& m);
+    /// A whole copy to copy_at failed: was_copy_at becomes the backup before
+    /// it (`previous`, which still holds the last acknowledged step), or
+    /// copy_at when none was known.
+    static void whole_copy_failed(session& s, const membership::member_id& previous);
 
     // ---- expiry
 
