@@ -42,7 +42,9 @@ backup_manager::backup_manager(std::unique_ptr<link> l, manager_config config)
     reacquirer_.start();
     // Its own thread: a round walks the whole store, and on the timer thread
     // a long one would read as a pause of this process (note_tick).
-    auditor_.every(audit_interval, [this] { audit_copies(); });
+    if (this->config().copy_audit_interval.count() > 0) {
+        auditor_.every(this->config().copy_audit_interval, [this] { audit_copies(); });
+    }
     auditor_.start();
 }
 
@@ -233,6 +235,7 @@ void backup_manager::audit_copies() {
         std::string id;
         std::uint64_t version;
         member_id handed_to;
+        bool doubted; ///< served here until a pause or a cut demoted it
     };
     std::vector<held> ask;
     std::unordered_map<std::string, std::uint64_t> seen;
@@ -258,7 +261,7 @@ void backup_manager::audit_copies() {
             if (!unchanged) {
                 continue; // changed since the last round: in step, or on its way
             }
-            ask.push_back({std::move(id), stamp->version, r.handed_to});
+            ask.push_back({std::move(id), stamp->version, r.handed_to, !r.doubted_backup.is_nil()});
         }
     }
     audit_seen_.swap(seen);
@@ -270,6 +273,7 @@ void backup_manager::audit_copies() {
         return;
     }
     std::map<member_id, std::vector<std::pair<std::string, std::uint64_t>>> by_primary;
+    std::vector<std::string> stranded;
     std::size_t asked_now = 0;
     std::unordered_map<std::string, std::uint64_t> pending_tries;
     {
@@ -282,7 +286,17 @@ void backup_manager::audit_copies() {
                 }
             }
             if (primary.is_nil() || primary == self_.id) {
-                continue; // no primary known: its departure or a fetch settles it
+                // No other primary known. A copy a pause or a cut demoted
+                // here, untouched for a round since this node's doubt ended:
+                // nobody serves it (a request elsewhere would have fetched it
+                // and told us), so it is fetched as a request here would
+                // (from whoever serves it now, else this copy) rather than
+                // left without a primary until its next request. Else its
+                // departure or a fetch settles it.
+                if (h.doubted && stranded.size() < audit_batch) {
+                    stranded.push_back(std::move(h.id));
+                }
+                continue;
             }
             std::uint64_t tries = 0;
             if (auto asked = audit_asked_.find(h.id);
@@ -331,6 +345,29 @@ void backup_manager::audit_copies() {
             }
         }
         flush();
+    }
+    fetch_stranded(std::move(stranded));
+}
+
+void backup_manager::fetch_stranded(std::vector<std::string> ids) {
+    if (ids.empty() || audit_fetching_.exchange(true)) {
+        return; // nothing, or the last round's still queued or running
+    }
+    restores_running_.fetch_add(1);
+    const bool posted = reacquirer_.post([this, ids = std::move(ids)] {
+        const auto since = steady::now();
+        const auto [copied, missed] = reacquire_doubted(ids, stats_->audit_fetched);
+        log()->info("context {}: {} sessions demoted here (a pause or a cut) that nobody served again are served "
+                    "here again with two copies after {} ms{}",
+                    config().context, copied,
+                    std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - since).count(),
+                    missed ? " (" + std::to_string(missed) + " left to the next round)" : std::string());
+        audit_fetching_.store(false);
+        restores_running_.fetch_sub(1);
+    });
+    if (!posted) {
+        audit_fetching_.store(false);
+        restores_running_.fetch_sub(1);
     }
 }
 
@@ -1170,7 +1207,7 @@ void backup_manager::restore_copies(member_id gone, steady::time_point since) {
 void backup_manager::post_reacquire(std::vector<std::string> ids, steady::time_point since) {
     restores_running_.fetch_add(1);
     const bool posted = reacquirer_.post([this, ids = std::move(ids), since] {
-        const auto [copied, missed] = reacquire_doubted(ids);
+        const auto [copied, missed] = reacquire_doubted(ids, stats_->reacquired);
         stats_->restored.fetch_add(copied, std::memory_order_relaxed);
         log()->info("context {}: {} sessions demoted here (a pause or a cut) whose backup is gone have their "
                     "second copy again after {} ms{}",
@@ -1205,7 +1242,8 @@ void backup_manager::majority_regained_locked() {
     }
 }
 
-backup_manager::copy_counts backup_manager::reacquire_doubted(const std::vector<std::string>& ids) {
+backup_manager::copy_counts backup_manager::reacquire_doubted(const std::vector<std::string>& ids,
+                                                               std::atomic<std::uint64_t>& fetched) {
     // Each is fetched as a request here would fetch it: from whoever serves
     // it now if another member took it over during the pause, else this very
     // copy, which then is primary again and gets a new backup. A fetch needs
@@ -1234,7 +1272,7 @@ backup_manager::copy_counts backup_manager::reacquire_doubted(const std::vector<
         // else: nobody holds it any more (ended meanwhile)
     }
     n.missed += ids.size() - k;
-    stats_->reacquired.fetch_add(due.size(), std::memory_order_relaxed);
+    fetched.fetch_add(due.size(), std::memory_order_relaxed);
     const auto copied = copy_whole(due, std::chrono::milliseconds(0));
     n.copied += copied.copied;
     n.missed += copied.missed;
@@ -1412,7 +1450,8 @@ void backup_manager::add_stats(nlohmann::json& j) const {
     b["copies_dropped"] = s.copies_dropped.load();
     b["audit"] = {{"rounds", s.audit_rounds.load()},
                   {"asked", s.audit_asked.load()},
-                  {"answered", s.audit_answered.load()}};
+                  {"answered", s.audit_answered.load()},
+                  {"fetched", s.audit_fetched.load()}};
 }
 
 void backup_manager::add_metrics(std::string& out) const {
@@ -1452,6 +1491,7 @@ void backup_manager::add_metrics(std::string& out) const {
     out += "# TYPE troupe_backup_audit_total counter\n";
     line("troupe_backup_audit_total", "{what=\"asked\"}", s.audit_asked.load());
     line("troupe_backup_audit_total", "{what=\"answered\"}", s.audit_answered.load());
+    line("troupe_backup_audit_total", "{what=\"fetched\"}", s.audit_fetched.load());
     out += "# TYPE troupe_backup_restore_last_seconds gauge\n";
     const auto ms = s.last_restore_ms.load();
     out += "troupe_backup_restore_last_seconds " + (ms < 0 ? std::string("NaN") : std::to_string(ms / 1000.0)) + "\n";

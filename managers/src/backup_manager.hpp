@@ -70,7 +70,16 @@ namespace troupe::managers::detail {
 ///    (strict_replication): there is no third copy to make it safe;
 ///  - an old backup that missed every notice of its session's move (it was
 ///    restarting, the batch left with a stopping primary, a failed step made
-///    the primary forget it): the copy audit (audit_copies) retires it.
+///    the primary forget it): the copy audit (audit_copies) retires it;
+///  - a copy demoted here (a pause, a cut) that no request fetched, whose
+///    backup stayed: nobody serves it, and no departure or heal would fetch
+///    it. The audit does (fetch_stranded) once it stood unchanged for a
+///    round after the doubt ended: every session has a primary again
+///    without waiting for its next request;
+///  - a departure's whole copies still unconfirmed when a cut makes this
+///    node a minority (a cut's departures arrive one by one): the demoted
+///    session watches the backup before that copy (demote's in_step), which
+///    holds its last acknowledged step; likewise after a failed whole copy.
 class backup_manager final : public replication_core {
 public:
     backup_manager(std::unique_ptr<link> l, manager_config config);
@@ -89,7 +98,7 @@ public:
     std::uint64_t fetches() const { return stats_->fetches.load(); }
     /// Sessions copied to a new backup after a member left (not yet all done: false).
     bool restoring() const { return restores_running_.load() > 0; }
-    /// One round of the copy audit (the timer runs it every audit_interval).
+    /// One round of the copy audit (the timer runs it every copy_audit_interval).
     void audit_now() { audit_copies(); }
 
     /// How long one member may take to answer a fetch before the next is asked.
@@ -105,10 +114,6 @@ public:
     /// How long reacquire_doubted waits for this node to be able to fetch
     /// (reconciled, and the view no longer healing: healing_window is 10 s).
     static constexpr std::chrono::milliseconds reacquire_wait{15000};
-    /// How often the copy audit runs (audit_copies): a copy unchanged for a
-    /// whole round is asked about once per version, and again after each
-    /// membership change.
-    static constexpr std::chrono::milliseconds audit_interval{4000};
     /// A copy asked about that nothing changed is asked again after this
     /// many rounds, then twice as long each time (the answer may have been
     /// declined or lost).
@@ -185,7 +190,7 @@ private:
             reacquired{0};
         std::atomic<std::uint64_t> locations_sent{0}, locations_received{0}, copies_dropped{0}, location_catch_ups{0}, rebalanced{0},
             welcomes_skipped{0};
-        std::atomic<std::uint64_t> audit_rounds{0}, audit_asked{0}, audit_answered{0};
+        std::atomic<std::uint64_t> audit_rounds{0}, audit_asked{0}, audit_answered{0}, audit_fetched{0};
         std::atomic<std::int64_t> last_restore_ms{-1};
         mutable std::mutex latency_mutex;
         std::vector<std::uint32_t> latency_us; ///< the last fetches' latencies (a ring)
@@ -220,7 +225,7 @@ private:
     /// then copies those now primary here to their new backup; within
     /// reacquire_limit once this node may fetch (the rest wait for their
     /// next request). On the reacquirer_ thread.
-    copy_counts reacquire_doubted(const std::vector<std::string>& ids);
+    copy_counts reacquire_doubted(const std::vector<std::string>& ids, std::atomic<std::uint64_t>& fetched);
     /// Posts reacquire_doubted(ids) to reacquirer_ and logs what it did.
     void post_reacquire(std::vector<std::string> ids, std::chrono::steady_clock::time_point since);
     /// The copy audit, a safety net under the location messages (which go
@@ -234,8 +239,12 @@ private:
     /// retires the copy. (A primary a failed step left with one copy waits
     /// for its next request: copied again from here, an unacknowledged step
     /// on a member cut off unnoticed would outrank the copy the others
-    /// promoted.)
+    /// promoted.) A copy demoted here that no member serves (no other
+    /// primary known) is fetched back instead: fetch_stranded.
     void audit_copies();
+    /// Posts reacquire_doubted(ids) to reacquirer_ for copies audit_copies
+    /// found demoted here and served nowhere; one such task at a time.
+    void fetch_stranded(std::vector<std::string> ids);
     /// A BACKUP_CHECK: for each session served here whose backup is another
     /// member, in step (no failed step since, its whole copy confirmed),
     /// and newer than the asker's copy, the location (self, backup,
@@ -259,7 +268,7 @@ private:
     /// Runs reacquire_doubted: its fetches block, and must not hold up the
     /// core's bulk thread, which answers the other members' digests.
     worker reacquirer_;
-    /// Runs audit_copies every audit_interval.
+    /// Runs audit_copies every copy_audit_interval (none when 0).
     worker auditor_;
 
     // Under repl_mutex_ (the core's).
@@ -295,6 +304,9 @@ private:
 
     /// Membership changes seen (joins, departures): the audit asks again.
     std::atomic<std::uint64_t> membership_epoch_{0};
+    /// An audit round's fetch of stranded copies (audit_copies) is queued or
+    /// running on reacquirer_: the next rounds queue none.
+    std::atomic<bool> audit_fetching_{false};
     std::mutex audit_mutex_; ///< one audit round at a time; guards the five below
     std::uint64_t audit_epoch_ = 0;
     std::uint64_t audit_round_ = 0;

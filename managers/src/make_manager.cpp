@@ -51,6 +51,9 @@ std::vector<std::string> validate(const manager_config& c) {
     if (c.expiry_interval.count() < 0) {
         problems.push_back("expiry_interval: must not be negative (0: only expire_now())");
     }
+    if (c.copy_audit_interval.count() < 0) {
+        problems.push_back("copy_audit_interval: must not be negative (0: only when asked)");
+    }
     return problems;
 }
 

@@ -551,6 +551,47 @@ TEST_CASE("sessions a pause demoted whose backup then leaves are fetched again a
     }
 }
 
+TEST_CASE("the copy audit serves again the sessions a pause demoted that no request fetched",
+          "[managers][backup]") {
+    // a notices a pause and demotes what it served; no request comes for
+    // them, and their backups are all alive (nothing else fetches them). Left
+    // so, no member would serve them until their next request: the audit
+    // fetches them back once they stood unchanged for a round.
+    backup_cluster c(use_sync);
+    auto& a = members_abc(c);
+    const auto ids = counters_on(c, a, 20);
+    a.simulate_pause(5s);
+    const auto demoted = [&] { return stats(a)["backup"]["demotions"].get<std::size_t>(); };
+    const auto fetched = [&] { return stats(a)["backup"]["audit"]["fetched"].get<std::size_t>(); };
+    {
+        pumper p(c.bus);
+        for (int i = 0; i < 400 && demoted() < ids.size(); ++i) {
+            std::this_thread::sleep_for(10ms);
+        }
+        REQUIRE(demoted() == ids.size());
+        for (const auto& id : ids) {
+            INFO(id);
+            CHECK(where(c, id).primary.empty());
+        }
+        // Rounds until the pause's hold ends and a round has seen them.
+        for (int i = 0; i < 2000 && fetched() < ids.size(); ++i) {
+            a.audit_now();
+            std::this_thread::sleep_for(10ms);
+        }
+    }
+    until_restored(c);
+    CHECK(fetched() == ids.size());
+    CHECK(stats(a)["backup"]["reacquired"] == 0); // no backup left
+    for (const auto& id : ids) {
+        check_on_a_and_its_backup(c, id);
+    }
+    // Once served again, nothing is fetched twice.
+    a.audit_now();
+    a.audit_now();
+    until_restored(c);
+    CHECK(fetched() == ids.size());
+}
+
 TEST_CASE("sessions a cut demoted whose backup died meanwhile are fetched again after the heal",
           "[managers][backup]") {
     // a is cut off (it demotes what it served); b, the backup of some of its

@@ -84,6 +84,7 @@ struct cluster_of {
         c.type = std::is_same_v<Manager, backup_manager> ? "backup" : "delta";
         c.max_inactive = 60s;
         c.expiry_interval = 0ms;          // expire_now() only
+        c.copy_audit_interval = 0ms;      // audit_now() only
         c.access_batch_interval = 10s;    // flush_access() in the tests
         c.state_transfer_chunk_bytes = 4096;
         // These tests serve a session on one member, then another, and follow

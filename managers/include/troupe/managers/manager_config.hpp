@@ -56,6 +56,10 @@ struct manager_config {
     std::size_t state_transfer_chunk_bytes = 1 << 20;        ///< all-data chunks are at most this big
     std::chrono::milliseconds access_batch_interval{1000};   ///< access times go out batched this often
     std::chrono::milliseconds expiry_interval{1000}; ///< how often expiry runs; 0: only expire_now()
+    /// The backup manager's copy audit: how often each member checks the
+    /// copies it holds but does not serve (stale ones retired, stranded ones
+    /// served again); 0: only when asked (unit tests). Unused by `delta`.
+    std::chrono::milliseconds copy_audit_interval{4000};
     /// The wall clock for creation, access and expiry; empty: system_clock::now.
     /// Unit tests inject a manual clock.
     std::function<wall_clock::time_point()> now;
