@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <set>
@@ -21,6 +22,21 @@ using membership::member;
 using membership::member_id;
 using steady = std::chrono::steady_clock;
 using reply = wire::fetch_reply_msg;
+
+/// Runs its function when it goes out of scope, also when a task throws (the
+/// worker swallows it): a task's counters and flags are released however it
+/// ends, or restoring() would stay true for good.
+class release {
+public:
+    explicit release(std::function<void()> f)
+        : f_(std::move(f)) {}
+    ~release() { f_(); }
+    release(const release&) = delete;
+    release& operator=(const release&) = delete;
+
+private:
+    std::function<void()> f_;
+};
 
 /// A LOCATIONS message is sent in chunks of at most this size.
 constexpr std::size_t locations_chunk_bytes = 64 * 1024;
@@ -101,14 +117,17 @@ bool backup_manager::needs_whole_copy(session& s, const std::vector<member_id>& 
     // one a failed step left behind (its copy is older than the new one).
     // (After a pause took the session back here: where its backup was then.)
     const auto previous = !r.copy_at.is_nil() ? r.copy_at : !r.was_copy_at.is_nil() ? r.was_copy_at : r.doubted_backup;
-    session_access::set_copy_at(s, to.front());
     stats_->whole_copies.fetch_add(1, std::memory_order_relaxed);
     wire::location_entry e;
     e.id = s.id();
     e.primary = self_.id;
     e.backup = to.front();
     auto key = e.id; // the right side of `=` is evaluated first: it moves e
+    // copy_at and its unconfirmed_ entry together, under outbox_mutex_: a
+    // demotion in between (own_copies_doubted_locked) would take the
+    // unconfirmed target for the backup in step.
     std::lock_guard lock(outbox_mutex_);
+    session_access::set_copy_at(s, to.front());
     // Called under the order lock, before the step's version is taken: the
     // whole copy goes with the next one.
     unconfirmed_[std::move(key)] = {std::move(e), previous, s.version() + 1};
@@ -162,6 +181,10 @@ void backup_manager::replicated(const std::shared_ptr<session>& s, std::uint64_t
         const auto previous = it->second.previous;
         outbox_.push_back(std::move(it->second.entry));
         unconfirmed_.erase(it);
+        // Demoted while the copy was on its way (a pause): the previous
+        // backup drops its copy on this location, so the new one is the
+        // backup to watch.
+        session_access::copy_confirmed(*s, previous, entry.backup);
         lock.unlock();
         if (!previous.is_nil() && previous != entry.backup && previous != self_.id && member_now(previous)) {
             // The old backup hears it at once, not with the next batch: until
@@ -235,7 +258,7 @@ void backup_manager::audit_copies() {
         std::string id;
         std::uint64_t version;
         member_id handed_to;
-        bool doubted; ///< served here until a pause or a cut demoted it
+        member_id doubted; ///< served here until a pause or a cut demoted it: the backup it watches
     };
     std::vector<held> ask;
     std::unordered_map<std::string, std::uint64_t> seen;
@@ -261,7 +284,7 @@ void backup_manager::audit_copies() {
             if (!unchanged) {
                 continue; // changed since the last round: in step, or on its way
             }
-            ask.push_back({std::move(id), stamp->version, r.handed_to, !r.doubted_backup.is_nil()});
+            ask.push_back({std::move(id), stamp->version, r.handed_to, r.doubted_backup});
         }
     }
     audit_seen_.swap(seen);
@@ -274,6 +297,10 @@ void backup_manager::audit_copies() {
     }
     std::map<member_id, std::vector<std::pair<std::string, std::uint64_t>>> by_primary;
     std::vector<std::string> stranded;
+    std::set<member_id> members;
+    for (const auto& m : link_->members()) {
+        members.insert(m.id);
+    }
     std::size_t asked_now = 0;
     std::unordered_map<std::string, std::uint64_t> pending_tries;
     {
@@ -293,7 +320,9 @@ void backup_manager::audit_copies() {
                 // (from whoever serves it now, else this copy) rather than
                 // left without a primary until its next request. Else its
                 // departure or a fetch settles it.
-                if (h.doubted && stranded.size() < audit_batch) {
+                // (Not one whose watched backup left: restore_copies or
+                // majority_regained_locked fetches those.)
+                if (!h.doubted.is_nil() && members.count(h.doubted) > 0 && stranded.size() < audit_batch) {
                     stranded.push_back(std::move(h.id));
                 }
                 continue;
@@ -355,6 +384,10 @@ void backup_manager::fetch_stranded(std::vector<std::string> ids) {
     }
     restores_running_.fetch_add(1);
     const bool posted = reacquirer_.post([this, ids = std::move(ids)] {
+        const release done{[this] {
+            audit_fetching_.store(false);
+            restores_running_.fetch_sub(1);
+        }};
         const auto since = steady::now();
         const auto [copied, missed] = reacquire_doubted(ids, stats_->audit_fetched);
         log()->info("context {}: {} sessions demoted here (a pause or a cut) that nobody served again are served "
@@ -362,8 +395,6 @@ void backup_manager::fetch_stranded(std::vector<std::string> ids) {
                     config().context, copied,
                     std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - since).count(),
                     missed ? " (" + std::to_string(missed) + " left to the next round)" : std::string());
-        audit_fetching_.store(false);
-        restores_running_.fetch_sub(1);
     });
     if (!posted) {
         audit_fetching_.store(false);
@@ -1085,8 +1116,8 @@ void backup_manager::member_alive_locked(const member& m, actions& a) {
     restores_running_.fetch_add(1);
     a.then.push_back([this, to = m.id] {
         bulk_.post([this, to] {
+            const release done{[this] { restores_running_.fetch_sub(1); }};
             welcome(to);
-            restores_running_.fetch_sub(1);
         });
     });
 }
@@ -1096,8 +1127,8 @@ void backup_manager::member_departed_locked(const member& m, actions& a) {
     restores_running_.fetch_add(1);
     a.then.push_back([this, gone = m.id, since = steady::now()] {
         bulk_.post([this, gone, since] {
+            const release done{[this] { restores_running_.fetch_sub(1); }};
             restore_copies(gone, since);
-            restores_running_.fetch_sub(1);
         });
     });
 }
@@ -1207,6 +1238,7 @@ void backup_manager::restore_copies(member_id gone, steady::time_point since) {
 void backup_manager::post_reacquire(std::vector<std::string> ids, steady::time_point since) {
     restores_running_.fetch_add(1);
     const bool posted = reacquirer_.post([this, ids = std::move(ids), since] {
+        const release done{[this] { restores_running_.fetch_sub(1); }};
         const auto [copied, missed] = reacquire_doubted(ids, stats_->reacquired);
         stats_->restored.fetch_add(copied, std::memory_order_relaxed);
         log()->info("context {}: {} sessions demoted here (a pause or a cut) whose backup is gone have their "
@@ -1214,7 +1246,6 @@ void backup_manager::post_reacquire(std::vector<std::string> ids, steady::time_p
                     config().context, copied,
                     std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - since).count(),
                     missed ? " (" + std::to_string(missed) + " left to their next request)" : std::string());
-        restores_running_.fetch_sub(1);
     });
     if (!posted) {
         restores_running_.fetch_sub(1);
@@ -1242,6 +1273,17 @@ void backup_manager::majority_regained_locked() {
     }
 }
 
+bool backup_manager::still_doubted(const std::string& id) {
+    const auto s = find(id);
+    if (!s || !session_access::valid_stamp(*s)) {
+        return false;
+    }
+    // (Not locations_: after a heal it may name a member that no longer
+    // serves the session; the fetch asks it first anyway.)
+    const auto r = session_access::roles_of(*s);
+    return !r.primary && r.handed_to.is_nil();
+}
+
 backup_manager::copy_counts backup_manager::reacquire_doubted(const std::vector<std::string>& ids,
                                                                std::atomic<std::uint64_t>& fetched) {
     // Each is fetched as a request here would fetch it: from whoever serves
@@ -1262,6 +1304,9 @@ backup_manager::copy_counts backup_manager::reacquire_doubted(const std::vector<
     copy_counts n;
     std::size_t k = 0;
     for (; k < ids.size() && steady::now() < deadline && !stopping_; ++k) {
+        if (!still_doubted(ids[k])) {
+            continue; // served again since it was queued (here, or fetched by another member)
+        }
         bool unavailable = false;
         auto s = fetch(ids[k], unavailable);
         if (s && session_access::roles_of(*s).primary) {

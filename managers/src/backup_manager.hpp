@@ -226,6 +226,10 @@ private:
     /// reacquire_limit once this node may fetch (the rest wait for their
     /// next request). On the reacquirer_ thread.
     copy_counts reacquire_doubted(const std::vector<std::string>& ids, std::atomic<std::uint64_t>& fetched);
+    /// Still a copy neither served here again nor handed over to a member
+    /// that fetched it since it was queued: reacquire_doubted fetches only
+    /// these.
+    bool still_doubted(const std::string& id);
     /// Posts reacquire_doubted(ids) to reacquirer_ and logs what it did.
     void post_reacquire(std::vector<std::string> ids, std::chrono::steady_clock::time_point since);
     /// The copy audit, a safety net under the location messages (which go

@@ -338,8 +338,19 @@ void session_access::set_copy_at(session& s, const membership::member_id& m) {
     s.d_->copy_at = m;
 }
 
+void session_access::copy_confirmed(session& s, const membership::member_id& previous,
+                                    const membership::member_id& to) {
+    std::lock_guard lock(s.d_->mutex);
+    if (!s.d_->primary && !previous.is_nil() && s.d_->doubted_backup == previous) {
+        s.d_->doubted_backup = to;
+    }
+}
+
 void session_access::whole_copy_failed(session& s, const membership::member_id& previous) {
     std::lock_guard lock(s.d_->mutex);
+    if (!s.d_->primary) {
+        return; // demote or hand_over cleared copy_at and was_copy_at
+    }
     if (!previous.is_nil()) {
         s.d_->was_copy_at = previous;
     } else if (!s.d_->copy_at.is_nil()) {

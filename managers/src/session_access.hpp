@@ -152,8 +152,11 @@ struct session_access {
     static void set_copy_at(session& s, const membership::member_id& m);
     /// A whole copy to copy_at failed: was_copy_at becomes the backup before
     /// it (`previous`, which still holds the last acknowledged step), or
-    /// copy_at when none was known.
+    /// copy_at when none was known. Nothing once demoted or handed over.
     static void whole_copy_failed(session& s, const membership::member_id& previous);
+    /// A whole copy to `to` was confirmed: a copy demoted meanwhile that
+    /// watched `previous` (demote's in_step) watches `to` instead.
+    static void copy_confirmed(session& s, const membership::member_id& previous, const membership::member_id& to);
 
     // ---- expiry
 

@@ -110,7 +110,7 @@ std::vector<std::string> counters_on_a_backed_on_b(backup_cluster& c, std::size_
 void until_restored(backup_cluster& c) {
     {
         pumper p(c.bus);
-        for (int i = 0; i < 400 && std::any_of(c.nodes.begin(), c.nodes.end(), [](auto& n) { return n->restoring(); });
+        for (int i = 0; i < 2000 && std::any_of(c.nodes.begin(), c.nodes.end(), [](auto& n) { return n->restoring(); });
              ++i) {
             std::this_thread::sleep_for(10ms);
         }
@@ -660,6 +660,70 @@ TEST_CASE("a cut that lands while a departure's copies are in flight watches the
     // The sessions c backed: still there, at their acknowledged count.
     pumper p(c.bus);
     for (const auto& id : on_c) {
+        INFO(id);
+        CHECK(increment(*c.nodes[0], id) == 2);
+    }
+}
+
+TEST_CASE("a departure's whole copy confirmed after a pause demoted its session makes the new backup the one watched",
+          "[managers][backup]") {
+    // c dies; a copies the sessions c backed to new backups, and notices a
+    // pause while those copies wait. Confirmed after that, they make c's
+    // successors the backups a's demoted copies watch: when b (one of them)
+    // dies too, a fetches again the sessions whose second copy was on b, the
+    // ones b backed from the start and the ones it had just taken from c.
+    backup_cluster c(use_sync);
+    const auto on_b = counters_on_a_backed_on_b(c, 80);
+    auto& a = node(c, "a");
+    const auto a_id = c.bus.id_of("a");
+    c.bus.filter = [a_id](const fake_bus::envelope& e) {
+        return e.from.id == a_id && type_of(e.payload) == wire::msg_type::created ? verdict::hold : verdict::deliver;
+    };
+    // Which sessions c backs, and where each goes without c.
+    std::vector<std::string> c_backed;
+    for (const auto& id : a.session_ids()) {
+        if (expected_backup(c, id, "a") == "c") {
+            c_backed.push_back(id);
+        }
+    }
+    REQUIRE_FALSE(c_backed.empty());
+    kill(c, "c");
+    std::size_t moved_to_b = 0;
+    for (const auto& id : c_backed) {
+        moved_to_b += expected_backup(c, id, "a") == "b" ? 1 : 0;
+    }
+    REQUIRE(moved_to_b > 0);
+    const auto demoted = [&] { return stats(a)["backup"]["demotions"].get<std::size_t>(); };
+    {
+        pumper p(c.bus);
+        for (int i = 0; i < 1000 && c.bus.held() < c_backed.size(); ++i) {
+            std::this_thread::sleep_for(2ms);
+        }
+        REQUIRE(c.bus.held() == c_backed.size());
+        a.simulate_pause(5s);
+        for (int i = 0; i < 400 && demoted() == 0; ++i) {
+            std::this_thread::sleep_for(10ms);
+        }
+        REQUIRE(demoted() > 0);
+        c.bus.filter = nullptr;
+        c.bus.release_held(false);
+    }
+    until_restored(c);
+    // Long after c's failure (two recent failures would make a fetch wait
+    // for one of them to come back: the session might be newer there).
+    c.clock.advance_steady(61s);
+    kill(c, "b");
+    const auto reacquired = [&] { return stats(a)["backup"]["reacquired"].get<std::size_t>(); };
+    {
+        pumper p(c.bus);
+        for (int i = 0; i < 2000 && reacquired() < on_b.size() + moved_to_b; ++i) {
+            std::this_thread::sleep_for(10ms);
+        }
+    }
+    until_restored(c);
+    CHECK(reacquired() == on_b.size() + moved_to_b);
+    pumper p(c.bus);
+    for (const auto& id : a.session_ids()) {
         INFO(id);
         CHECK(increment(*c.nodes[0], id) == 2);
     }
