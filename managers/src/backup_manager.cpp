@@ -127,6 +127,9 @@ bool backup_manager::needs_whole_copy(session& s, const std::vector<member_id>& 
     // demotion in between (own_copies_doubted_locked) would take the
     // unconfirmed target for the backup in step.
     std::lock_guard lock(outbox_mutex_);
+    if (r.primary && !session_access::roles_of(s).primary) {
+        return false; // demoted since: this request is superseded, and the copy is no longer ours to move
+    }
     session_access::set_copy_at(s, to.front());
     // Called under the order lock, before the step's version is taken: the
     // whole copy goes with the next one.
@@ -297,10 +300,6 @@ void backup_manager::audit_copies() {
     }
     std::map<member_id, std::vector<std::pair<std::string, std::uint64_t>>> by_primary;
     std::vector<std::string> stranded;
-    std::set<member_id> members;
-    for (const auto& m : link_->members()) {
-        members.insert(m.id);
-    }
     std::size_t asked_now = 0;
     std::unordered_map<std::string, std::uint64_t> pending_tries;
     {
@@ -319,10 +318,10 @@ void backup_manager::audit_copies() {
                 // and told us), so it is fetched as a request here would
                 // (from whoever serves it now, else this copy) rather than
                 // left without a primary until its next request. Else its
-                // departure or a fetch settles it.
-                // (Not one whose watched backup left: restore_copies or
-                // majority_regained_locked fetches those.)
-                if (!h.doubted.is_nil() && members.count(h.doubted) > 0 && stranded.size() < audit_batch) {
+                // departure or a fetch settles it. (Also one whose watched
+                // backup left: restore_copies or majority_regained_locked
+                // fetch those once, and one that fetch missed would wait.)
+                if (!h.doubted.is_nil() && stranded.size() < audit_batch) {
                     stranded.push_back(std::move(h.id));
                 }
                 continue;
