@@ -374,30 +374,8 @@ void backup_manager::audit_copies() {
         }
         flush();
     }
-    fetch_stranded(std::move(stranded));
-}
-
-void backup_manager::fetch_stranded(std::vector<std::string> ids) {
-    if (ids.empty() || audit_fetching_.exchange(true)) {
-        return; // nothing, or the last round's still queued or running
-    }
-    restores_running_.fetch_add(1);
-    const bool posted = reacquirer_.post([this, ids = std::move(ids)] {
-        const release done{[this] {
-            audit_fetching_.store(false);
-            restores_running_.fetch_sub(1);
-        }};
-        const auto since = steady::now();
-        const auto [copied, missed] = reacquire_doubted(ids, stats_->audit_fetched);
-        log()->info("context {}: {} sessions demoted here (a pause or a cut) that nobody served again are served "
-                    "here again with two copies after {} ms{}",
-                    config().context, copied,
-                    std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - since).count(),
-                    missed ? " (" + std::to_string(missed) + " left to the next round)" : std::string());
-    });
-    if (!posted) {
-        audit_fetching_.store(false);
-        restores_running_.fetch_sub(1);
+    if (!stranded.empty()) {
+        post_reacquire(std::move(stranded), steady::now(), reacquire_cause::stranded);
     }
 }
 
@@ -1220,7 +1198,7 @@ void backup_manager::restore_copies(member_id gone, steady::time_point since) {
         }
     }
     if (!doubted.empty()) {
-        post_reacquire(std::move(doubted), since);
+        post_reacquire(std::move(doubted), since, reacquire_cause::backup_gone);
     }
     if (due.empty()) {
         return;
@@ -1234,20 +1212,35 @@ void backup_manager::restore_copies(member_id gone, steady::time_point since) {
                 not_restored ? " (" + std::to_string(not_restored) + " not acknowledged: no copy was taken)" : std::string());
 }
 
-void backup_manager::post_reacquire(std::vector<std::string> ids, steady::time_point since) {
+void backup_manager::post_reacquire(std::vector<std::string> ids, steady::time_point since, reacquire_cause cause) {
+    const bool stranded = cause == reacquire_cause::stranded;
+    if (stranded && audit_fetching_.exchange(true)) {
+        return; // the last audit round's fetch is still queued or running
+    }
+    const auto finished = [this, stranded] {
+        if (stranded) {
+            audit_fetching_.store(false);
+        }
+        restores_running_.fetch_sub(1);
+    };
     restores_running_.fetch_add(1);
-    const bool posted = reacquirer_.post([this, ids = std::move(ids), since] {
-        const release done{[this] { restores_running_.fetch_sub(1); }};
-        const auto [copied, missed] = reacquire_doubted(ids, stats_->reacquired);
-        stats_->restored.fetch_add(copied, std::memory_order_relaxed);
-        log()->info("context {}: {} sessions demoted here (a pause or a cut) whose backup is gone have their "
-                    "second copy again after {} ms{}",
-                    config().context, copied,
+    const bool posted = reacquirer_.post([this, ids = std::move(ids), since, stranded, finished] {
+        const release done{finished};
+        const auto [copied, missed] =
+            reacquire_doubted(ids, stranded ? stats_->audit_fetched : stats_->reacquired);
+        if (!stranded) {
+            stats_->restored.fetch_add(copied, std::memory_order_relaxed);
+        }
+        log()->info("context {}: {} sessions demoted here (a pause or a cut) {} have their second copy again after "
+                    "{} ms{}",
+                    config().context, copied, stranded ? "that nobody served again" : "whose backup is gone",
                     std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - since).count(),
-                    missed ? " (" + std::to_string(missed) + " left to their next request)" : std::string());
+                    missed ? " (" + std::to_string(missed) +
+                                 (stranded ? " left to the next round)" : " left to their next request)")
+                           : std::string());
     });
     if (!posted) {
-        restores_running_.fetch_sub(1);
+        finished();
     }
 }
 
@@ -1268,7 +1261,7 @@ void backup_manager::majority_regained_locked() {
         }
     }
     if (!ids.empty()) {
-        post_reacquire(std::move(ids), steady::now());
+        post_reacquire(std::move(ids), steady::now(), reacquire_cause::backup_gone);
     }
 }
 

@@ -73,7 +73,7 @@ namespace troupe::managers::detail {
 ///    the primary forget it): the copy audit (audit_copies) retires it;
 ///  - a copy demoted here (a pause, a cut) that no request fetched, whose
 ///    backup stayed: nobody serves it, and no departure or heal would fetch
-///    it. The audit does (fetch_stranded) once it stood unchanged for a
+///    it. The audit does (post_reacquire, stranded) once it stood unchanged for a
 ///    round after the doubt ended: every session has a primary again
 ///    without waiting for its next request;
 ///  - a departure's whole copies still unconfirmed when a cut makes this
@@ -230,8 +230,13 @@ private:
     /// that fetched it since it was queued: reacquire_doubted fetches only
     /// these.
     bool still_doubted(const std::string& id);
+    /// Why copies demoted here are fetched back: their watched backup left
+    /// (a departure, or the majority regained), or the audit found them
+    /// served nowhere (stranded: one such task at a time; counted apart).
+    enum class reacquire_cause { backup_gone, stranded };
     /// Posts reacquire_doubted(ids) to reacquirer_ and logs what it did.
-    void post_reacquire(std::vector<std::string> ids, std::chrono::steady_clock::time_point since);
+    void post_reacquire(std::vector<std::string> ids, std::chrono::steady_clock::time_point since,
+                        reacquire_cause cause);
     /// The copy audit, a safety net under the location messages (which go
     /// once, unacknowledged): an old backup whose move notice was lost (its
     /// holder was restarting, the batch was sent while its sender stopped,
@@ -244,11 +249,8 @@ private:
     /// for its next request: copied again from here, an unacknowledged step
     /// on a member cut off unnoticed would outrank the copy the others
     /// promoted.) A copy demoted here that no member serves (no other
-    /// primary known) is fetched back instead: fetch_stranded.
+    /// primary known) is fetched back instead (post_reacquire, stranded).
     void audit_copies();
-    /// Posts reacquire_doubted(ids) to reacquirer_ for copies audit_copies
-    /// found demoted here and served nowhere; one such task at a time.
-    void fetch_stranded(std::vector<std::string> ids);
     /// A BACKUP_CHECK: for each session served here whose backup is another
     /// member, in step (no failed step since, its whole copy confirmed),
     /// and newer than the asker's copy, the location (self, backup,
