@@ -295,6 +295,14 @@ void backup_manager::audit_copies() {
     for (auto it = audit_asked_.begin(); it != audit_asked_.end();) {
         it = audit_seen_.count(it->first) > 0 ? std::next(it) : audit_asked_.erase(it);
     }
+    {
+        std::lock_guard lock(repl_mutex_);
+        for (auto it = open_questions_.begin(); it != open_questions_.end();) {
+            const auto held = audit_seen_.find(it->first);
+            it = held != audit_seen_.end() && held->second == it->second.version ? std::next(it)
+                                                                                 : open_questions_.erase(it);
+        }
+    }
     if (ask.empty()) {
         return;
     }
@@ -334,6 +342,19 @@ void backup_manager::audit_copies() {
                 // lost), then twice as long each time, up to 32 times as
                 // long (an in-step backup gets no answer at all).
                 tries = asked->second.tries;
+                if (!h.doubted.is_nil()) {
+                    // Demoted here, and the member its location names did
+                    // not answer: had it served the session, newer, it would
+                    // have; had a request elsewhere fetched it, the fetch's
+                    // hand-over would be known here. Fetched as a stranded
+                    // one (the fetch asks that member first), not left
+                    // without a primary until its next request. An equal
+                    // copy served there moves here: churn, never a loss.
+                    if (round - asked->second.round >= stranded_after_rounds && stranded.size() < audit_batch) {
+                        stranded.push_back(std::move(h.id));
+                    }
+                    continue;
+                }
                 if (round - asked->second.round < (audit_retry_rounds << std::min<std::uint64_t>(tries - 1, 5))) {
                     continue;
                 }
@@ -344,6 +365,7 @@ void backup_manager::audit_copies() {
                 break; // the rest next round
             }
             ++asked_now;
+            open_questions_[h.id] = {h.version, primary};
             by_primary[primary].emplace_back(std::move(h.id), h.version);
         }
     }
@@ -418,9 +440,12 @@ void backup_manager::answer_check(const member& from, const wire::backup_check_m
             continue;
         }
         // Served here, with a backup other than the asker in step and in the
-        // view, and newer than the asker's copy: two members hold more than it.
+        // view, at least as new as the asker's copy: two members hold as much
+        // as it. (As new: a restore's whole copy keeps the version, so the
+        // backup it replaced, back after a cut, holds an equal third copy;
+        // the asker drops it on this answer, see on_locations.)
         if (r.copy_at.is_nil() || r.copy_at == from.id || !confirmed || !in_view(r.copy_at) ||
-            stamp->version <= version) {
+            stamp->version < version) {
             continue;
         }
         answer.push_back({id, self_.id, r.copy_at, stamp->version, false});
@@ -632,8 +657,20 @@ void backup_manager::on_locations(const member& from, const wire::locations_msg&
         if (!mine || e.primary == self_.id || e.backup == self_.id) {
             continue;
         }
-        if (mine.value_or(wire::stamp{}).version >= e.version) {
+        if (mine.value_or(wire::stamp{}).version > e.version) {
             continue; // an older location (they arrive from many members in any order)
+        }
+        if (mine->version == e.version) {
+            // As new as this copy: only the answer to this node's audit
+            // question retires it (the member asked, its primary, vouching
+            // for another backup in step now). Any other could be an earlier
+            // move's notice, late, about a backup this copy has replaced.
+            const auto q = open_questions_.find(e.id);
+            if (r.primary || q == open_questions_.end() || q->second.version != e.version ||
+                q->second.primary != from.id || e.primary != from.id) {
+                continue;
+            }
+            open_questions_.erase(q);
         }
         // Another member serves it and its backup holds it: this copy (an old
         // backup's, a handed-over one, or ours if our backup handed it over

@@ -73,9 +73,11 @@ namespace troupe::managers::detail {
 ///    the primary forget it): the copy audit (audit_copies) retires it;
 ///  - a copy demoted here (a pause, a cut) that no request fetched, whose
 ///    backup stayed: nobody serves it, and no departure or heal would fetch
-///    it. The audit does (post_reacquire, stranded) once it stood unchanged for a
-///    round after the doubt ended: every session has a primary again
-///    without waiting for its next request;
+///    it. The audit does (post_reacquire, stranded) once it stood unchanged
+///    for a round after the doubt ended: every session has a primary again
+///    without waiting for its next request. Likewise when its location
+///    names a member that left its question unanswered two rounds (a stale
+///    location across a heal: that member does not serve it);
 ///  - a departure's whole copies still unconfirmed when a cut makes this
 ///    node a minority (a cut's departures arrive one by one): the demoted
 ///    session watches the backup before that copy (demote's in_step), which
@@ -118,6 +120,10 @@ public:
     /// many rounds, then twice as long each time (the answer may have been
     /// declined or lost).
     static constexpr std::uint64_t audit_retry_rounds = 8;
+    /// A copy demoted here whose location names another member, asked about
+    /// and unanswered this many rounds later, is fetched back: that member
+    /// does not serve it (a location gone stale across a heal).
+    static constexpr std::uint64_t stranded_after_rounds = 2;
     /// Copies asked about per round at most.
     static constexpr std::size_t audit_batch = 16384;
 
@@ -326,6 +332,15 @@ private:
         std::uint64_t tries = 0;       ///< how often at this version (the wait doubles)
     };
     std::unordered_map<std::string, asked> audit_asked_;
+    /// Under repl_mutex_ (on_locations reads it): each copy the audit asked
+    /// about, id → the version it held then and the member asked. A LOCATIONS
+    /// entry from that member at that very version is its answer, which
+    /// retires the copy; any other entry must be newer than the copy.
+    struct question {
+        std::uint64_t version = 0;
+        membership::member_id primary;
+    };
+    std::unordered_map<std::string, question> open_questions_;
 };
 
 } // namespace troupe::managers::detail

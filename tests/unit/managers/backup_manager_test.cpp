@@ -556,13 +556,19 @@ TEST_CASE("the copy audit serves again the sessions a pause demoted that no requ
     // a notices a pause and demotes what it served; no request comes for
     // them, and their backups are all alive (nothing else fetches them). Left
     // so, no member would serve them until their next request: the audit
-    // fetches them back once they stood unchanged for a round.
+    // fetches them back once they stood unchanged for a round. With a stale
+    // location (c named their primary: a late notice across a heal), c is
+    // asked first; it does not serve them and stays silent, and two rounds
+    // later the audit fetches them all the same.
+    const bool stale_location = GENERATE(false, true);
+    INFO((stale_location ? "a's location names c, which does not serve them" : "no other primary known"));
     backup_cluster c(use_sync);
     auto& a = members_abc(c);
     const auto ids = counters_on(c, a, 20);
     a.simulate_pause(5s);
     const auto demoted = [&] { return stats(a)["backup"]["demotions"].get<std::size_t>(); };
     const auto fetched = [&] { return stats(a)["backup"]["audit"]["fetched"].get<std::size_t>(); };
+    const auto asked = [&] { return stats(a)["backup"]["audit"]["asked"].get<std::size_t>(); };
     {
         pumper p(c.bus);
         for (int i = 0; i < 400 && demoted() < ids.size(); ++i) {
@@ -573,6 +579,18 @@ TEST_CASE("the copy audit serves again the sessions a pause demoted that no requ
             INFO(id);
             CHECK(where(c, id).primary.empty());
         }
+        if (stale_location) {
+            // As of a's own version: not newer, so a keeps its copy.
+            membership::member from;
+            from.id = c.bus.id_of("c");
+            from.name = "c";
+            wire::locations_msg stale;
+            for (const auto& id : ids) {
+                const auto version = session_access::valid_stamp(*a.find(id))->version;
+                stale.entries.push_back({id, from.id, c.bus.id_of("b"), version});
+            }
+            c.bus.inject(from, c.bus.id_of("a"), wire::encode(stale));
+        }
         // Rounds until the pause's hold ends and a round has seen them.
         for (int i = 0; i < 2000 && fetched() < ids.size(); ++i) {
             a.audit_now();
@@ -582,6 +600,11 @@ TEST_CASE("the copy audit serves again the sessions a pause demoted that no requ
     until_restored(c);
     CHECK(fetched() == ids.size());
     CHECK(stats(a)["backup"]["reacquired"] == 0); // no backup left
+    if (stale_location) {
+        CHECK(asked() >= ids.size());
+    } else {
+        CHECK(asked() == 0);
+    }
     for (const auto& id : ids) {
         check_on_a_and_its_backup(c, id);
     }
@@ -1191,6 +1214,42 @@ TEST_CASE("the copy audit keeps a copy nobody holds newer, and asks once per ver
     fail_step(c, a, id, b);
     audit_twice(c, backup);
     CHECK(backup.find(id) != nullptr);
+}
+
+TEST_CASE("a backup replaced while it was away loses its copy as new as the primary's to the copy audit",
+          "[managers][backup]") {
+    // b backs a session of a, and the others remove it (a freeze b never
+    // noticed): a copies the session whole to c, at the version it had (a
+    // restore's copy never outranks an acknowledged step). Readmitted, b
+    // holds a third copy as new as a's and c's; no location is newer than
+    // it, so only the audit's answer retires it, or a's death would promote
+    // it on b and on c.
+    backup_cluster c(use_sync);
+    auto& a = members_abc(c);
+    const auto [id, b] = settled_counter_on_a(c);
+    const std::string third = b == "b" ? "c" : "b";
+    const auto b_id = c.bus.id_of(b);
+    c.bus.announce_gone(b_id);
+    REQUIRE(c.pump());
+    until_restored(c);
+    c.bus.readmit(b_id);
+    REQUIRE(c.pump());
+    auto& old = node(c, b);
+    REQUIRE(old.find(id) != nullptr);
+    REQUIRE(where(c, id).primary == std::vector<std::string>{"a"});
+    const auto version = session_access::valid_stamp(*old.find(id))->version;
+    CHECK(session_access::valid_stamp(*node(c, third).find(id))->version == version);
+    for (int i = 0; i < 200 && old.find(id) != nullptr; ++i) {
+        audit_twice(c, old); // the first rounds after the readmission may still find b in doubt
+        std::this_thread::sleep_for(10ms);
+    }
+    CHECK(old.find(id) == nullptr);
+    const auto h = where(c, id);
+    CHECK(h.primary == std::vector<std::string>{"a"});
+    CHECK(h.backup == std::vector<std::string>{third});
+    CHECK(value(a, id) == 1);
+    CHECK(value(node(c, third), id) == 1);
+    CHECK(stats(a)["backup"]["audit"]["answered"] == 1);
 }
 
 
