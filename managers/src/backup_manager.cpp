@@ -441,9 +441,10 @@ void backup_manager::answer_check(const member& from, const wire::backup_check_m
         }
         // Served here, with a backup other than the asker in step and in the
         // view, at least as new as the asker's copy: two members hold as much
-        // as it. (As new: a restore's whole copy keeps the version, so the
-        // backup it replaced, back after a cut, holds an equal third copy;
-        // the asker drops it on this answer, see on_locations.)
+        // as it. (As new: the backup a restore replaced, back after a cut or
+        // a freeze, has its old copy brought up to the primary's by the
+        // reconciliation, an equal third copy; the asker drops it on this
+        // answer, see on_locations.)
         if (r.copy_at.is_nil() || r.copy_at == from.id || !confirmed || !in_view(r.copy_at) ||
             stamp->version < version) {
             continue;
@@ -661,12 +662,16 @@ void backup_manager::on_locations(const member& from, const wire::locations_msg&
             continue; // an older location (they arrive from many members in any order)
         }
         if (mine->version == e.version) {
-            // As new as this copy: only the answer to this node's audit
-            // question retires it (the member asked, its primary, vouching
-            // for another backup in step now). Any other could be an earlier
-            // move's notice, late, about a backup this copy has replaced.
+            // As new as this copy: it retires it only from the member this
+            // node's audit asked about that very version, naming itself
+            // primary and a backup (answer_check's answer, or its notice of
+            // the same state). Safe because every whole copy and every
+            // change steps the version: a location at this version cannot
+            // predate this node becoming a backup in step, which would have
+            // moved its copy past it. Nothing else at an equal version does
+            // (a welcome's entry may name no backup, or one unconfirmed).
             const auto q = open_questions_.find(e.id);
-            if (r.primary || q == open_questions_.end() || q->second.version != e.version ||
+            if (r.primary || e.backup.is_nil() || q == open_questions_.end() || q->second.version != e.version ||
                 q->second.primary != from.id || e.primary != from.id) {
                 continue;
             }

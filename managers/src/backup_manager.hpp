@@ -259,9 +259,10 @@ private:
     void audit_copies();
     /// A BACKUP_CHECK: for each session served here whose backup is another
     /// member, in step (no failed step since, its whole copy confirmed),
-    /// and newer than the asker's copy, the location (self, backup,
+    /// and at least as new as the asker's copy, the location (self, backup,
     /// version); on_locations() at the asker then drops its copy, which two
-    /// members now hold newer. For one not served here, the location this
+    /// members now hold (an equal one only on this very answer). For one
+    /// not served here, the location this
     /// node knows (a hand-over's, or a later one) when newer than the
     /// asker's copy. Nothing for the others: the asker keeps its copy.
     void answer_check(const membership::member& from, const wire::backup_check_msg& m);

@@ -1219,11 +1219,10 @@ TEST_CASE("the copy audit keeps a copy nobody holds newer, and asks once per ver
 TEST_CASE("a backup replaced while it was away loses its copy as new as the primary's to the copy audit",
           "[managers][backup]") {
     // b backs a session of a, and the others remove it (a freeze b never
-    // noticed): a copies the session whole to c, at the version it had (a
-    // restore's copy never outranks an acknowledged step). Readmitted, b
-    // holds a third copy as new as a's and c's; no location is newer than
-    // it, so only the audit's answer retires it, or a's death would promote
-    // it on b and on c.
+    // noticed): a copies the session whole to c. Readmitted, b reconciles
+    // with a, which brings its old copy up to a's: a third copy as new as
+    // a's and c's. No location is newer than it, so only the audit's answer
+    // retires it, or a's death would promote it on b and on c.
     backup_cluster c(use_sync);
     auto& a = members_abc(c);
     const auto [id, b] = settled_counter_on_a(c);
