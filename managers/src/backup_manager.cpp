@@ -23,6 +23,16 @@ using membership::member_id;
 using steady = std::chrono::steady_clock;
 using reply = wire::fetch_reply_msg;
 
+const char* outcome_name(reply::outcome o) {
+    switch (o) {
+    case reply::outcome::found: return "found";
+    case reply::outcome::moved: return "moved";
+    case reply::outcome::busy: return "busy";
+    case reply::outcome::missing: return "missing";
+    }
+    return "?";
+}
+
 /// Runs its function when it goes out of scope, also when a task throws (the
 /// worker swallows it): a task's counters and flags are released however it
 /// ends, or restoring() would stay true for good.
@@ -46,6 +56,8 @@ constexpr std::size_t latency_ring = 1024;
 constexpr int max_hops = 16;
 /// How long a fetcher waits before asking a member that is fetching the same session itself.
 constexpr auto busy_pause = std::chrono::milliseconds(50);
+/// A fetch round looks again at the view at least this often while it waits.
+constexpr auto round_slice = std::chrono::milliseconds(100);
 
 } // namespace
 
@@ -829,10 +841,10 @@ std::shared_ptr<backup_manager::round> backup_manager::ask(const std::vector<mem
     }
     const auto payload = wire::encode(wire::fetch_msg{request, id, any});
     for (const auto& m : to) {
-        link_->send({m}, payload, engine::send_options::async, [r](const engine::send_result& res) {
+        link_->send({m}, payload, engine::send_options::async, [r, m](const engine::send_result& res) {
             if (!res.ok()) {
                 std::lock_guard lock(r->mutex);
-                ++r->failed;
+                r->unreachable.insert(m);
                 r->cv.notify_all();
             }
         });
@@ -841,19 +853,45 @@ std::shared_ptr<backup_manager::round> backup_manager::ask(const std::vector<mem
         std::unique_lock lock(r->mutex);
         const auto expected = static_cast<std::size_t>(std::count_if(
             to.begin(), to.end(), [&](const member_id& m) { return silent.count(m) == 0; }));
-        r->cv.wait_until(lock, until, [&] {
-            if (stopping_ || r->replies.size() + r->failed >= r->asked.size()) {
+        const auto settled = [&] {
+            // A member that left the view will not answer (member_departed_locked
+            // wakes us): waiting for it would hold the request for the whole
+            // step, up to fetch_limit when every member was asked.
+            const auto members = link_->members();
+            for (const auto& m : r->asked) {
+                const bool replied = std::any_of(r->replies.begin(), r->replies.end(),
+                                                 [&](const auto& x) { return x.first == m; });
+                const bool in_view = std::any_of(members.begin(), members.end(),
+                                                 [&](const member& x) { return x.id == m; });
+                if (!replied && !in_view) {
+                    r->unreachable.insert(m);
+                }
+            }
+            if (stopping_ || r->replies.size() + r->unreachable.size() >= r->asked.size()) {
                 return true;
             }
             const bool found = std::any_of(r->replies.begin(), r->replies.end(), [](const auto& x) {
                 return x.second.what == reply::outcome::found;
             });
             return found && r->replies.size() >= expected;
-        });
+        };
+        // In slices: a departure noticed between a look and the wait (or a
+        // wake-up lost to it) costs a slice, not the step.
+        while (!settled() && steady::now() < until) {
+            r->cv.wait_until(lock, std::min(until, steady::now() + round_slice));
+        }
     }
     std::lock_guard lock(rounds_mutex_);
     rounds_.erase(request);
     return r;
+}
+
+void backup_manager::wake_rounds() {
+    std::lock_guard lock(rounds_mutex_);
+    for (const auto& [request, r] : rounds_) {
+        std::lock_guard round_lock(r->mutex);
+        r->cv.notify_all();
+    }
 }
 
 std::shared_ptr<session> backup_manager::take(const wire::full_session& f, bool& unavailable) {
@@ -952,6 +990,9 @@ std::shared_ptr<session> backup_manager::fetch(const std::string& id, bool& unav
     bool missing = false;
     auto s = run_fetch(id, missing, hops_only);
     note_latency(steady::now() - started);
+    log()->debug("context {}: fetch of {}: {} after {} ms", config().context, id,
+                 s ? "found" : missing ? "unavailable" : "none: a new session",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started).count());
     if (s) {
         stats_->fetch_found.fetch_add(1, std::memory_order_relaxed);
     } else if (missing) {
@@ -1012,11 +1053,16 @@ std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& 
         ++asked[m];
         ++hops;
         stats_->fetch_hops.fetch_add(1, std::memory_order_relaxed);
-        const auto r = ask({m}, id, false, std::min(steady::now() + fetch_step, deadline));
+        const auto asked_at = steady::now();
+        const auto r = ask({m}, id, false, std::min(asked_at + fetch_step, deadline));
         std::lock_guard lock(r->mutex);
+        log()->debug("context {}: fetch of {}: member {} answered {} after {} ms", config().context, id, m.str(),
+                     r->replies.empty() ? (!r->unreachable.empty() ? "nothing (unreachable)" : "nothing (timeout)")
+                                        : outcome_name(r->replies.front().second.what),
+                     std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - asked_at).count());
         if (r->replies.empty()) {
             silent.insert(m);
-            stats_->fetch_timeouts.fetch_add(r->failed == 0 ? 1 : 0, std::memory_order_relaxed);
+            stats_->fetch_timeouts.fetch_add(r->unreachable.empty() ? 1 : 0, std::memory_order_relaxed);
             continue;
         }
         auto& answer = r->replies.front().second;
@@ -1047,6 +1093,8 @@ std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& 
         healing = healing_locked();
     }
     if (healing || beyond_view || hops_only) {
+        log()->debug("context {}: fetch of {}: unavailable ({})", config().context, id,
+                     healing ? "the view is healing" : beyond_view ? "moved beyond this view" : "hops only");
         unavailable = true;
         return nullptr;
     }
@@ -1087,6 +1135,9 @@ std::shared_ptr<session> backup_manager::run_fetch(const std::string& id, bool& 
     // still filling up after a heal lacks members that served the session
     // meanwhile: this node's own old copy would look best).
     const bool too_few = known > heard + 2;
+    log()->debug("context {}: fetch of {}: every member asked: {} of {} answered, {} failed, best {}{}{}",
+                 config().context, id, heard, everyone.size(), everyone.size() - heard, best ? "found" : "none",
+                 busy ? ", one busy" : "", too_few ? ", too few" : "");
     // A member that answered busy is reconciling: its copy may be the newest
     // (it served the session before a pause): no other copy is taken over it.
     if (best && !busy && !too_few) {
@@ -1145,6 +1196,7 @@ void backup_manager::member_departed_locked(const member& m, actions& a) {
     membership_epoch_.fetch_add(1, std::memory_order_relaxed);
     restores_running_.fetch_add(1);
     a.then.push_back([this, gone = m.id, since = steady::now()] {
+        wake_rounds(); // fetches waiting for its answer stop waiting
         bulk_.post([this, gone, since] {
             const release done{[this] { restores_running_.fetch_sub(1); }};
             restore_copies(gone, since);

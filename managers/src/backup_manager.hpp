@@ -67,7 +67,13 @@ namespace troupe::managers::detail {
 ///    the only one; if it left while this node was cut off from most members,
 ///    the same happens once a majority is back and the view has healed;
 ///  - a backup that does not take a change fails the request under ack/sync
-///    (strict_replication): there is no third copy to make it safe;
+///    (strict_replication): there is no third copy to make it safe. Unless
+///    it left the view meanwhile (it died during the request): the step goes
+///    again, whole, to the backup chosen now, and the request stands if that
+///    one takes it (replication_core::resend);
+///  - a member asked for a session that leaves the view before it answers
+///    (its connection died with the question queued): the fetch stops
+///    waiting for it at once and asks the next copy (ask, wake_rounds);
 ///  - an old backup that missed every notice of its session's move (it was
 ///    restarting, the batch left with a stopping primary, a failed step made
 ///    the primary forget it): the copy audit (audit_copies) retires it;
@@ -185,8 +191,13 @@ private:
         std::condition_variable cv;
         std::vector<membership::member_id> asked;
         std::vector<std::pair<membership::member_id, wire::fetch_reply_msg>> replies;
-        std::size_t failed = 0; ///< sends that could not reach a member (counted as no answer)
+        /// Asked members that will not answer: the send failed, or the member
+        /// left the view while we waited (an async send to a member that dies
+        /// is queued, then dropped, and its handler has already said "sent").
+        std::set<membership::member_id> unreachable;
     };
+    /// Wakes every fetch round waiting for answers: a member left the view.
+    void wake_rounds();
 
     struct backup_counters {
         std::atomic<std::uint64_t> fetches{0}, fetch_found{0}, fetch_new{0}, fetch_unavailable{0};

@@ -254,11 +254,24 @@ link::done_handler replication_core::count_failures() {
 
 replication_core::sent_changes replication_core::send_changes(const std::shared_ptr<session>& s, bool replicates,
                                                                bool ends_use,
-                                                               const std::shared_ptr<send_waiter>& waiter) {
+                                                               const std::shared_ptr<send_waiter>& waiter,
+                                                               const sent_changes* again_of) {
     const auto options = config().send_options;
     // The order lock spans the version step and the queuing, so messages of
     // one session leave in version order on every member's stream.
     std::lock_guard order(session_access::order(*s));
+    if (again_of != nullptr) {
+        // A resend (departed_only): only of the copy that holds the failed
+        // step; a copy adopted since is another lineage, the request's change
+        // is not in it. Marked under the order lock, so that no other send
+        // (a restore's whole copy) takes the mark first.
+        if (!session_access::lineage_has(*s, again_of->version, again_of->tag)) {
+            return {0, again_of->version, again_of->tag, true, again_of->client_change};
+        }
+        if (again_of->client_change) {
+            session_access::mark_changed(*s);
+        }
+    }
     auto to = destinations(*s);
     auto out = session_access::take_outgoing(*s, replicates, now(), self_.id, needs_whole_copy(*s, to), ends_use);
     if (out.superseded) {
@@ -402,8 +415,101 @@ end_result replication_core::replicate(const std::shared_ptr<session>& s, bool r
     if (!settled) {
         merged.failures.push_back({self_, transport::error::ack_timeout, "no completion from the channel"});
     }
+    if (settled && departed_only(merged)) {
+        auto again_waiter = make_waiter(s);
+        if (const auto again = resend(s, sent, again_waiter)) {
+            const bool again_settled = again_waiter->wait(link_->wait_limit());
+            auto again_merged = again_waiter->result();
+            if (!again_settled) {
+                again_merged.failures.push_back(
+                    {self_, transport::error::ack_timeout, "no completion from the channel"});
+            }
+            account(result, s, again->version, again->tag, again->client_change, std::move(again_merged),
+                    again_waiter->skipped_any());
+            return result;
+        }
+    }
     account(result, s, sent.version, sent.tag, sent.client_change, std::move(merged), waiter->skipped_any());
     return result;
+}
+
+bool replication_core::departed_only(const engine::send_result& merged) const {
+    if (!strict_replication() || stopping_ || merged.ok() || minority_.load(std::memory_order_acquire)) {
+        return false;
+    }
+    const auto members = link_->members();
+    return std::all_of(merged.failures.begin(), merged.failures.end(), [&](const auto& f) {
+        const bool departure = f.ec == transport::error::member_gone || f.ec == transport::error::not_a_member ||
+                               f.ec == transport::error::connection_lost || f.ec == transport::error::ack_timeout;
+        // A refusal (remote_failure: a stale base) is an answer, never a departure.
+        return departure && f.member.id != self_.id &&
+               std::none_of(members.begin(), members.end(), [&](const member& m) { return m.id == f.member.id; });
+    });
+}
+
+std::optional<replication_core::sent_changes> replication_core::resend(const std::shared_ptr<session>& s,
+                                                                       const sent_changes& failed,
+                                                                       const std::shared_ptr<send_waiter>& waiter) {
+    // The failed step is not acknowledged: the copy forgets the backup it
+    // chose (the next step goes whole to the one chosen now).
+    replicated(s, failed.version, false);
+    auto again = send_changes(s, failed.client_change, false, waiter, &failed);
+    if (again.messages == 0 || again.superseded) {
+        counters_->departure_resends_failed.fetch_add(1, std::memory_order_relaxed);
+        return std::nullopt;
+    }
+    counters_->departure_resends.fetch_add(1, std::memory_order_relaxed);
+    return again;
+}
+
+bool replication_core::resend_later(const std::shared_ptr<session>& s, const sent_changes& failed,
+                                    engine::send_result merged, result_handler done) {
+    // Completes the request once, whatever happens to the task: a task the
+    // stopping timer thread drops still fails its request.
+    struct pending {
+        result_handler done;
+        std::string why;
+        ~pending() {
+            if (done) {
+                end_result r;
+                r.replicated = true;
+                fail(r, why);
+                deliver(done, std::move(r));
+            }
+        }
+    };
+    auto p = std::make_shared<pending>();
+    p->done = std::move(done);
+    p->why = "replication failed: " + merged.describe();
+    return timers().post([this, s, failed, merged = std::move(merged), p] {
+        // On the timer thread: the manager is there until stop() joins it.
+        auto waiter = make_waiter(s);
+        waiter->on_done = [this, life = lifetime_, s, w = waiter.get(), done = p->done](engine::send_result m) {
+            end_result result;
+            result.replicated = true;
+            {
+                std::shared_lock lock(life->mutex);
+                if (life->open) {
+                    account(result, s, w->version, w->tag, w->client_change, m, w->skipped_any());
+                }
+            }
+            if (!result.send) {
+                result.send = std::move(m);
+            }
+            deliver(done, std::move(result));
+        };
+        if (!resend(s, failed, waiter)) {
+            waiter->on_done = nullptr;
+            end_result result;
+            result.replicated = true;
+            account(result, s, failed.version, failed.tag, failed.client_change, merged, false);
+            deliver(p->done, std::move(result));
+        } else if (!waiter->poll()) {
+            std::lock_guard lock(lingering_mutex_);
+            lingering_.push_back(waiter);
+        }
+        p->done = nullptr; // delivered, or the waiter's on_done will
+    });
 }
 
 void replication_core::replicate_async(const std::shared_ptr<session>& s, bool replicates, bool ends_use,
@@ -423,6 +529,10 @@ void replication_core::replicate_async(const std::shared_ptr<session>& s, bool r
         {
             std::shared_lock lock(life->mutex);
             if (life->open) {
+                if (departed_only(merged) &&
+                    resend_later(s, {1, w->version, w->tag, false, w->client_change}, merged, done)) {
+                    return; // the resend completes the request
+                }
                 account(result, s, w->version, w->tag, w->client_change, merged, w->skipped_any());
             }
         }
@@ -651,6 +761,8 @@ void replication_core::add_stats(nlohmann::json& j) const {
     r["newer_copies_installed"] = c.newer_copies_installed.load();
     r["laggards_skipped"] = c.laggards_skipped.load();
     r["laggard_resyncs"] = c.laggard_resyncs.load();
+    r["departure_resends"] = c.departure_resends.load();
+    r["departure_resends_failed"] = c.departure_resends_failed.load();
     auto& rc = j["reconciliation"];
     rc["started"] = c.reconciles_started.load();
     rc["completed"] = c.reconciles_completed.load();
@@ -694,6 +806,7 @@ void replication_core::add_metrics(std::string& out) const {
     counter("troupe_session_newer_copies_installed_total", c.newer_copies_installed.load());
     counter("troupe_session_laggards_skipped_total", c.laggards_skipped.load());
     counter("troupe_session_laggard_resyncs_total", c.laggard_resyncs.load());
+    counter("troupe_session_departure_resends_total", c.departure_resends.load());
     counter("troupe_session_reconciles_total", c.reconciles_completed.load());
     counter("troupe_session_reconciles_abandoned_total", c.reconciles_abandoned.load());
     counter("troupe_session_reconcile_fetches_total", c.reconcile_fetches.load());

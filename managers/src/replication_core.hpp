@@ -117,6 +117,7 @@ protected:
         std::atomic<std::uint64_t> reconcile_fetches{0}, tombstones_applied{0};
         std::atomic<std::uint64_t> pauses_detected{0}, unverified_waits{0}, unverified_wait_timeouts{0};
         std::atomic<std::uint64_t> minority_refusals{0}, laggards_skipped{0}, laggard_resyncs{0};
+        std::atomic<std::uint64_t> departure_resends{0}, departure_resends_failed{0};
         std::atomic<std::uint64_t> tombstone_drops{0}, expired_received{0}, id_changes_received{0};
         std::atomic<std::uint64_t> accessed_received{0};
         std::atomic<std::uint64_t> full_requests_sent{0}, full_copies_received{0}, full_missing{0};
@@ -355,8 +356,29 @@ protected:
         bool superseded = false;   ///< a newer copy replaced the session during the request
         bool client_change = true; ///< see outgoing::client_change
     };
+    /// With `again_of` (resend), only while the copy still holds that failed
+    /// step; a request's change is then claimed again (mark_changed).
     sent_changes send_changes(const std::shared_ptr<session>& s, bool replicates, bool ends_use,
-                              const std::shared_ptr<send_waiter>& waiter);
+                              const std::shared_ptr<send_waiter>& waiter, const sent_changes* again_of = nullptr);
+    /// Under strict replication (the backup manager: one destination, no
+    /// third copy), a step whose every failure is a destination no longer in
+    /// the view (the backup died or was removed during the request) is sent
+    /// once more, to the destinations chosen now (a new backup, whole): the
+    /// request stands if they take it. Failing it instead would leave its
+    /// change on this node, and on the new backup once restore_copies copies
+    /// the session: a refused request whose change the next one sees.
+    /// Not in a minority (account() refuses those anyway), not twice.
+    bool departed_only(const engine::send_result& merged) const;
+    /// The resend of `failed` (departed_only), reporting to `waiter`; nothing
+    /// when nothing went (the copy moved on, or it was handed over).
+    std::optional<sent_changes> resend(const std::shared_ptr<session>& s, const sent_changes& failed,
+                                       const std::shared_ptr<send_waiter>& waiter);
+    /// replicate_async's resend, on the timer thread (not the I/O thread that
+    /// heard the failure, under the lifetime lock): `done` hears the resend's
+    /// result, or the failure when nothing was resent or the manager stops.
+    /// @return false when it could not be posted (stopping): account inline.
+    bool resend_later(const std::shared_ptr<session>& s, const sent_changes& failed, engine::send_result merged,
+                      result_handler done);
     /// The request's changes were dropped: its session was replaced meanwhile.
     void superseded(end_result& result, const std::string& id);
     /// Counts and logs a failed replication; sets end_result::error under `fail`,

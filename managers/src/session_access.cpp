@@ -370,6 +370,11 @@ bool session_access::acknowledge(session& s, std::uint64_t version, std::uint64_
     return true;
 }
 
+void session_access::mark_changed(session& s) {
+    std::lock_guard lock(s.d_->mutex);
+    s.d_->max_inactive_dirty = true;
+}
+
 std::optional<wire::buffer> session_access::take_expired(session& s) {
     std::lock_guard lock(s.d_->mutex);
     if (!s.d_->announced) {

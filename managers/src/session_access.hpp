@@ -114,6 +114,12 @@ struct session_access {
     /// @return false when the copy no longer holds that step (another copy
     /// replaced it meanwhile): the request must not be acknowledged.
     static bool acknowledge(session& s, std::uint64_t version, std::uint64_t tag);
+    /// Marks the session changed (its max_inactive goes again, unchanged), so
+    /// that the next take_outgoing sends a step, and one that claims a
+    /// request's change: a request whose step reached no member (its backup
+    /// left meanwhile) is sent again (replication_core::resend). Caller
+    /// holds order(s).
+    static void mark_changed(session& s);
     /// The EXPIRED message for a session this node expired, once.
     static std::optional<wire::buffer> take_expired(session& s);
 
