@@ -89,7 +89,8 @@ void backup_manager::stop() {
 }
 
 void backup_manager::wake_waits() {
-    // Fetches waiting for answers give up now (they see stopping_).
+    // Fetches waiting for answers look again: at stopping_, or at the view
+    // (a member that left will not answer).
     std::lock_guard lock(rounds_mutex_);
     for (auto& [request, r] : rounds_) {
         std::lock_guard rl(r->mutex);
@@ -857,7 +858,10 @@ std::shared_ptr<backup_manager::round> backup_manager::ask(const std::vector<mem
             // A member that left the view will not answer (member_departed_locked
             // wakes us): waiting for it would hold the request for the whole
             // step, up to fetch_limit when every member was asked.
+            // Each asked member counts once: one that left the view may still
+            // answer (its reply was on the way).
             const auto members = link_->members();
+            std::size_t settled_members = 0;
             for (const auto& m : r->asked) {
                 const bool replied = std::any_of(r->replies.begin(), r->replies.end(),
                                                  [&](const auto& x) { return x.first == m; });
@@ -866,8 +870,9 @@ std::shared_ptr<backup_manager::round> backup_manager::ask(const std::vector<mem
                 if (!replied && !in_view) {
                     r->unreachable.insert(m);
                 }
+                settled_members += replied || r->unreachable.count(m) > 0 ? 1 : 0;
             }
-            if (stopping_ || r->replies.size() + r->unreachable.size() >= r->asked.size()) {
+            if (stopping_ || settled_members >= r->asked.size()) {
                 return true;
             }
             const bool found = std::any_of(r->replies.begin(), r->replies.end(), [](const auto& x) {
@@ -886,13 +891,6 @@ std::shared_ptr<backup_manager::round> backup_manager::ask(const std::vector<mem
     return r;
 }
 
-void backup_manager::wake_rounds() {
-    std::lock_guard lock(rounds_mutex_);
-    for (const auto& [request, r] : rounds_) {
-        std::lock_guard round_lock(r->mutex);
-        r->cv.notify_all();
-    }
-}
 
 std::shared_ptr<session> backup_manager::take(const wire::full_session& f, bool& unavailable) {
     actions a;
@@ -1196,7 +1194,7 @@ void backup_manager::member_departed_locked(const member& m, actions& a) {
     membership_epoch_.fetch_add(1, std::memory_order_relaxed);
     restores_running_.fetch_add(1);
     a.then.push_back([this, gone = m.id, since = steady::now()] {
-        wake_rounds(); // fetches waiting for its answer stop waiting
+        wake_waits(); // fetches waiting for its answer stop waiting
         bulk_.post([this, gone, since] {
             const release done{[this] { restores_running_.fetch_sub(1); }};
             restore_copies(gone, since);

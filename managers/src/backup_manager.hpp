@@ -73,7 +73,7 @@ namespace troupe::managers::detail {
 ///    one takes it (replication_core::resend);
 ///  - a member asked for a session that leaves the view before it answers
 ///    (its connection died with the question queued): the fetch stops
-///    waiting for it at once and asks the next copy (ask, wake_rounds);
+///    waiting for it at once and asks the next copy (ask, wake_waits);
 ///  - an old backup that missed every notice of its session's move (it was
 ///    restarting, the batch left with a stopping primary, a failed step made
 ///    the primary forget it): the copy audit (audit_copies) retires it;
@@ -196,8 +196,7 @@ private:
         /// is queued, then dropped, and its handler has already said "sent").
         std::set<membership::member_id> unreachable;
     };
-    /// Wakes every fetch round waiting for answers: a member left the view.
-    void wake_rounds();
+
 
     struct backup_counters {
         std::atomic<std::uint64_t> fetches{0}, fetch_found{0}, fetch_new{0}, fetch_unavailable{0};

@@ -450,6 +450,12 @@ bool replication_core::departed_only(const engine::send_result& merged) const {
 std::optional<replication_core::sent_changes> replication_core::resend(const std::shared_ptr<session>& s,
                                                                        const sent_changes& failed,
                                                                        const std::shared_ptr<send_waiter>& waiter) {
+    if (!session_access::lineage_has(*s, failed.version, failed.tag)) {
+        // Another copy replaced this one meanwhile: the request's change is
+        // not in it (send_changes checks again under the order lock).
+        counters_->departure_resends_failed.fetch_add(1, std::memory_order_relaxed);
+        return std::nullopt;
+    }
     // The failed step is not acknowledged: the copy forgets the backup it
     // chose (the next step goes whole to the one chosen now).
     replicated(s, failed.version, false);
@@ -481,8 +487,11 @@ bool replication_core::resend_later(const std::shared_ptr<session>& s, const sen
     auto p = std::make_shared<pending>();
     p->done = std::move(done);
     p->why = "replication failed: " + merged.describe();
-    return timers().post([this, s, failed, merged = std::move(merged), p] {
+    const bool posted = timers().post([this, s, failed, merged = std::move(merged), p] {
         // On the timer thread: the manager is there until stop() joins it.
+        if (stopping_) {
+            return; // p fails the request as it goes
+        }
         auto waiter = make_waiter(s);
         waiter->on_done = [this, life = lifetime_, s, w = waiter.get(), done = p->done](engine::send_result m) {
             end_result result;
@@ -510,6 +519,10 @@ bool replication_core::resend_later(const std::shared_ptr<session>& s, const sen
         }
         p->done = nullptr; // delivered, or the waiter's on_done will
     });
+    if (!posted) {
+        p->done = nullptr; // the caller accounts for the failure itself
+    }
+    return posted;
 }
 
 void replication_core::replicate_async(const std::shared_ptr<session>& s, bool replicates, bool ends_use,
@@ -807,6 +820,7 @@ void replication_core::add_metrics(std::string& out) const {
     counter("troupe_session_laggards_skipped_total", c.laggards_skipped.load());
     counter("troupe_session_laggard_resyncs_total", c.laggard_resyncs.load());
     counter("troupe_session_departure_resends_total", c.departure_resends.load());
+    counter("troupe_session_departure_resends_failed_total", c.departure_resends_failed.load());
     counter("troupe_session_reconciles_total", c.reconciles_completed.load());
     counter("troupe_session_reconciles_abandoned_total", c.reconciles_abandoned.load());
     counter("troupe_session_reconcile_fetches_total", c.reconcile_fetches.load());

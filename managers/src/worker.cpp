@@ -66,6 +66,13 @@ void worker::stop() {
     if (thread_.joinable() && !on_worker_thread()) {
         thread_.join();
     }
+    // The tasks that never ran are dropped now, not in ~worker: a task that
+    // owns a request's completion fails it while its manager still stands.
+    std::deque<std::function<void()>> dropped;
+    {
+        std::lock_guard lock(mutex_);
+        dropped.swap(tasks_);
+    }
 }
 
 void worker::run() {

@@ -440,17 +440,32 @@ TEST_CASE("a request whose backup dies during its sync step stands once a new ba
     c.bus.filter = [backup_id](const fake_bus::envelope& e) {
         return e.to == backup_id ? verdict::hold : verdict::deliver;
     };
+    // end_async (resent on the timer thread) or a blocking end (on its own).
+    const bool blocking = GENERATE(false, true);
     std::atomic<bool> ended{false};
     boost::system::error_code result;
     std::string detail;
     auto r = a.begin_request({id, "/app", {}});
     r.session()->modify<int>("n", [](int& n) { ++n; });
-    r.end_async([&](boost::system::error_code ec, end_result e) {
-        result = ec;
-        detail = e.detail;
-        ended = true;
-    });
-    c.bus.deliver_queued();
+    std::future<void> ending;
+    if (blocking) {
+        ending = std::async(std::launch::async, [&] {
+            boost::system::error_code ec;
+            detail = r.end(ec).detail;
+            result = ec;
+            ended = true;
+        });
+    } else {
+        r.end_async([&](boost::system::error_code ec, end_result e) {
+            result = ec;
+            detail = e.detail;
+            ended = true;
+        });
+    }
+    for (int i = 0; i < 2000 && c.bus.held() == 0; ++i) {
+        c.bus.deliver_queued();
+        std::this_thread::sleep_for(1ms);
+    }
     REQUIRE(c.bus.held() == 1);
     {
         // ... until the member is removed and its queued frame fails.
@@ -460,6 +475,9 @@ TEST_CASE("a request whose backup dies during its sync step stands once a new ba
         for (int i = 0; i < 2000 && !ended.load(); ++i) {
             std::this_thread::sleep_for(2ms);
         }
+    }
+    if (ending.valid()) {
+        ending.get();
     }
     REQUIRE(c.pump());
     REQUIRE(ended.load());
