@@ -891,7 +891,6 @@ std::shared_ptr<backup_manager::round> backup_manager::ask(const std::vector<mem
     return r;
 }
 
-
 std::shared_ptr<session> backup_manager::take(const wire::full_session& f, bool& unavailable) {
     actions a;
     std::shared_ptr<session> s;

@@ -410,26 +410,27 @@ end_result replication_core::replicate(const std::shared_ptr<session>& s, bool r
         fail(result, "end() with ack/sync send options on a troupe I/O thread: not waited for");
         return result;
     }
-    const bool settled = waiter->wait(link_->wait_limit());
-    auto merged = waiter->result();
-    if (!settled) {
-        merged.failures.push_back({self_, transport::error::ack_timeout, "no completion from the channel"});
-    }
+    // The members' answers; one that never came fails as a timeout.
+    const auto answers = [this](send_waiter& w, bool& settled) {
+        settled = w.wait(link_->wait_limit());
+        auto merged = w.result();
+        if (!settled) {
+            merged.failures.push_back({self_, transport::error::ack_timeout, "no completion from the channel"});
+        }
+        return merged;
+    };
+    bool settled = false;
+    auto merged = answers(*waiter, settled);
+    auto step = sent;
     if (settled && departed_only(merged)) {
         auto again_waiter = make_waiter(s);
         if (const auto again = resend(s, sent, again_waiter)) {
-            const bool again_settled = again_waiter->wait(link_->wait_limit());
-            auto again_merged = again_waiter->result();
-            if (!again_settled) {
-                again_merged.failures.push_back(
-                    {self_, transport::error::ack_timeout, "no completion from the channel"});
-            }
-            account(result, s, again->version, again->tag, again->client_change, std::move(again_merged),
-                    again_waiter->skipped_any());
-            return result;
+            step = *again;
+            waiter = std::move(again_waiter);
+            merged = answers(*waiter, settled);
         }
     }
-    account(result, s, sent.version, sent.tag, sent.client_change, std::move(merged), waiter->skipped_any());
+    account(result, s, step.version, step.tag, step.client_change, std::move(merged), waiter->skipped_any());
     return result;
 }
 
@@ -493,20 +494,7 @@ bool replication_core::resend_later(const std::shared_ptr<session>& s, const sen
             return; // p fails the request as it goes
         }
         auto waiter = make_waiter(s);
-        waiter->on_done = [this, life = lifetime_, s, w = waiter.get(), done = p->done](engine::send_result m) {
-            end_result result;
-            result.replicated = true;
-            {
-                std::shared_lock lock(life->mutex);
-                if (life->open) {
-                    account(result, s, w->version, w->tag, w->client_change, m, w->skipped_any());
-                }
-            }
-            if (!result.send) {
-                result.send = std::move(m);
-            }
-            deliver(done, std::move(result));
-        };
+        waiter->on_done = on_settled(s, waiter.get(), p->done, false);
         if (!resend(s, failed, waiter)) {
             waiter->on_done = nullptr;
             end_result result;
@@ -525,24 +513,20 @@ bool replication_core::resend_later(const std::shared_ptr<session>& s, const sen
     return posted;
 }
 
-void replication_core::replicate_async(const std::shared_ptr<session>& s, bool replicates, bool ends_use,
-                                       result_handler done) {
-    if (stopping_ || !engine::send_options::wants_ack(config().send_options)) {
-        deliver(done, replicate(s, replicates, ends_use));
-        return;
-    }
-    auto waiter = make_waiter(s);
-    // Runs once, when it settles: on an I/O thread or the timer thread, maybe
-    // after this manager stopped (then only the caller hears of a failure).
-    // It runs inside a call on the waiter, so the waiter is there; the
+std::function<void(engine::send_result)> replication_core::on_settled(const std::shared_ptr<session>& s,
+                                                                      send_waiter* w, result_handler done,
+                                                                      bool may_resend) {
+    // Runs once, when the waiter settles: on an I/O thread or the timer
+    // thread, maybe after this manager stopped (then only the caller hears of
+    // a failure). It runs inside a call on the waiter, so `w` is there; the
     // version was set before the first send.
-    waiter->on_done = [this, life = lifetime_, s, w = waiter.get(), done](engine::send_result merged) {
+    return [this, life = lifetime_, s, w, done = std::move(done), may_resend](engine::send_result merged) {
         end_result result;
         result.replicated = true;
         {
             std::shared_lock lock(life->mutex);
             if (life->open) {
-                if (departed_only(merged) &&
+                if (may_resend && departed_only(merged) &&
                     resend_later(s, {1, w->version, w->tag, false, w->client_change}, merged, done)) {
                     return; // the resend completes the request
                 }
@@ -554,6 +538,16 @@ void replication_core::replicate_async(const std::shared_ptr<session>& s, bool r
         }
         deliver(done, std::move(result));
     };
+}
+
+void replication_core::replicate_async(const std::shared_ptr<session>& s, bool replicates, bool ends_use,
+                                       result_handler done) {
+    if (stopping_ || !engine::send_options::wants_ack(config().send_options)) {
+        deliver(done, replicate(s, replicates, ends_use));
+        return;
+    }
+    auto waiter = make_waiter(s);
+    waiter->on_done = on_settled(s, waiter.get(), done, true);
     const auto sent = send_changes(s, replicates, ends_use, waiter);
     if (sent.messages == 0) {
         waiter->on_done = nullptr;

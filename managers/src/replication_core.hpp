@@ -379,6 +379,11 @@ protected:
     /// @return false when it could not be posted (stopping): account inline.
     bool resend_later(const std::shared_ptr<session>& s, const sent_changes& failed, engine::send_result merged,
                       result_handler done);
+    /// An asynchronous end's completion once `w` settles: accounts for the
+    /// answers and delivers to `done`; with `may_resend`, a step that failed
+    /// only by departures goes again first (resend_later).
+    std::function<void(engine::send_result)> on_settled(const std::shared_ptr<session>& s, send_waiter* w,
+                                                        result_handler done, bool may_resend);
     /// The request's changes were dropped: its session was replaced meanwhile.
     void superseded(end_result& result, const std::string& id);
     /// Counts and logs a failed replication; sets end_result::error under `fail`,
